@@ -1,0 +1,138 @@
+"""Framework cost: a sweep through `python -m src.train -m` against a bare PyTorch loop.
+
+    python -m src.benchmark                        # the 36-job grid, basic launcher
+    python -m src.benchmark hydra/launcher=joblib  # extra overrides go to the sweep
+
+Both sides run in fresh processes (start-up counted), one torch thread per training, on
+the same data, batch order, initial weights, epochs and optimizer; the bare loop only
+keeps what an experimenter needs (losses and accuracies). The sweep's final val_loss of
+every job is compared with the bare loop's, to show that the trainings are the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from src.generators import make_splits
+from src.nets import OPTIMIZERS, build_mlp
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+DEPTHS, WIDTHS, SEEDS = (0, 2, 5), (1, 10), range(6)
+
+
+def _defaults():
+    data = OmegaConf.load(CONF / "data" / "xor.yaml")
+    model = OmegaConf.load(CONF / "model" / "mlp.yaml")
+    trainer = OmegaConf.load(CONF / "trainer" / "default.yaml")
+    return data, model, trainer
+
+
+def _evaluate(net, loss_fn, x, y) -> tuple[float, float]:
+    with torch.no_grad():
+        logits = net(x).squeeze(-1)
+        return float(loss_fn(logits, y)), float(((logits > 0).float() == y).float().mean())
+
+
+def bare_training(depth: int, width: int, seed: int, splits, data, model, epochs: int) -> dict:
+    """One training written as plain PyTorch, doing what src.train does per job."""
+    torch.manual_seed(seed)
+    net = build_mlp(depth, width, model.activation)
+    opt = OPTIMIZERS[model.optimizer](net.parameters(), lr=model.lr)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    order_gen = torch.Generator().manual_seed(seed)
+    (x, y), (xv, yv), (xt, yt) = splits["train"], splits["val"], splits["test"]
+    history = []
+    for _ in range(epochs):
+        net.train()
+        loss_sum, correct = 0.0, 0
+        for idx in torch.randperm(len(x), generator=order_gen).split(data.batch_size):
+            logits = net(x[idx]).squeeze(-1)
+            loss = loss_fn(logits, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss) * len(idx)
+            correct += int(((logits.detach() > 0).float() == y[idx]).sum())
+        net.eval()
+        val_loss, val_acc = _evaluate(net, loss_fn, xv, yv)
+        history.append((loss_sum / len(x), correct / len(x), val_loss, val_acc))
+    test_loss, _ = _evaluate(net, loss_fn, xt, yt)
+    return {"val_loss": history[-1][2], "test_loss": test_loss}
+
+
+def run_bare() -> None:
+    """The bare side: all the grid's trainings in this process; prints their val_loss as JSON."""
+    data, model, trainer = _defaults()
+    torch.set_num_threads(trainer.num_threads)
+    splits = make_splits(data.name, data.n_train, data.n_val, data.n_test, data.noise, data.seed)
+    results = {}
+    for depth, width, seed in itertools.product(DEPTHS, WIDTHS, SEEDS):
+        run = bare_training(depth, width, seed, splits, data, model, trainer.max_epochs)
+        results[f"{depth},{width},{seed}"] = run["val_loss"]
+    print(json.dumps(results))
+
+
+def _timed(cmd: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"benchmark: {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    return seconds, done.stdout
+
+
+def _sweep_val_losses(sweep_dir: Path) -> dict[str, float]:
+    results = {}
+    for path in sweep_dir.rglob("metrics.json"):
+        metrics = json.loads(path.read_text())
+        m = metrics["config"]
+        results[f"{m['model']['depth']},{m['model']['width']},{m['seed']}"] = metrics["val_loss"]
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bare", action="store_true", help="run only the bare side (internal)")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the sweep")
+    args = parser.parse_args()
+    if args.bare:
+        return run_bare()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep_dir = Path(tmp) / "sweep"
+        grid = [
+            f"model.depth={','.join(map(str, DEPTHS))}",
+            f"model.width={','.join(map(str, WIDTHS))}",
+            f"seed=range({len(SEEDS)})",
+        ]
+        sweep_cmd = [sys.executable, "-m", "src.train", "-m", *grid]
+        sweep_cmd += [f"hydra.sweep.dir={sweep_dir}", *args.overrides]
+        sweep_s, _ = _timed(sweep_cmd)
+        bare_s, out = _timed([sys.executable, "-m", "src.benchmark", "--bare"])
+        bare, sweep = json.loads(out), _sweep_val_losses(sweep_dir)
+
+    n = len(bare)
+    diff = max(abs(bare[k] - sweep[k]) for k in bare) if bare.keys() == sweep.keys() else None
+    print(f"grid: {' '.join(grid + args.overrides)} ({n} trainings)")
+    print(f"python -m src.train -m : {sweep_s:7.1f} s  ({sweep_s / n:.2f} s/job)")
+    print(f"bare PyTorch process   : {bare_s:7.1f} s  ({bare_s / n:.2f} s/training)")
+    print(f"ratio                  : {sweep_s / bare_s:7.2f} x")
+    print(f"per-job framework cost : {(sweep_s - bare_s) / n:7.2f} s")
+    if diff is None:
+        print(f"same trainings         : NO, the sweep finished {len(sweep)} of {n} jobs")
+    else:
+        print(f"same trainings         : max |val_loss sweep - bare| = {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Config checks shared by every entry point: one place that says which values are allowed.
+
+A wrong value raises `ConfigError`, whose message names the key and what is allowed;
+`exit_on_config_error` turns it into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config value that is not allowed."""
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def require_int(key: str, value: Any, minimum: int | None = None) -> None:
+    """Refuse `value` unless it is an integer (at least `minimum`, when given)."""
+    if not _is_int(value) or (minimum is not None and value < minimum):
+        allowed = "an integer" + (f" >= {minimum}" if minimum is not None else "")
+        raise ConfigError(key, value, allowed)
+
+
+def require_number(
+    key: str, value: Any, *, minimum: float | None = None, positive: bool = False
+) -> None:
+    """Refuse `value` unless it is a real number (> 0 or >= `minimum`, when asked)."""
+    ok = _is_number(value) and value == value  # value == value rules out NaN
+    if ok and positive:
+        ok = value > 0
+    if ok and minimum is not None:
+        ok = value >= minimum
+    if not ok:
+        bound = " > 0" if positive else (f" >= {minimum}" if minimum is not None else "")
+        raise ConfigError(key, value, f"a number{bound}")
+
+
+def require_choice(key: str, value: Any, choices: Iterable[str]) -> None:
+    """Refuse `value` unless it is one of `choices`."""
+    choices = sorted(choices)
+    if value not in choices:
+        raise ConfigError(key, value, "one of " + ", ".join(choices))
+
+
+def exit_on_config_error(task: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a Hydra task so that a ConfigError ends the process with one line and status 2."""
+
+    @functools.wraps(task)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task(*args, **kwargs)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

@@ -1,0 +1,72 @@
+"""The LightningDataModule serving one generated data set (`data=<generator>`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+from src.generators import make_splits
+
+
+class GeneratedDataModule(pl.LightningDataModule):
+    """Train, validation and test splits of one generated data set.
+
+    The data depend on `seed` alone, so they stay fixed across repetitions of a model;
+    the order of the training batches depends on `shuffle_seed` (the run's seed).
+    """
+
+    def __init__(
+        self,
+        name: str = "xor",
+        n_train: int = 2500,
+        n_val: int = 500,
+        n_test: int = 500,
+        noise: float = 0.1,
+        batch_size: int = 128,
+        seed: int = 42,
+        shuffle_seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.splits: dict[str, TensorDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            hp = self.hparams
+            drawn = make_splits(hp.name, hp.n_train, hp.n_val, hp.n_test, hp.noise, hp.seed)
+            self.splits = {split: TensorDataset(*tensors) for split, tensors in drawn.items()}
+
+    # The loaders hand the dataset whole index tensors (batch_size=None): one indexing op per
+    # batch instead of one __getitem__ per sample plus a collate.
+    def train_dataloader(self) -> DataLoader:
+        order = torch.Generator().manual_seed(self.hparams.shuffle_seed)
+        batches = ShuffledBatches(len(self.splits["train"]), self.hparams.batch_size, order)
+        return DataLoader(self.splits["train"], sampler=batches, batch_size=None)
+
+    # Evaluation sets are small: one batch each, so an epoch's evaluation is one forward pass.
+    def val_dataloader(self) -> DataLoader:
+        return self._whole("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._whole("test")
+
+    def _whole(self, split: str) -> DataLoader:
+        dataset = self.splits[split]
+        return DataLoader(dataset, sampler=[torch.arange(len(dataset))], batch_size=None)
+
+
+class ShuffledBatches(Sampler[torch.Tensor]):
+    """Index batches of a fresh random permutation of range(n) every epoch."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(torch.randperm(self.n, generator=self.generator).split(self.batch_size))

@@ -1,0 +1,59 @@
+"""Where runs write their results and how they are named.
+
+Registers two OmegaConf resolvers used in conf/train.yaml:
+- `unique_dir`: claims a fresh output folder, so two sweeps started in the same second
+  get `21-30-05` and `21-30-05-2` instead of sharing one;
+- `run_group`: the configuration without the seed (Hydra's override_dirname), used as the
+  job's folder and as its wandb group, so repetitions sit and average together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+METRICS_FILE = "metrics.json"
+DEFAULT_GROUP = "default"
+
+
+def unique_dir(path: str) -> str:
+    """Create `path` (or `path-2`, `path-3`, ...) and return the one this process created."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = path, 1
+    while True:
+        try:
+            os.mkdir(candidate)  # atomic: of two processes racing for a name, one wins
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = f"{path}-{n}"
+
+
+def run_group(override_dirname: str | None) -> str:
+    """The name shared by the repetitions of one configuration."""
+    return override_dirname or DEFAULT_GROUP
+
+
+def register_resolvers() -> None:
+    # use_cache: resolved once per config and copied by Hydra into every job's config.
+    if not OmegaConf.has_resolver("unique_dir"):
+        OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True)
+    if not OmegaConf.has_resolver("run_group"):
+        OmegaConf.register_new_resolver("run_group", run_group)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write `data` to `path` so that a reader never sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=True))
+    os.replace(tmp, path)
+
+
+def read_metrics(job_dir: Path) -> dict[str, Any] | None:
+    """A job's metrics.json, or None when the job has not finished writing it."""
+    path = Path(job_dir) / METRICS_FILE
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,179 @@
+"""Train one MLP on generated data.
+
+    python -m src.train model.depth=3 model.width=10           # one run
+    python -m src.train -m model.depth=0,1,2 'seed=range(6)'   # a sweep
+
+`train(cfg)` is the task (tests call it directly); `main` wraps it for Hydra.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from src.config import ConfigError, require_choice, require_int, require_number
+from src.data import GeneratedDataModule
+from src.generators import GENERATORS
+from src.loggers import KINDS, WANDB_MODES, build_logger, close_logger
+from src.model import MLPClassifier
+from src.nets import ACTIVATIONS, OPTIMIZERS, count_parameters
+from src.runs import METRICS_FILE, register_resolvers, run_group, write_json_atomic
+
+log = logging.getLogger(__name__)
+register_resolvers()
+
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse any value training cannot use, naming the key (raises ConfigError)."""
+    require_int("seed", cfg.seed)
+    m = cfg.model
+    require_int("model.depth", m.depth, minimum=0)
+    require_int("model.width", m.width, minimum=1)
+    require_choice("model.activation", m.activation, ACTIVATIONS)
+    require_number("model.lr", m.lr, positive=True)
+    require_choice("model.optimizer", m.optimizer, OPTIMIZERS)
+    d = cfg.data
+    require_choice("data.name", d.name, GENERATORS)
+    for key in ("n_train", "n_val", "n_test", "batch_size"):
+        require_int(f"data.{key}", d[key], minimum=1)
+    require_number("data.noise", d.noise, minimum=0)
+    require_int("data.seed", d.seed)
+    t = cfg.trainer
+    require_int("trainer.max_epochs", t.max_epochs, minimum=1)
+    require_int("trainer.num_threads", t.num_threads, minimum=1)
+    require_int("trainer.devices", t.devices, minimum=1)
+    require_choice("trainer.accelerator", t.accelerator, ACCELERATORS)
+    if t.progress_bar not in (None, True, False):
+        raise ConfigError("trainer.progress_bar", t.progress_bar, "true, false or null")
+    require_choice("logger.kind", cfg.logger.kind, KINDS)
+    if cfg.logger.kind == "wandb":
+        require_choice("logger.mode", cfg.logger.mode, WANDB_MODES)
+        require_int("logger.watch_log_freq", cfg.logger.watch_log_freq, minimum=1)
+
+
+def _job_group() -> str:
+    return run_group(HydraConfig.get().job.override_dirname if HydraConfig.initialized() else None)
+
+
+def _is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _quiet_lightning() -> None:
+    # Lightning's start-up banners and its advice for big data sets are noise here.
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train, evaluate on the test split, save weights and metrics.json; return the metrics."""
+    validate(cfg)
+    start = time.perf_counter()
+    output_dir = Path(cfg.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _quiet_lightning()
+    torch.set_num_threads(cfg.trainer.num_threads)
+    torch.manual_seed(cfg.seed)
+
+    data = GeneratedDataModule(**cfg.data, shuffle_seed=cfg.seed)
+    model = MLPClassifier(**cfg.model)
+    n_params = count_parameters(model.net)
+    group = _job_group()
+    config = OmegaConf.to_container(cfg, resolve=True)
+    progress_bar = cfg.trainer.progress_bar
+    if progress_bar is None:
+        progress_bar = HydraConfig.initialized() and not _is_multirun()
+    logger = None
+    try:
+        logger = build_logger(cfg.logger, output_dir, group, f"{group}/seed={cfg.seed}", config)
+        if logger is not None:
+            logger.log_hyperparams({"n_params": n_params})
+            if cfg.logger.get("watch"):
+                logger.watch(model, log=cfg.logger.watch_log, log_freq=cfg.logger.watch_log_freq)
+        trainer = pl.Trainer(
+            max_epochs=cfg.trainer.max_epochs,
+            accelerator=cfg.trainer.accelerator,
+            devices=cfg.trainer.devices,
+            logger=logger or False,
+            enable_progress_bar=progress_bar,
+            enable_checkpointing=False,  # weights are saved once, at the end
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=output_dir,
+        )
+        trainer.fit(model, datamodule=data)
+        test = trainer.test(model, datamodule=data, verbose=False)[0]
+        torch.save(
+            {"hparams": dict(model.hparams), "state_dict": model.net.state_dict()},
+            output_dir / "model.pt",
+        )
+    finally:
+        close_logger(logger)
+
+    history = model.history
+    final = history[-1]
+    best = min(history, key=lambda r: r["val_loss"] if math.isfinite(r["val_loss"]) else math.inf)
+    metrics = {
+        "status": "diverged" if model.diverged else "ok",
+        **{k: final[k] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
+        "test_loss": test["test_loss"],
+        "test_accuracy": test["test_accuracy"],
+        "best_val_loss": best["val_loss"],
+        "best_epoch": best["epoch"],
+        "epochs": len(history),
+        "n_params": n_params,
+        "seconds": time.perf_counter() - start,
+        "history": history,
+        "config": config,
+    }
+    write_json_atomic(output_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+def _record_failure(cfg: DictConfig, error: Exception) -> None:
+    output_dir = Path(cfg.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output_dir / METRICS_FILE, {"status": "failed", "error": str(error)})
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point; returns val_loss (what a sweeper minimises, inf for a failed run)."""
+    try:
+        metrics = train(cfg)
+    except ConfigError as error:
+        if not _is_multirun():
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        log.error(f"job refused: {error}")
+        _record_failure(cfg, error)
+        return math.inf
+    except Exception as error:
+        if not _is_multirun():
+            raise
+        # One broken job must not take the sweep down: record it, and go on with the next.
+        log.exception(f"job failed: {error}")
+        _record_failure(cfg, error)
+        return math.inf
+    return metrics["val_loss"] if metrics["status"] == "ok" else math.inf
+
+
+if __name__ == "__main__":
+    main()

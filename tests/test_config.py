@@ -1,0 +1,73 @@
+"""Every value training cannot use is refused before training, naming the key."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from src.config import ConfigError
+from src.train import train, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BAD = [
+    ("model.depth=-1", "model.depth"),
+    ("model.depth=1.5", "model.depth"),
+    ("model.width=0", "model.width"),
+    ("model.activation=softsign", "model.activation"),
+    ("model.optimizer=rmsprop", "model.optimizer"),
+    ("model.lr=0", "model.lr"),
+    ("model.lr=-0.1", "model.lr"),
+    ("model.lr=fast", "model.lr"),
+    ("data.batch_size=0", "data.batch_size"),
+    ("data.noise=-0.1", "data.noise"),
+    ("data.n_train=0", "data.n_train"),
+    ("data.n_val=0", "data.n_val"),
+    ("data.n_test=0", "data.n_test"),
+    ("data.name=blobs", "data.name"),
+    ("trainer.max_epochs=0", "trainer.max_epochs"),
+    ("trainer.num_threads=0", "trainer.num_threads"),
+    ("trainer.accelerator=tpu9", "trainer.accelerator"),
+    ("seed=abc", "seed"),
+    ("seed=1.5", "seed"),
+    ("logger=wandb", None),  # valid: the control case
+]
+
+
+@pytest.mark.parametrize("override, key", BAD)
+def test_bad_values_are_refused_with_the_key(make_cfg, override, key):
+    cfg = make_cfg(override)
+    if key is None:
+        validate(cfg)
+        return
+    with pytest.raises(ConfigError) as error:
+        validate(cfg)
+    assert error.value.key == key
+    assert str(error.value).startswith(f"{key}=")
+
+
+def test_the_defaults_are_valid_and_seed_zero_is_a_seed(make_cfg):
+    cfg = make_cfg("seed=0", tiny=False)
+    validate(cfg)
+    assert cfg.seed == 0
+
+
+def test_refused_before_anything_is_written(make_cfg, tmp_path):
+    with pytest.raises(ConfigError):
+        train(make_cfg("model.width=0"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_command_line_refusal_is_one_line_and_exit_2(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "src.train", "model.depth=-1", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: model.depth=-1 is not allowed: an integer >= 0"
+    ]
+    assert "Traceback" not in done.stdout + done.stderr

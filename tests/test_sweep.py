@@ -1,0 +1,71 @@
+"""A real multirun in a subprocess: folder layout, one wandb run per job, failures contained."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from src.runs import run_group, unique_dir
+
+from .conftest import ROOT, TINY
+
+
+def test_unique_dir_never_hands_out_the_same_folder_twice(tmp_path):
+    first = unique_dir(str(tmp_path / "21-30-05"))
+    second = unique_dir(str(tmp_path / "21-30-05"))
+    assert first != second and Path(first).is_dir() and Path(second).is_dir()
+    assert second == str(tmp_path / "21-30-05-2")
+
+
+def test_run_group_is_the_configuration_without_the_seed():
+    assert run_group("model.depth=3,model.width=10") == "model.depth=3,model.width=10"
+    assert run_group("") == "default"
+
+
+def test_multirun_layout_wandb_runs_and_a_failing_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.train",
+            "-m",
+            "model.depth=-1,1",
+            "model.width=2",
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep}",
+            *TINY,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output  # the sweep finished but says some jobs failed
+    assert "4 jobs" in output and "2 failed" in output and "2 ok" in output
+
+    def job_dir(depth: int, seed: int) -> Path:
+        # <every override but the seed, sorted>/seed=<n>
+        group = ",".join(sorted([*TINY, f"model.depth={depth}", "model.width=2"]))
+        return sweep / group / f"seed={seed}"
+
+    for seed in (0, 1):
+        job = job_dir(1, seed)
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["status"] == "ok" and metrics["config"]["seed"] == seed
+        runs = list((job / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, runs  # one wandb run per job, inside the job's folder
+        # The run record carries group (repetitions average together) and name as strings.
+        record = next(runs[0].glob("*.wandb")).read_bytes()
+        group = job.parent.name
+        assert f"{group}/seed={seed}".encode() in record and b"train" in record
+        assert (job / "model.pt").exists()
+
+        bad = job_dir(-1, seed)
+        record = json.loads((bad / "metrics.json").read_text())
+        assert record["status"] == "failed" and "model.depth" in record["error"]
+        assert not (bad / "wandb").exists()

@@ -1,0 +1,103 @@
+"""In-process training runs: what a job writes, determinism, divergence, loggers."""
+
+import json
+import math
+
+import torch
+
+from src.nets import build_mlp
+from src.train import train
+
+KEYS = {
+    "status",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "best_val_loss",
+    "best_epoch",
+    "epochs",
+    "n_params",
+    "seconds",
+    "history",
+    "config",
+}
+
+
+def test_a_run_writes_metrics_and_weights(make_cfg, tmp_path):
+    metrics = train(make_cfg("model.depth=2", "model.width=4"))
+    out = tmp_path / "run"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert set(saved) == KEYS and saved["status"] == "ok"
+    assert saved["epochs"] == len(saved["history"]) == 2
+    assert [r["epoch"] for r in saved["history"]] == [0, 1]
+    assert saved["val_loss"] == saved["history"][-1]["val_loss"] == metrics["val_loss"]
+    assert saved["best_val_loss"] == min(r["val_loss"] for r in saved["history"])
+    assert saved["n_params"] == 3 * 4 + 5 * 4 + 5
+    for key in ("train_loss", "val_loss", "test_loss"):
+        assert 0 < saved[key] < 5
+    for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
+        assert 0 <= saved[key] <= 1
+
+    checkpoint = torch.load(out / "model.pt")
+    net = build_mlp(checkpoint["hparams"]["depth"], checkpoint["hparams"]["width"])
+    net.load_state_dict(checkpoint["state_dict"])
+
+
+def test_logged_loss_is_the_loss_of_the_saved_model(make_cfg, tmp_path):
+    train(make_cfg("model.depth=1", "model.width=3"))
+    from src.data import GeneratedDataModule
+
+    cfg = make_cfg()
+    dm = GeneratedDataModule(**cfg.data)
+    dm.setup()
+    checkpoint = torch.load(tmp_path / "run" / "model.pt")
+    net = build_mlp(1, 3)
+    net.load_state_dict(checkpoint["state_dict"])
+    x, y = dm.splits["test"].tensors
+    with torch.no_grad():
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x).squeeze(-1), y)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert math.isclose(saved["test_loss"], float(loss), rel_tol=1e-5)
+
+
+def test_same_config_and_seed_give_identical_numbers(make_cfg):
+    a = train(make_cfg("seed=0"))
+    b = train(make_cfg("seed=0"))
+    c = train(make_cfg("seed=1"))
+    for m in (a, b, c):
+        m.pop("seconds")
+    assert a == b
+    assert a["history"] != c["history"]
+
+
+def test_a_good_setting_learns_xor(make_cfg):
+    metrics = train(
+        make_cfg("trainer.max_epochs=25", "model.depth=2", "model.width=10", tiny=False)
+    )
+    assert metrics["val_accuracy"] > 0.97 and metrics["val_loss"] < 0.1
+
+
+def test_divergence_stops_the_run_and_is_recorded(make_cfg):
+    metrics = train(make_cfg("model.optimizer=sgd", "model.lr=1e38", "trainer.max_epochs=5"))
+    assert metrics["status"] == "diverged"
+    assert metrics["epochs"] < 5
+    assert not math.isfinite(metrics["history"][-1]["train_loss"])
+
+
+def test_csv_logger_writes_the_epoch_metrics(make_cfg, tmp_path):
+    train(make_cfg("logger=csv"))
+    lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert {"train_loss", "val_loss", "train_accuracy", "val_accuracy", "epoch"} <= set(header)
+
+
+def test_wandb_offline_run_lives_in_the_job_folder(make_cfg, tmp_path):
+    import wandb
+
+    train(make_cfg("logger=wandb", "logger.watch=true"))
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+    assert wandb.run is None  # finished, so the next job starts a run of its own
