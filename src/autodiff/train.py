@@ -1,0 +1,314 @@
+"""The fitting study (exercise 2l): train a Var or matrix-backend net on the course's data.
+
+    python -m src.autodiff.train                          # the course's default run
+    python -m src.autodiff.train experiment=overfit       # underfit | overfit | goodfit
+    python -m src.autodiff.train backend=matrix train.batch_size=16 schedule.name=step
+
+Writes into the Hydra output folder: loss_curves.png (linear and log-log), fit.png (the fit
+on the test points), metrics.json, and the wandb run (offline by default) or metrics.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from src.autodiff.data import make_data
+from src.autodiff.matrix import MatrixNet
+from src.autodiff.nn import ACTIVATIONS, INITIALIZERS, build_network, squared_error
+from src.autodiff.schedules import SCHEDULES, make_schedule
+from src.config import (
+    ConfigError,
+    exit_on_config_error,
+    require_choice,
+    require_int,
+    require_number,
+)
+
+BACKENDS = ("var", "matrix")
+LOSSES = ("sum", "mean")
+LOGGERS = ("wandb", "csv", "none")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def _require_fraction(key: str, value, upper_open: bool = False) -> None:
+    """A number in (0, 1] (or (0, 1) when upper_open)."""
+    require_number(key, value, positive=True)
+    if value > 1 or (upper_open and value == 1):
+        raise ConfigError(key, value, "a number in (0, 1)" if upper_open else "a number in (0, 1]")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Refuse every value the study cannot run with, naming the key (raises ConfigError)."""
+    require_int("seed", cfg.seed, 0)
+    require_choice("backend", cfg.backend, BACKENDS)
+
+    if cfg.data.dims not in (1, 3) or isinstance(cfg.data.dims, bool):
+        raise ConfigError("data.dims", cfg.data.dims, "1 or 3")
+    require_int("data.n_samples", cfg.data.n_samples, 10)
+    require_number("data.noise", cfg.data.noise, minimum=0.0, positive=cfg.data.dims == 3)
+    require_int("data.seed", cfg.data.seed, 0)
+
+    if not isinstance(cfg.model.hidden, (list, ListConfig)):
+        raise ConfigError("model.hidden", cfg.model.hidden, "a list of integers >= 1")
+    for i, width in enumerate(cfg.model.hidden):
+        require_int(f"model.hidden[{i}]", width, 1)
+    require_choice("model.activation", cfg.model.activation, ACTIVATIONS)
+    require_choice("model.output_activation", cfg.model.output_activation, ACTIVATIONS)
+    require_choice("model.initializer", cfg.model.initializer, INITIALIZERS)
+    require_number("model.init_std", cfg.model.init_std, positive=True)
+
+    require_int("train.epochs", cfg.train.epochs, 1)
+    require_number("train.lr", cfg.train.lr, positive=True)
+    if cfg.train.batch_size is not None:
+        require_int("train.batch_size", cfg.train.batch_size, 1)
+    require_choice("train.loss", cfg.train.loss, LOSSES)
+
+    s = cfg.schedule
+    require_choice("schedule.name", s.name, SCHEDULES)
+    _require_fraction("schedule.gamma", s.gamma)
+    require_int("schedule.step_size", s.step_size, 1)
+    require_int("schedule.window_start", s.window_start, 1)
+    require_int("schedule.window_end", s.window_end, s.window_start + 1)
+    require_int("schedule.smoothing", s.smoothing, 1)
+    _require_fraction("schedule.gain", s.gain, upper_open=True)
+    _require_fraction("schedule.target_decay", s.target_decay)
+    _require_fraction("schedule.min_factor", s.min_factor)
+    require_number("schedule.max_factor", s.max_factor, minimum=1.0)
+
+    require_choice("logger", cfg.logger, LOGGERS)
+    require_choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
+    if not isinstance(cfg.wandb.project, str) or not cfg.wandb.project:
+        raise ConfigError("wandb.project", cfg.wandb.project, "a non-empty string")
+    require_int("print_every", cfg.print_every, 0)
+    if cfg.output_dir is not None and not isinstance(cfg.output_dir, str):
+        raise ConfigError("output_dir", cfg.output_dir, "a folder path or null")
+
+
+# ---- the two backends behind one interface: step (one SGD update), loss, predict
+
+
+class VarModel:
+    """The network as a graph of Vars, rebuilt for every forward pass."""
+
+    def __init__(self, network, kind: str):
+        self.network, self.kind = network, kind
+
+    def step(self, x: np.ndarray, t: np.ndarray, lr: float) -> float:
+        """One SGD update on (x, t); returns the batch's summed squared error before it."""
+        sse = squared_error(self.network(x.tolist()), t.tolist())
+        (sse if self.kind == "sum" else sse / t.size).backward()
+        self.network.sgd_step(lr)
+        self.network.zero_grad()
+        return sse.v
+
+    def loss(self, x: np.ndarray, t: np.ndarray) -> float:
+        sse = squared_error(self.network(x.tolist()), t.tolist()).v
+        return sse if self.kind == "sum" else sse / t.size
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.array([[y.v for y in self.network.forward(row)] for row in x.tolist()])
+
+
+class MatrixModel:
+    """The same network as numpy arrays, trained with the delta rule."""
+
+    def __init__(self, network, kind: str):
+        self.net, self.kind = MatrixNet.from_layers(network), kind
+
+    def step(self, x: np.ndarray, t: np.ndarray, lr: float) -> float:
+        loss, grad_W, grad_b = self.net.gradients(x, t, self.kind)
+        self.net.sgd_step(grad_W, grad_b, lr)
+        return loss if self.kind == "sum" else loss * t.size
+
+    def loss(self, x: np.ndarray, t: np.ndarray) -> float:
+        return self.net.loss(x, t, self.kind)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.net.predict(x)
+
+
+# ---- loggers: log(row) every epoch, close() at the end (also after an error)
+
+
+class NoLogger:
+    def log(self, row: dict) -> None:
+        pass
+
+    def summary(self, metrics: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class CsvLogger(NoLogger):
+    def __init__(self, path: Path):
+        self.file = open(path, "w", newline="")  # noqa: SIM115  (closed in close())
+        self.writer = None
+
+    def log(self, row: dict) -> None:
+        if self.writer is None:
+            self.writer = csv.DictWriter(self.file, fieldnames=list(row))
+            self.writer.writeheader()
+        self.writer.writerow(row)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class WandbLogger(NoLogger):
+    def __init__(self, cfg: DictConfig, out_dir: Path | None):
+        import wandb
+
+        self.wandb = wandb
+        self.run = wandb.init(
+            project=cfg.wandb.project,
+            mode=os.environ.get("WANDB_MODE") or cfg.wandb.mode,
+            dir=str(out_dir) if out_dir else None,
+            config=OmegaConf.to_container(cfg, resolve=True),
+        )
+
+    def log(self, row: dict) -> None:
+        self.run.log(row)
+
+    def summary(self, metrics: dict) -> None:
+        for key, value in metrics.items():
+            if key != "history":
+                self.run.summary[key] = value
+
+    def close(self) -> None:
+        self.wandb.finish()
+
+
+def make_logger(cfg: DictConfig, out_dir: Path | None) -> NoLogger:
+    if cfg.logger == "wandb":
+        return WandbLogger(cfg, out_dir)
+    if cfg.logger == "csv" and out_dir is not None:
+        return CsvLogger(out_dir / "metrics.csv")
+    return NoLogger()
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train once as `cfg` says; returns (and writes to cfg.output_dir) the metrics."""
+    check_config(cfg)
+    out_dir = Path(cfg.output_dir) if cfg.output_dir is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    data = make_data(cfg.data.noise, cfg.data.n_samples, cfg.data.dims, cfg.data.seed)
+    rng = np.random.default_rng(cfg.seed)
+    sizes = [data.x_train.shape[1], *cfg.model.hidden, 1]
+    network = build_network(
+        sizes,
+        cfg.model.activation,
+        cfg.model.output_activation,
+        cfg.model.initializer,
+        rng,
+        cfg.model.init_std,
+    )
+    model = (VarModel if cfg.backend == "var" else MatrixModel)(network, cfg.train.loss)
+    schedule = make_schedule(
+        cfg.schedule.name, cfg.train.lr, **{k: v for k, v in cfg.schedule.items() if k != "name"}
+    )
+    n_train = len(data.x_train)
+    batch_size = min(cfg.train.batch_size or n_train, n_train)
+
+    history = {"epoch": [], "train_loss": [], "val_loss": [], "lr": []}
+    status = "ok"
+    logger = make_logger(cfg, out_dir)
+    start = time.perf_counter()
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            for epoch in range(cfg.train.epochs):
+                lr = schedule.lr
+                order = rng.permutation(n_train) if batch_size < n_train else np.arange(n_train)
+                try:
+                    sse = sum(
+                        model.step(data.x_train[idx], data.y_train[idx], lr)
+                        for idx in np.array_split(order, math.ceil(n_train / batch_size))
+                    )
+                    val_loss = model.loss(data.x_val, data.y_val)
+                except OverflowError:  # Python floats raise where numpy gives inf
+                    sse = val_loss = math.inf
+                train_loss = sse if cfg.train.loss == "sum" else sse / data.y_train.size
+
+                row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr}
+                for key, value in row.items():
+                    history[key].append(value)
+                logger.log(row)
+                if cfg.print_every and (
+                    epoch % cfg.print_every == 0 or epoch == cfg.train.epochs - 1
+                ):
+                    print(
+                        f"{epoch + 1:6d}  train loss {train_loss:10.4f}  "
+                        f"validation loss {val_loss:10.4f}  lr {lr:.3g}"
+                    )
+                if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+                    status = "diverged"
+                    break
+                schedule.after_epoch(epoch, train_loss)
+
+            try:
+                test_loss = model.loss(data.x_test, data.y_test)
+            except OverflowError:
+                test_loss = math.inf
+        seconds = time.perf_counter() - start
+
+        val = np.array(history["val_loss"])
+        best = (
+            int(np.argmin(np.where(np.isfinite(val), val, np.inf)))
+            if np.isfinite(val).any()
+            else None
+        )
+        metrics = {
+            "status": status,
+            "backend": cfg.backend,
+            "epochs_run": len(history["epoch"]),
+            "train_loss": _finite(history["train_loss"][-1]),
+            "val_loss": _finite(history["val_loss"][-1]),
+            "test_loss": _finite(test_loss),
+            "best_val_loss": history["val_loss"][best] if best is not None else None,
+            "best_val_epoch": best + 1 if best is not None else None,
+            "seconds": seconds,
+            "history": {k: [_finite(v) for v in vs] for k, vs in history.items()},
+        }
+        logger.summary(metrics)
+        if out_dir is not None:
+            from src.autodiff.plots import plot_fit, plot_losses
+
+            (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+            title = f"{sizes} {cfg.model.activation}, {cfg.backend}"
+            plot_losses(history, out_dir / "loss_curves.png", title)
+            if status == "ok":
+                plot_fit(data, model.predict, out_dir / "fit.png", title)
+    finally:
+        logger.close()
+    print(
+        f"status {status}: train {metrics['train_loss']}, validation {metrics['val_loss']}, "
+        f"test {metrics['test_loss']} after {metrics['epochs_run']} epochs, {seconds:.2f} s"
+    )
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../../conf/autodiff", config_name="train")
+@exit_on_config_error
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns the final validation loss (what a sweeper minimises)."""
+    return train(cfg)["val_loss"]
+
+
+if __name__ == "__main__":
+    main()
