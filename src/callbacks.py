@@ -1,4 +1,9 @@
-"""Hydra callbacks that run once around a whole multirun."""
+"""Hydra callbacks that run once around a whole multirun.
+
+Hydra calls the `on_multirun_end` hooks in the reverse order of `hydra.callbacks`, so
+conf/train.yaml lists `summary` first: the report is written before the summary, whose
+exit status 1 on failed jobs stays the last thing that happens.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,27 @@ from omegaconf import DictConfig
 from src.runs import METRICS_FILE, read_metrics
 
 log = logging.getLogger(__name__)
+
+
+class GridReport(Callback):
+    """Writes results.csv and the report (src/report.py) into the sweep folder at the end;
+    logs them as one wandb run when the wandb logger is on. Never fails the sweep."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from src.report import log_to_wandb, write_report  # matplotlib: only when it is used
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            report_dir = write_report(sweep_dir)
+        except Exception as error:  # results.csv is written first, so it survives this
+            log.error(f"report not written: {type(error).__name__}: {error}")
+            return
+        log.info(f"report: {report_dir / 'index.html'}")
+        if config.get("logger") and config.logger.get("kind") == "wandb":
+            try:
+                log_to_wandb(sweep_dir, config.logger)
+            except Exception as error:
+                log.error(f"report not logged to wandb: {type(error).__name__}: {error}")
 
 
 class SweepSummary(Callback):

@@ -1,0 +1,265 @@
+"""The report's figures, drawn from plain arrays (src/report.py computes them from a sweep).
+
+Every function writes one PNG to `path` and returns it. Rows of a grid are drawn top to
+bottom in the order given, columns left to right, like a table.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render straight to files
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+CLASS_COLOURS = ("#2166ac", "#b2182b")  # class 0 blue, class 1 red: the ends of RdBu_r
+DPI = 100
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+@dataclass
+class Axis:
+    """A grid axis: the swept key ("" for none) and its values, in the order drawn."""
+
+    key: str
+    values: list
+
+    def name(self, value) -> str:
+        """'model.depth=2', or 'all' on an axis with no key."""
+        return f"{self.key}={value}" if self.key else "all"
+
+
+@dataclass
+class Boundary:
+    """A model's sigmoid output on a mesh over `extent` (x0, x1, y0, y1), and points on top."""
+
+    probs: np.ndarray  # (n, n), rows along y from y0 to y1
+    extent: tuple[float, float, float, float]
+    x: np.ndarray  # (m, 2) points
+    y: np.ndarray  # (m,) labels in {0, 1}
+    label: str = ""
+
+
+def _title(fig: plt.Figure, title: str, fontsize: float = 12) -> None:
+    """A suptitle wrapped to the figure's width."""
+    chars = int(fig.get_figwidth() * 135 / fontsize)
+    fig.suptitle("\n".join(textwrap.wrap(title, chars)), fontsize=fontsize)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _scatter(ax: plt.Axes, x: np.ndarray, y: np.ndarray, size: float) -> None:
+    colours = np.asarray(CLASS_COLOURS)[y.astype(int)]
+    ax.scatter(x[:, 0], x[:, 1], c=colours, s=size, linewidths=0.2, edgecolors="white")
+
+
+def plot_data(splits: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: Path) -> Path:
+    """One scatter per split (e.g. train and val), coloured by class."""
+    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 5), squeeze=False)
+    for ax, (name, (x, y)) in zip(axes[0], splits.items()):
+        _scatter(ax, x, y, size=8)
+        ax.set_title(f"{name}: {len(y)} points ({int(y.sum())} of class 1)")
+        ax.set_xlabel("x0")
+        ax.set_ylabel("x1")
+        ax.set_aspect("equal")
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=c, label=f"class {i}")
+        for i, c in enumerate(CLASS_COLOURS)
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=2)
+    _title(fig, title)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return _save(fig, path)
+
+
+def _heatmap(ax, values, row: Axis, col: Axis, cmap: str, notes) -> None:
+    masked = np.ma.masked_invalid(values)
+    lo, hi = (float(masked.min()), float(masked.max())) if masked.count() else (0.0, 1.0)
+    if np.isclose(lo, hi):  # one value (up to rounding): a mid colour on a readable scale
+        pad = abs(lo) / 2 or 1.0
+        lo, hi = lo - pad, hi + pad
+    cmap = plt.get_cmap(cmap).with_extremes(bad="#dddddd")  # grey: no finished run
+    image = ax.imshow(masked, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+    plt.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+    for (i, j), value in np.ndenumerate(values):
+        text = f"{value:.3f}" if np.isfinite(value) else "n/a"
+        text += notes[i][j] if notes else ""
+        # White text on dark cells: the cell's colour as imshow draws it, then its luminance.
+        dark = np.isfinite(value) and image.cmap(image.norm(value))[:3] @ LUMA < 0.5
+        colour = "w" if dark else "k"
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(len(col.values)), [str(v) if col.key else "" for v in col.values])
+    ax.set_yticks(range(len(row.values)), [str(v) if row.key else "" for v in row.values])
+    ax.set_xlabel(col.key)
+    ax.set_ylabel(row.key)
+
+
+def plot_heatmaps(
+    mean: np.ndarray,
+    std: np.ndarray,
+    row: Axis,
+    col: Axis,
+    metric: str,
+    title: str,
+    path: Path,
+    notes: list[list[str]] | None = None,
+) -> Path:
+    """Two annotated heat maps over row x col: the mean and the std across seeds of `metric`.
+
+    `notes[i][j]` is appended to a cell's text (e.g. the number of seeds when some are missing).
+    """
+    width = max(5.0, 0.9 * len(col.values) + 2.5)
+    height = max(3.5, 0.6 * len(row.values) + 2)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * width, height))
+    # The mean is bright where it is good (low loss, high accuracy); a large std is dark.
+    good = "viridis" if "accuracy" in metric else "viridis_r"
+    _heatmap(axes[0], mean, row, col, good, notes)
+    axes[0].set_title(f"mean {metric} across seeds")
+    _heatmap(axes[1], std, row, col, "magma_r", None)
+    axes[1].set_title(f"std of {metric} across seeds")
+    _title(fig, title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _boundary(ax: plt.Axes, b: Boundary, size: float):
+    image = ax.imshow(
+        b.probs,
+        extent=b.extent,
+        origin="lower",
+        cmap="RdBu_r",
+        vmin=0,
+        vmax=1,
+        alpha=0.55,
+        aspect="auto",
+        interpolation="bilinear",
+    )
+    ax.contour(b.probs, levels=[0.5], extent=b.extent, origin="lower", colors="k", linewidths=0.8)
+    _scatter(ax, b.x, b.y, size)
+    ax.set_xlim(b.extent[:2])
+    ax.set_ylim(b.extent[2:])
+    return image
+
+
+def plot_boundary_grid(
+    cells: list[list[Boundary | None]], row: Axis, col: Axis, title: str, path: Path
+) -> Path:
+    """One small decision-boundary panel per cell, laid out as the grid; None: no model."""
+    n_rows, n_cols = len(row.values), len(col.values)
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(max(6.0, 1.9 * n_cols + 1), 1.9 * n_rows + 1.5),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+    )
+    for i, j in np.ndindex(n_rows, n_cols):
+        ax, cell = axes[i, j], cells[i][j]
+        if cell is None:
+            ax.text(0.5, 0.5, "no model", ha="center", va="center", transform=ax.transAxes)
+        else:
+            _boundary(ax, cell, size=2)
+            ax.set_title(cell.label, fontsize=7)
+        ax.tick_params(labelsize=6)
+        if j == 0:
+            ax.set_ylabel(row.name(row.values[i]), fontsize=8)
+        if i == n_rows - 1:
+            ax.set_xlabel(col.name(col.values[j]), fontsize=8)
+    _title(fig, title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_boundaries(boundaries: dict[str, Boundary], title: str, path: Path) -> Path:
+    """Large decision-boundary panels side by side, titled by their keys (e.g. best, worst)."""
+    fig, axes = plt.subplots(
+        1, len(boundaries), figsize=(6.5 * len(boundaries), 6.3), squeeze=False
+    )
+    for ax, (name, b) in zip(axes[0], boundaries.items()):
+        image = _boundary(ax, b, size=8)
+        plt.colorbar(image, ax=ax, fraction=0.046, pad=0.03, label="sigmoid output")
+        ax.set_title("\n".join(textwrap.wrap(f"{name}: {b.label}", 60)), fontsize=10)
+        ax.set_xlabel("x0")
+        ax.set_ylabel("x1")
+    _title(fig, title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+@dataclass
+class Curve:
+    """Mean and std across seeds of the train and validation loss, per epoch."""
+
+    epochs: np.ndarray
+    train_mean: np.ndarray
+    train_std: np.ndarray
+    val_mean: np.ndarray
+    val_std: np.ndarray
+
+
+def plot_curves(
+    panels: dict[str, dict[str, Curve]], legend_title: str, title: str, path: Path
+) -> Path:
+    """One panel per key of `panels`, one colour per inner key: validation loss solid, train
+    loss dashed, each the mean across seeds with +- one std shaded."""
+    n = len(panels)
+    ncols = min(n, 4)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(max(8.0, 4.2 * ncols), 3.4 * nrows + 1.2), squeeze=False, sharey=True
+    )
+    labels = list(dict.fromkeys(k for curves in panels.values() for k in curves))
+    colours = dict(zip(labels, plt.cm.viridis(np.linspace(0, 0.9, max(len(labels), 1)))))
+    for ax, (name, curves) in zip(axes.flat, panels.items()):
+        for label, c in curves.items():
+            for mean, std, style, alpha in (
+                (c.val_mean, c.val_std, "-", 0.15),
+                (c.train_mean, c.train_std, "--", 0.07),
+            ):
+                ax.plot(
+                    c.epochs, mean, color=colours[label], ls=style, lw=1.5 if style == "-" else 1
+                )
+                ax.fill_between(
+                    c.epochs, mean - std, mean + std, color=colours[label], alpha=alpha, linewidth=0
+                )
+        ax.set_title(name, fontsize=10)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter("{x:g}")  # 0.7 rather than 7 x 10^-1
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3, which="both")
+    lo, hi = axes[0, 0].get_ylim()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("loss (log scale)")
+        if hi < 10 * lo:  # less than a decade: label the minor ticks too
+            ax.yaxis.set_minor_formatter("{x:g}")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=colours[k], label=str(k)) for k in labels]
+    handles += [
+        plt.Line2D([], [], color="grey", label="validation (mean ± std)"),
+        plt.Line2D([], [], color="grey", ls="--", label="train (mean ± std)"),
+    ]
+    fig.legend(
+        handles=handles,
+        title=legend_title,
+        loc="lower center",
+        ncol=min(len(handles), 8),
+        fontsize=8,
+    )
+    _title(fig, title)
+    fig.tight_layout(rect=(0, 0.1 if nrows == 1 else 0.06, 1, 1))
+    return _save(fig, path)

@@ -1,0 +1,444 @@
+"""The grid report of a sweep: results.csv, figures and a page to read, in `<sweep>/report/`.
+
+    python -m src.report multirun/2026-11-26/21-30-05
+    python -m src.report <sweep dir> --rows model.depth --cols model.lr --seed 2
+
+Written at the end of every multirun by src.callbacks.GridReport; works on a partial or
+interrupted sweep too. Failed, diverged and missing jobs stay in results.csv and are left out
+of the means. Swept keys that are on neither axis are tuned away: each cell shows the
+configuration with the lowest mean val_loss among those in the cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from src import figures
+from src.config import ConfigError
+from src.figures import Axis
+from src.generators import make_splits
+from src.nets import build_mlp
+from src.results import (
+    RESULTS_FILE,
+    SweepError,
+    collect,
+    override_keys,
+    swept_keys,
+    values,
+    write_results,
+)
+from src.runs import read_metrics
+
+REPORT_DIR = "report"
+DEFAULT_ROWS, DEFAULT_COLS = "model.depth", "model.width"
+MESH = 120  # decision boundaries: points per side of the evaluation mesh
+TOP = 10  # configurations in the page's table
+CAPTIONS = {  # figure file stem: its heading on the page
+    "data": "The data set",
+    "heatmap_val_loss": "Validation loss over the grid",
+    "heatmap_val_accuracy": "Validation accuracy over the grid",
+    "boundaries": "Decision boundaries, one per cell",
+    "boundaries_best_worst": "The best and the worst configuration",
+    "learning_curves": "Learning curves",
+}
+
+
+@dataclass
+class Group:
+    """One configuration (every override but the seed) and its runs, one per seed."""
+
+    config: dict[str, Any]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[dict[str, Any]]:
+        return [r for r in self.runs if r["status"] == "ok"]
+
+    def mean(self, metric: str) -> float:
+        xs = [r[metric] for r in self.ok]
+        return statistics.fmean(xs) if xs else float("nan")
+
+    def std(self, metric: str) -> float:
+        xs = [r[metric] for r in self.ok]
+        return statistics.stdev(xs) if len(xs) > 1 else float("nan")
+
+    def pm(self, metric: str) -> str:
+        return f"{self.mean(metric):.4f} ± {self.std(metric):.4f}"
+
+    def describe(self, keys: list[str]) -> str:
+        return ", ".join(f"{k}={self.config.get(k)}" for k in keys)
+
+
+def group_runs(results: list[dict[str, Any]]) -> list[Group]:
+    keys = [k for k in override_keys(results) if k != "seed"]
+    groups: dict[tuple, Group] = {}
+    for row in results:
+        config = {k: row.get(k) for k in keys}
+        groups.setdefault(tuple(config.values()), Group(config)).runs.append(row)
+    return list(groups.values())
+
+
+def choose_axes(
+    results: list[dict[str, Any]], rows: str | None, cols: str | None
+) -> tuple[str | None, str | None]:
+    """The keys asked for (they must be swept), else depth x width, else the first swept keys;
+    None for an axis with no swept key left to put on it."""
+    swept = swept_keys(results)
+    for option, key in (("--rows", rows), ("--cols", cols)):
+        if key is not None and key not in swept:
+            raise ConfigError(option, key, "a swept key: " + (", ".join(swept) or "none"))
+    if rows is not None and rows == cols:
+        raise ConfigError("--cols", cols, "a key other than --rows")
+    free = [k for k in dict.fromkeys([DEFAULT_ROWS, DEFAULT_COLS, *swept]) if k in swept]
+    free = [k for k in free if k not in (rows, cols)]
+    rows = rows if rows is not None else (free.pop(0) if free else None)
+    cols = cols if cols is not None else (free.pop(0) if free else None)
+    return rows, cols
+
+
+@dataclass
+class Report:
+    """What the figures are drawn from: the sweep's runs, grouped and laid out as the grid."""
+
+    sweep_dir: Path
+    out: Path
+    results: list[dict[str, Any]]
+    row: Axis
+    col: Axis
+    seed: int
+    groups: list[Group]
+    cells: list[list[Group | None]]  # per cell, its best configuration (None: no finished run)
+    records: dict[str, dict[str, Any]]  # metrics.json of each finished job, by job_dir
+    swept: list[str]
+    context: str  # for titles: tuned and fixed keys, jobs left out
+    splits_cache: dict = field(default_factory=dict)
+
+    @property
+    def ranked(self) -> list[Group]:
+        return sorted((g for g in self.groups if g.ok), key=lambda g: g.mean("val_loss"))
+
+    def run_of(self, g: Group) -> dict[str, Any]:
+        """The run drawn for a configuration: the chosen seed's, else its first finished one."""
+        return next((r for r in g.ok if r.get("seed") == self.seed), g.ok[0])
+
+    def splits(self, data: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The data set a job trained on, regenerated from its config's data section."""
+        key = tuple(sorted(data.items()))
+        if key not in self.splits_cache:
+            args = {k: data[k] for k in ("name", "n_train", "n_val", "n_test", "noise", "seed")}
+            splits = make_splits(**args).items()
+            self.splits_cache[key] = {s: (x.numpy(), y.numpy()) for s, (x, y) in splits}
+        return self.splits_cache[key]
+
+    def boundary(self, g: Group, label: str) -> figures.Boundary:
+        """The saved model's sigmoid output on a mesh over its data, validation points on top."""
+        run = self.run_of(g)
+        saved = torch.load(self.sweep_dir / run["job_dir"] / "model.pt", weights_only=True)
+        h = saved["hparams"]
+        net = build_mlp(h["depth"], h["width"], h["activation"], h.get("in_features", 2))
+        net.load_state_dict(saved["state_dict"])
+        splits = self.splits(self.records[run["job_dir"]]["config"]["data"])
+        points = np.concatenate([splits["train"][0], splits["val"][0]])
+        lo, hi = points.min(axis=0), points.max(axis=0)
+        lo, hi = lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)
+        xs, ys = np.meshgrid(np.linspace(lo[0], hi[0], MESH), np.linspace(lo[1], hi[1], MESH))
+        mesh = torch.tensor(np.stack([xs.ravel(), ys.ravel()], axis=1), dtype=torch.float32)
+        with torch.no_grad():
+            probs = torch.sigmoid(net(mesh)).reshape(MESH, MESH).numpy()
+        extent = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
+        return figures.Boundary(probs, extent, *splits["val"], f"{label} seed={run.get('seed')}")
+
+
+def curve(histories: list[list[dict[str, float]]]) -> figures.Curve:
+    """Mean and std across runs per epoch (a run that stopped early counts until it stops)."""
+    n = max(len(h) for h in histories)
+    table = {k: np.full((len(histories), n), np.nan) for k in ("train_loss", "val_loss")}
+    for i, history in enumerate(histories):
+        for j, record in enumerate(history):
+            for k in table:
+                table[k][i, j] = record[k]
+    dof = np.maximum((~np.isnan(table["val_loss"])).sum(axis=0) - 1, 1)
+    mean = {k: np.nanmean(v, axis=0) for k, v in table.items()}
+    # The sample std, as in the heat maps (an epoch only one run reached gets 0).
+    std = {k: np.sqrt(np.nansum((v - mean[k]) ** 2, axis=0) / dof) for k, v in table.items()}
+    return figures.Curve(
+        np.arange(n), mean["train_loss"], std["train_loss"], mean["val_loss"], std["val_loss"]
+    )
+
+
+def data_figure(r: Report) -> list[Path]:
+    data = r.records[r.run_of(r.ranked[0])["job_dir"]]["config"]["data"]
+    splits = r.splits(data)
+    title = (
+        f"data set {data['name']}: noise {data['noise']}, data seed {data['seed']} "
+        f"(the best configuration's)"
+    )
+    return [figures.plot_data({s: splits[s] for s in ("train", "val")}, title, r.out / "data.png")]
+
+
+def heatmap_figures(r: Report) -> list[Path]:
+    n_seeds = max(len(g.runs) for g in r.groups)
+    tuned = [k for k in r.swept if k not in (r.row.key, r.col.key)]
+
+    def note(g: Group | None) -> str:
+        if g is None:
+            return ""
+        text = f"\n{len(g.ok)}/{n_seeds} seeds" if len(g.ok) < n_seeds else ""
+        return text + "".join(f"\n{k.split('.')[-1]}={g.config.get(k)}" for k in tuned)
+
+    paths = []
+    notes = [[note(g) for g in line] for line in r.cells]
+    for metric in ("val_loss", "val_accuracy"):
+        mean = np.array([[g.mean(metric) if g else np.nan for g in line] for line in r.cells])
+        std = np.array([[g.std(metric) if g else np.nan for g in line] for line in r.cells])
+        grid = " x ".join(k for k in (r.row.key, r.col.key) if k) or "all jobs"
+        title = f"{metric} over {grid} ({r.context})"
+        path = r.out / f"heatmap_{metric}.png"
+        paths.append(figures.plot_heatmaps(mean, std, r.row, r.col, metric, title, path, notes))
+    return paths
+
+
+def boundary_figures(r: Report) -> list[Path]:
+    grid = [
+        [r.boundary(g, f"val_loss {r.run_of(g)['val_loss']:.3f}") if g else None for g in line]
+        for line in r.cells
+    ]
+    title = (
+        f"decision boundaries (colour: sigmoid output, blue 0 to red 1; line: 0.5), "
+        f"seed {r.seed}, validation points ({r.context})"
+    )
+    paths = [figures.plot_boundary_grid(grid, r.row, r.col, title, r.out / "boundaries.png")]
+    ranked = r.ranked
+    big = {
+        name: r.boundary(g, f"{g.describe(r.swept)}, mean val_loss {g.mean('val_loss'):.3f},")
+        for name, g in (("best", ranked[0]), ("worst", ranked[-1]))
+    }
+    title = f"best and worst configuration by mean val_loss ({r.context})"
+    paths.append(figures.plot_boundaries(big, title, r.out / "boundaries_best_worst.png"))
+    return paths
+
+
+def curve_figures(r: Report) -> list[Path]:
+    panels = {}
+    for value, line in zip(r.row.values, r.cells):
+        curves = {
+            r.col.name(c): curve([r.records[x["job_dir"]]["history"] for x in g.ok])
+            for c, g in zip(r.col.values, line)
+            if g
+        }
+        if curves:
+            panels[r.row.name(value)] = curves
+    title = f"learning curves, mean ± std across seeds ({r.context})"
+    return [figures.plot_curves(panels, r.col.key, title, r.out / "learning_curves.png")]
+
+
+def search_figures(r: Report) -> list[Path]:
+    """A hyperparameter search's own views (src/search.py), when the sweep was a search."""
+    multirun = r.sweep_dir / "multirun.yaml"
+    if (
+        not multirun.exists()
+        or OmegaConf.select(OmegaConf.load(multirun), "hydra.sweeper.n_trials") is None
+    ):
+        return []
+    from src.search import write_search_views
+
+    written = write_search_views(r.sweep_dir, r.results, r.out)
+    return [path for path in written if path.suffix == ".png"]
+
+
+# Each view draws its figures from the Report and returns their paths, shown in this order.
+VIEWS: list[Callable[[Report], list[Path]]] = [
+    search_figures,
+    data_figure,
+    heatmap_figures,
+    boundary_figures,
+    curve_figures,
+]
+
+
+def _left_out(results: list[dict[str, Any]]) -> str:
+    counts = Counter(r["status"] for r in results if r["status"] != "ok")
+    if not counts:
+        return f"all {len(results)} jobs finished ok"
+    what = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return f"{sum(counts.values())} of {len(results)} jobs left out of the means ({what})"
+
+
+def build(
+    sweep_dir: Path, rows: str | None = None, cols: str | None = None, seed: int | None = None
+) -> Report:
+    """Aggregate the sweep, write results.csv, and lay its runs out as the report's grid."""
+    sweep_dir = Path(sweep_dir)
+    results = collect(sweep_dir)
+    write_results(sweep_dir, results)  # first: whatever fails below, the results are kept
+    finished = [r for r in results if r["status"] == "ok"]
+    if not finished:
+        raise SweepError(f"{sweep_dir}: no finished jobs yet ({len(results)} job folders)")
+    row_key, col_key = choose_axes(results, rows, cols)
+    seeds = values(finished, "seed")
+    if seed is not None and seed not in seeds:
+        raise ConfigError(
+            "--seed", seed, "a seed with finished jobs: " + ", ".join(map(str, seeds))
+        )
+    swept = swept_keys(results)
+    tuned = [k for k in swept if k not in (row_key, col_key)]
+    fixed = [k for k in override_keys(results) if k != "seed" and k not in swept]
+    context = [
+        f"best over {', '.join(tuned)}" if tuned else "",
+        "fixed: " + ", ".join(f"{k}={results[0].get(k)}" for k in fixed) if fixed else "",
+        _left_out(results),
+    ]
+    groups = group_runs(results)
+    row = Axis(row_key or "", values(results, row_key))
+    col = Axis(col_key or "", values(results, col_key))
+
+    def best(r: Any, c: Any) -> Group | None:
+        cell = [
+            g for g in groups if g.ok and (g.config.get(row_key), g.config.get(col_key)) == (r, c)
+        ]
+        return min(cell, key=lambda g: g.mean("val_loss"), default=None)
+
+    return Report(
+        sweep_dir=sweep_dir,
+        out=sweep_dir / REPORT_DIR,
+        results=results,
+        row=row,
+        col=col,
+        seed=seeds[0] if seed is None else seed,
+        groups=groups,
+        cells=[[best(r, c) for c in col.values] for r in row.values],
+        records={r["job_dir"]: read_metrics(sweep_dir / r["job_dir"]) for r in finished},
+        swept=swept,
+        context="; ".join(part for part in context if part),
+    )
+
+
+def write_report(
+    sweep_dir: Path, rows: str | None = None, cols: str | None = None, seed: int | None = None
+) -> Path:
+    """Write results.csv, the figures and index.html for the sweep; return the report folder.
+
+    rows, cols: the swept keys of the grid's axes (default model.depth x model.width);
+    seed: the repetition whose models draw the decision boundaries (default the first).
+    """
+    report = build(sweep_dir, rows, cols, seed)
+    report.out.mkdir(exist_ok=True)
+    paths = [path for view in VIEWS for path in view(report)]
+    write_page(report, paths)
+    return report.out
+
+
+def write_page(r: Report, paths: list[Path]) -> Path:
+    """index.html: the best configuration, a table of the best ones, then every figure."""
+    ranked = r.ranked
+    head = [*r.swept, "seeds ok", "val_loss", "val_accuracy", "test_accuracy", "n_params"]
+    cells = [
+        [
+            *(g.config.get(k) for k in r.swept),
+            f"{len(g.ok)}/{len(g.runs)}",
+            g.pm("val_loss"),
+            g.pm("val_accuracy"),
+            g.pm("test_accuracy"),
+            g.ok[0]["n_params"],
+        ]
+        for g in ranked[:TOP]
+    ]
+    table = "\n".join(
+        "<tr>" + "".join(f"<{tag}>{html.escape(str(x))}</{tag}>" for x in line) + "</tr>"
+        for tag, line in [("th", head)] + [("td", line) for line in cells]
+    )
+    images = "\n".join(
+        f'<h2>{CAPTIONS.get(p.stem, p.stem)}</h2>\n<img src="{p.name}" alt="{p.stem}">'
+        for p in paths
+    )
+    best, name = ranked[0], html.escape(str(r.sweep_dir))
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Report: {name}</title>
+<style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto}}
+table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px}}
+img{{max-width:100%}}</style></head><body>
+<h1>Grid report: {name}</h1>
+<p>Best configuration: <b>{html.escape(best.describe(r.swept))}</b>,
+val_loss {best.pm("val_loss")} (mean ± std across seeds).</p>
+<p>{html.escape(r.context)}. Every job: <a href="../{RESULTS_FILE}">{RESULTS_FILE}</a>.</p>
+<h2>The best configurations by mean val_loss</h2>
+<table>
+{table}
+</table>
+{images}
+</body></html>
+"""
+    path = r.out / "index.html"
+    path.write_text(page)
+    return path
+
+
+def log_to_wandb(sweep_dir: Path, logger_cfg: Any) -> None:
+    """One wandb run (job_type report) with the report's figures and the results table."""
+    import wandb
+
+    from src.loggers import wandb_mode
+
+    sweep_dir = Path(sweep_dir)
+    results = collect(sweep_dir)
+    columns = list(dict.fromkeys(k for row in results for k in row))
+    wandb.init(
+        project=logger_cfg.project,
+        entity=logger_cfg.get("entity"),
+        job_type="report",
+        name=f"report {sweep_dir.name}",
+        mode=wandb_mode(logger_cfg),
+        dir=str(sweep_dir),
+        settings=wandb.Settings(
+            silent=True,
+            console="off",
+            x_disable_stats=True,
+            x_save_requirements=False,
+            disable_git=True,
+            save_code=False,
+        ),
+    )
+    try:
+        data = [[row.get(k) for k in columns] for row in results]
+        table = wandb.Table(columns=columns, data=data, allow_mixed_types=True)
+        pngs = sorted((sweep_dir / REPORT_DIR).glob("*.png"))
+        wandb.log({"results": table, **{p.stem: wandb.Image(str(p)) for p in pngs}})
+    finally:
+        wandb.finish()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m src.report", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("sweep_dir", type=Path, help="a multirun folder (multirun/<date>/<time>)")
+    parser.add_argument("--rows", help=f"swept key down the grid (default {DEFAULT_ROWS})")
+    parser.add_argument("--cols", help=f"swept key across the grid (default {DEFAULT_COLS})")
+    parser.add_argument("--seed", type=int, help="the repetition drawn in the decision boundaries")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        out = write_report(args.sweep_dir, args.rows, args.cols, args.seed)
+    except (SweepError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{_left_out(collect(args.sweep_dir))}: {args.sweep_dir / RESULTS_FILE}")
+    print(f"report: {out / 'index.html'} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Aggregate a multirun: one row per job folder, written to `<sweep>/results.csv`.
+
+A job folder is any folder under the sweep root holding `.hydra/overrides.yaml`; its row has
+one column per override key (`model.depth`, `seed`, ...), its status ("ok", "diverged",
+"failed", or "missing" for a job that was interrupted or is still running), its final and best
+metrics from metrics.json and its folder relative to the sweep root.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from src.runs import read_metrics
+
+RESULTS_FILE = "results.csv"
+METRIC_KEYS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "best_val_loss",
+    "best_epoch",
+    "epochs",
+    "n_params",
+    "seconds",
+)
+RESULT_KEYS = ("status", *METRIC_KEYS, "job_dir")  # every column that is not an override
+
+
+class SweepError(ValueError):
+    """A folder that cannot be aggregated (not a sweep, no finished jobs)."""
+
+
+def parse_value(text: str) -> Any:
+    """An override's value as Hydra reads it: 2 -> int, 0.01 and 1e-3 -> float, else str."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads 1e-3 as a string; Hydra reads a float
+        except ValueError:
+            return value
+    return value if isinstance(value, (int, float, bool)) or value is None else text
+
+
+def parse_override(override: str) -> tuple[str, Any]:
+    """'model.depth=2' -> ('model.depth', 2); '+x=1' and '++x=1' -> ('x', 1)."""
+    key, _, text = override.partition("=")
+    return key.lstrip("+~"), parse_value(text)
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The job folders of a sweep (not the sweep root itself); SweepError if it is no sweep."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise SweepError(f"{sweep_dir} is not a folder")
+    found = sorted(
+        p.parent.parent
+        for p in sweep_dir.rglob("overrides.yaml")
+        if p.parent.name == ".hydra" and p.parent.parent != sweep_dir
+    )
+    is_sweep = (sweep_dir / "multirun.yaml").exists()
+    inner = sorted(p.parent for p in sweep_dir.rglob("multirun.yaml") if p.parent != sweep_dir)
+    if inner and not is_sweep:
+        raise SweepError(
+            f"{sweep_dir} holds {len(inner)} sweeps, not one: pass one of them, e.g. {inner[-1]}"
+        )
+    if not found and not is_sweep:
+        raise SweepError(
+            f"{sweep_dir} is not a sweep: no multirun.yaml and no job folders with "
+            ".hydra/overrides.yaml"
+        )
+    return found
+
+
+def _row(sweep_dir: Path, job_dir: Path) -> dict[str, Any]:
+    overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    row = dict(parse_override(str(o)) for o in overrides)
+    try:
+        record = read_metrics(job_dir) or {"status": "missing"}
+    except (OSError, json.JSONDecodeError):  # e.g. cut short while copied from a cluster
+        record = {"status": "missing"}
+    row["status"] = record.get("status", "missing")
+    row.update({key: record.get(key) for key in METRIC_KEYS})
+    row["job_dir"] = job_dir.relative_to(sweep_dir).as_posix()
+    return row
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    """Numbers before strings, each in their natural order (2 before 10); None last."""
+    if value is None:
+        return (2, "")
+    if isinstance(value, (int, float)):
+        return (0, value)
+    return (1, str(value))
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One dict per job folder of the sweep: its overrides, status and metrics."""
+    sweep_dir = Path(sweep_dir)
+    rows = [_row(sweep_dir, d) for d in job_dirs(sweep_dir)]
+    keys = override_keys(rows)
+    rows.sort(key=lambda r: [sort_key(r.get(k)) for k in keys])
+    return rows
+
+
+def override_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """Every override key of the rows, in the order they were first written; seed included."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update((k, None) for k in row if k not in RESULT_KEYS)
+    return list(keys)
+
+
+def values(rows: list[dict[str, Any]], key: str) -> list[Any]:
+    """The distinct values `key` takes in `rows`, in their natural order."""
+    return sorted({row.get(key) for row in rows}, key=sort_key)
+
+
+def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """The override keys that take more than one value, seed excluded."""
+    return [k for k in override_keys(rows) if k != "seed" and len(values(rows, k)) > 1]
+
+
+def write_results(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write the rows to `<sweep_dir>/results.csv` (atomically) and return its path."""
+    path = Path(sweep_dir) / RESULTS_FILE
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*override_keys(rows), *RESULT_KEYS], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path
