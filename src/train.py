@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -23,13 +22,20 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, require_choice, require_int, require_number
+from src.config import (
+    ConfigError,
+    exit_on_config_error,
+    require_choice,
+    require_int,
+    require_number,
+)
 from src.data import GeneratedDataModule
 from src.generators import GENERATORS
 from src.loggers import KINDS, WANDB_MODES, build_logger, close_logger
 from src.model import MLPClassifier
 from src.nets import ACTIVATIONS, OPTIMIZERS, count_parameters
 from src.runs import METRICS_FILE, register_resolvers, run_group, write_json_atomic
+from src.sweep import clear_attempt, finished_metrics, progress_line
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -147,32 +153,38 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def _record_failure(cfg: DictConfig, error: Exception) -> None:
-    output_dir = Path(cfg.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output_dir / METRICS_FILE, {"status": "failed", "error": str(error)})
+def _objective(metrics: dict[str, Any]) -> float:
+    """What a sweeper minimises: val_loss, or inf for a failed or diverged run."""
+    return metrics["val_loss"] if metrics["status"] == "ok" else math.inf
+
+
+def _sweep_job(cfg: DictConfig) -> float:
+    """One job of a multirun: skipped if an earlier attempt finished it, and never fatal to
+    the sweep (a refused or crashed job is recorded as failed and the next one starts)."""
+    job_dir = Path(cfg.output_dir)
+    earlier = finished_metrics(job_dir)
+    if earlier is not None:
+        return _objective(earlier)
+    clear_attempt(job_dir)
+    try:
+        metrics = train(cfg)
+    except Exception as error:
+        if not isinstance(error, ConfigError):  # a bug: keep its traceback in the job's log
+            log.exception("job failed")
+        metrics = {"status": "failed", "error": str(error)}
+        job_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(job_dir / METRICS_FILE, metrics)
+    hydra_cfg = HydraConfig.get()
+    log.info(progress_line(Path(hydra_cfg.sweep.dir), list(hydra_cfg.overrides.task), metrics))
+    return _objective(metrics)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    """Hydra entry point; returns val_loss (what a sweeper minimises, inf for a failed run)."""
-    try:
-        metrics = train(cfg)
-    except ConfigError as error:
-        if not _is_multirun():
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        log.error(f"job refused: {error}")
-        _record_failure(cfg, error)
-        return math.inf
-    except Exception as error:
-        if not _is_multirun():
-            raise
-        # One broken job must not take the sweep down: record it, and go on with the next.
-        log.exception(f"job failed: {error}")
-        _record_failure(cfg, error)
-        return math.inf
-    return metrics["val_loss"] if metrics["status"] == "ok" else math.inf
+    """Hydra entry point; returns what a sweeper minimises (val_loss, inf for a failed run)."""
+    if _is_multirun():
+        return _sweep_job(cfg)
+    return _objective(exit_on_config_error(train)(cfg))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,199 @@
+"""What every multirun does, whatever its launcher: checks before the first job, resume, progress.
+
+- `SweepCheck` (a Hydra callback) refuses bad launcher settings and a resume into a folder made
+  by a different sweep, and records how many jobs the sweep plans.
+- `finished_metrics` lets a job that already finished be skipped when a sweep is rerun into its
+  own folder (`hydra.sweep.dir=<that folder>`); `clear_attempt` removes what a killed attempt
+  left, so a retrained job ends with one wandb run.
+- `progress_line` is the one line a job prints when it ends: `[37/252] ... ETA 3m10s`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from src.config import ConfigError, require_int, require_number
+from src.runs import METRICS_FILE, read_metrics, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = ".sweep.json"  # in the sweep folder: planned job count and start time
+FINISHED = ("ok", "diverged")  # a job with one of these statuses is not trained again
+
+
+def plan(config: DictConfig) -> tuple[int | None, list[str]]:
+    """How many jobs the sweep will launch (the grid's size, or the search's trial count),
+    and which keys it varies."""
+    sweeper = config.hydra.sweeper
+    params = sweeper.get("params") or {}
+    if "n_trials" in sweeper:
+        return int(sweeper.n_trials), sorted(params)
+    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    total, swept = 1, []
+    for override in OverridesParser.create().parse_overrides(arguments):
+        if override.is_sweep_override():
+            swept.append(override.get_key_element())
+            if total is not None and override.is_discrete_sweep():
+                total *= len(list(override.sweep_string_iterator()))
+            else:
+                total = None
+    return total, swept
+
+
+def _sweep_signature(config: DictConfig) -> dict[str, Any]:
+    """What two sweeps must share to write into one folder: the sweeper, the overridden keys,
+    and the values of the keys that are not swept (which jobs exist may differ)."""
+    fixed, swept = {}, []
+    for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            swept.append(key)
+        else:
+            fixed[key] = override.get_value_element_as_str()
+    return {"sweeper": config.hydra.sweeper._target_, "swept": sorted(swept), "fixed": fixed}
+
+
+def check_launcher(launcher: DictConfig) -> None:
+    """Refuse launcher settings the launcher would only trip over later."""
+    target = launcher.get("_target_", "").lower()
+    if "joblib" in target:
+        require_int("hydra.launcher.n_jobs", launcher.n_jobs)
+        if launcher.n_jobs == 0:
+            raise ConfigError("hydra.launcher.n_jobs", 0, "an integer >= 1, or -1 for all cores")
+    if "submitit" in target:
+        require_int("hydra.launcher.timeout_min", launcher.timeout_min, minimum=1)
+        for key in ("cpus_per_task", "gpus_per_node", "tasks_per_node", "nodes"):
+            if launcher.get(key) is not None:
+                require_int(
+                    f"hydra.launcher.{key}", launcher[key], minimum=0 if "gpus" in key else 1
+                )
+        if launcher.get("mem_gb") is not None:
+            require_number("hydra.launcher.mem_gb", launcher.mem_gb, positive=True)
+        if launcher.get("array_parallelism") is not None:
+            require_int("hydra.launcher.array_parallelism", launcher.array_parallelism, minimum=1)
+
+
+def check_resume(sweep_dir: Path, config: DictConfig) -> int:
+    """Refuse to resume into a folder made by another sweep; return how many jobs finished."""
+    previous = sweep_dir / "multirun.yaml"
+    if not previous.exists():
+        return 0
+    before, now = _sweep_signature(OmegaConf.load(previous)), _sweep_signature(config)
+    if before != now:
+        changed = ", ".join(k for k in before if before[k] != now[k])
+        raise ConfigError(
+            "hydra.sweep.dir",
+            str(sweep_dir),
+            f"a folder of the same sweep (this one differs in: {changed}); choose a new folder",
+        )
+    return sum(1 for p in sweep_dir.rglob(METRICS_FILE) if _status(p.parent) in FINISHED)
+
+
+class SweepCheck(Callback):
+    """Before the first job: refuse bad settings with one line (exit 2), and plan the sweep."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            check_launcher(config.hydra.launcher)
+            if "n_trials" in config.hydra.sweeper:  # a search: its space, before anything else
+                from src.search import check_search_space
+
+                check_search_space(config)
+            already = check_resume(sweep_dir, config)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        total, swept = plan(config)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        state = {"total": total, "swept": swept, "started": time.time()}
+        (sweep_dir / STATE_FILE).write_text(json.dumps(state))
+        launcher = config.hydra.launcher._target_.rsplit(".", 1)[-1]
+        resumed = f", {already} already finished (skipped)" if already else ""
+        log.info(f"Sweep of {total or '?'} jobs into {sweep_dir} ({launcher}){resumed}")
+        # If the sweep is cut short (a worker killed or crashed, Ctrl-C), the jobs in flight
+        # must show up as failed rather than vanish: mark them on the way out.
+        atexit.register(mark_unfinished, sweep_dir)
+
+
+def mark_unfinished(sweep_dir: Path) -> list[Path]:
+    """Record every started job of the sweep that has no metrics.json as failed."""
+    unfinished = [
+        overrides.parent.parent
+        for overrides in sweep_dir.rglob(".hydra/overrides.yaml")
+        if not (overrides.parent.parent / METRICS_FILE).exists()
+    ]
+    error = "its process ended before the job finished (killed or crashed); rerun the sweep"
+    for job_dir in unfinished:
+        write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
+        print(f"failed: {job_dir.relative_to(sweep_dir)}: {error}", file=sys.stderr)
+    return unfinished
+
+
+def _status(job_dir: Path) -> str | None:
+    try:
+        return (read_metrics(job_dir) or {}).get("status")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def finished_metrics(job_dir: Path) -> dict[str, Any] | None:
+    """The job's metrics if an earlier attempt finished it (ok or diverged), else None."""
+    try:
+        metrics = read_metrics(job_dir)
+    except (OSError, json.JSONDecodeError):
+        return None
+    return metrics if metrics and metrics.get("status") in FINISHED else None
+
+
+def clear_attempt(job_dir: Path) -> None:
+    """Remove what an unfinished attempt left: its metrics record and its wandb run."""
+    (job_dir / METRICS_FILE).unlink(missing_ok=True)
+    shutil.rmtree(job_dir / "wandb", ignore_errors=True)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]) -> str:
+    """`[done/total] <overrides> val_loss=... <seconds>s, ETA ...`, from the files on disk, so it
+    counts right whichever process (or machine) ran the other jobs."""
+    try:
+        state = json.loads((sweep_dir / STATE_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        state = {"total": None, "swept": None, "started": time.time()}
+    records = list(sweep_dir.rglob(METRICS_FILE))
+    done = len(records)
+    done_now = sum(1 for p in records if p.stat().st_mtime >= state["started"])
+    total = state["total"]
+    swept = state["swept"]
+    settings = " ".join(
+        f"{key.rsplit('.', 1)[-1]}={value}"  # model.depth=3 -> depth=3
+        for key, _, value in (o.partition("=") for o in overrides)
+        if swept is None or key in swept
+    )
+    if metrics.get("status") == "failed":
+        result = f"FAILED: {metrics.get('error')}"
+    else:
+        result = f"val_loss={metrics['val_loss']:.4g}"
+        if metrics["status"] != "ok":
+            result += f" ({metrics['status']})"
+        result += f" {metrics['seconds']:.1f}s"
+    line = f"[{done}/{total or '?'}] {settings} {result}"
+    if total and done_now and done < total:
+        elapsed = time.time() - state["started"]
+        line += f", ETA {_duration(elapsed / done_now * (total - done))}"
+    return line
