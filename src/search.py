@@ -1,0 +1,366 @@
+"""Hyperparameter search (conf/hparams_search/bayes.yaml): check its space, compare its trials.
+
+    python -m src.train -m hparams_search=bayes     # 30 TPE trials (Optuna sweeper)
+    python -m src.search <sweep dir>                # the comparison views, into <sweep dir>/report/
+
+The views are the ones the report read off wandb (part 4): parallel coordinates of all
+trials coloured by val_loss, parameter importance beside correlation with val_loss, the
+optimisation history, the learning curves, and the best trial as a command line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.experimental.callback import Callback
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from omegaconf import DictConfig, OmegaConf
+
+from src.config import ConfigError, require_int
+from src.results import collect
+from src.runs import METRICS_FILE
+
+METRIC = "val_loss"
+CMAP = "viridis_r"  # bright = low val_loss
+# What a metrics.json holds besides the parameters (anything else in a row is a parameter).
+NOT_PARAMETERS = {
+    "status", "error", "job_dir", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+    "test_loss", "test_accuracy", "best_val_loss", "best_epoch", "epochs", "n_params", "seconds",
+}  # fmt: skip
+_ABSENT = object()
+
+
+# ---------------------------------------------------------------- the search space
+
+
+def search_space(config: DictConfig) -> dict[str, tuple[str, Override]]:
+    """The swept parameters, parsed as the Optuna sweeper does: `key -> (name, override)`.
+
+    `hydra.sweeper.params` first, then the command line's overrides, which win; a fixed value
+    on the command line takes its key out of the space. `name` is where the entry was written.
+    Raises ConfigError for an entry Hydra cannot parse.
+    """
+    params = config.hydra.sweeper.get("params") or {}
+    entries = [(f"hydra.sweeper.params.{k}", f"{k}={v}") for k, v in params.items()]
+    entries += [(text.split("=", 1)[0], text) for text in config.hydra.overrides.task]
+    parser = OverridesParser.create()
+    space = {}
+    for name, text in entries:
+        try:
+            override = parser.parse_override(text)
+        except Exception as error:
+            reason = str(error).strip().splitlines()[0]
+            raise ConfigError(
+                name, text.split("=", 1)[-1], f"a sweep Hydra parses ({reason})"
+            ) from None
+        space[override.get_key_element()] = (name, override)
+    return {key: entry for key, entry in space.items() if entry[1].is_sweep_override()}
+
+
+def check_search_space(config: DictConfig) -> None:
+    """Refuse a search that cannot run as meant, naming the key (raises ConfigError)."""
+    require_int("hydra.sweeper.n_trials", config.hydra.sweeper.n_trials, minimum=1)
+    require_int("hydra.sweeper.n_jobs", config.hydra.sweeper.n_jobs, minimum=1)
+    for key, (name, override) in search_space(config).items():
+        text = override.input_line.split("=", 1)[-1]
+        found = OmegaConf.select(config, key, default=_ABSENT, throw_on_resolution_failure=False)
+        if key.startswith(("hydra.", "+", "~")) or found is _ABSENT:
+            raise ConfigError(name, text, f"a key of the training config (there is no {key})")
+        if override.is_interval_sweep():
+            interval = override.value()
+            log = "log" in interval.tags
+            if not (interval.start < interval.end and (interval.start > 0 or not log)):
+                bounds = "0 < min < max" if log else "min < max"
+                raise ConfigError(name, text, f"an interval with {bounds}")
+        else:  # choice(...) or range(...)
+            values = list(override.sweep_iterator())
+            if not values:
+                raise ConfigError(name, text, "a non-empty list of choices")
+            if not all(isinstance(v, (str, int, float, bool, type(None))) for v in values):
+                raise ConfigError(name, text, "choices that are numbers, strings or booleans")
+
+
+def _settings(config: DictConfig) -> dict[str, Any]:
+    """What decides which trials a search proposes: the sweeper (but n_trials) and overrides."""
+    sweeper = OmegaConf.to_container(config.hydra.sweeper)
+    sweeper.pop("n_trials", None)
+    return {**sweeper, "command line": sorted(config.hydra.overrides.task)}
+
+
+def check_resume(config: DictConfig) -> None:
+    """Rerun into its own folder, a search replays: its seeded sampler proposes the same trials,
+    and src.train reads back the trials that finished instead of training them again. Refuse a
+    rerun that would not propose the same trials (raises ConfigError)."""
+    previous = Path(config.hydra.sweep.dir) / "multirun.yaml"
+    if not previous.exists():
+        return
+    before, now = _settings(OmegaConf.load(previous)), _settings(config)
+    changed = [k for k in {**before, **now} if before.get(k) != now.get(k)]
+    reason = None
+    if changed:
+        reason = f"this search differs from the one there in: {', '.join(changed)}"
+    elif config.hydra.sweeper.storage is not None:
+        reason = "a search with a storage resumes from it, into a new folder"
+    elif config.hydra.sweeper.sampler.get("seed") is None:
+        reason = "only a seeded sampler proposes the same trials again"
+    if reason:
+        raise ConfigError("hydra.sweep.dir", str(previous.parent), f"a new folder ({reason})")
+
+
+def is_log_scale(override: Override) -> bool:
+    return override.is_interval_sweep() and "log" in override.value().tags
+
+
+class StartSearch(Callback):
+    """Before the Optuna sweeper starts: check its space (one line and exit 2 if bad), and
+    save the sweep's config as <sweep dir>/multirun.yaml, as Hydra's basic sweeper does."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_search_space(config)
+            check_resume(config)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, sweep_dir / "multirun.yaml")
+
+
+# ---------------------------------------------------------------- rows of a sweep
+
+
+def trial_number(row: dict[str, Any], default: int) -> int:
+    """The Hydra job number, from a `trial=<n>` job folder (else `default`)."""
+    match = re.search(r"trial=(\d+)", str(row.get("job_dir", "")))
+    return int(match.group(1)) if match else default
+
+
+def _parameters(sweep_dir: Path, rows: list[dict[str, Any]]) -> dict[str, bool]:
+    """The swept keys and whether each is searched on a log scale."""
+    multirun = Path(sweep_dir) / "multirun.yaml"
+    if multirun.exists():
+        space = search_space(OmegaConf.load(multirun))
+        found = {k: is_log_scale(o) for k, (_, o) in space.items() if any(k in r for r in rows)}
+        if found:
+            return found
+    keys = dict.fromkeys(k for row in rows for k in row if k not in NOT_PARAMETERS)
+    return {k: False for k in keys if len({str(row.get(k)) for row in rows}) > 1}
+
+
+def _metric(row: dict[str, Any]) -> float:
+    value = row.get(METRIC)
+    ok = row.get("status", "ok") == "ok" and isinstance(value, (int, float))
+    return float(value) if ok and math.isfinite(value) else math.inf
+
+
+def _coordinates(values: list[Any], log: bool) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    """Values mapped to [0, 1] (log10 first when `log`; strings by order), and axis ticks."""
+    if all(isinstance(v, (int, float)) for v in values):
+        raw = np.array(values, dtype=float)
+        x = np.log10(raw) if log else raw
+    else:
+        names = sorted({str(v) for v in values})
+        x = np.array([names.index(str(v)) for v in values], dtype=float)
+    lo, hi = float(x.min()), float(x.max())
+    scaled = (x - lo) / (hi - lo) if hi > lo else np.full_like(x, 0.5)
+    distinct = sorted(set(values), key=lambda v: x[values.index(v)])
+    if len(distinct) <= 6:
+        ticks = [(float(scaled[values.index(v)]), f"{v:.3g}" if isinstance(v, float) else str(v))
+                 for v in distinct]  # fmt: skip
+    else:
+        points = np.linspace(lo, hi, 5)
+        ticks = [(float(i / 4), f"{10**p if log else p:.3g}") for i, p in enumerate(points)]
+    return scaled, ticks
+
+
+# ---------------------------------------------------------------- the views
+
+
+def _loss_norm(losses: np.ndarray) -> Normalize:
+    finite = losses[np.isfinite(losses)]
+    if len(finite) == 0:
+        return Normalize(0, 1)
+    lo, hi = float(finite.min()), float(finite.max())
+    return LogNorm(lo, hi) if lo > 0 and hi > lo else Normalize(lo, hi + 1e-12)
+
+
+def parallel_coordinates(rows, params: dict[str, bool], path: Path) -> None:
+    losses = np.array([_metric(r) for r in rows])
+    norm = _loss_norm(losses)
+    finite = np.isfinite(losses)
+    columns = [_coordinates([r.get(k) for r in rows], log) for k, log in params.items()]
+    metric_log = isinstance(norm, LogNorm)
+    if finite.any():
+        metric = _coordinates(list(losses[finite]), metric_log)
+        y = np.full(len(rows), 1.08)  # diverged and failed trials above the top
+        y[finite] = metric[0]
+        columns.append((y, metric[1] + ([(1.08, "diverged/failed")] if not finite.all() else [])))
+    names = [k + (" (log)" if log else "") for k, log in params.items()]
+    names.append(METRIC + (" (log)" if metric_log else ""))
+    fig = Figure(figsize=(2.2 * len(columns) + 1.5, 5), layout="constrained")
+    ax = fig.add_subplot()
+    cmap = fig.colorbar(ScalarMappable(norm, CMAP), ax=ax, label=METRIC).cmap
+    for i in np.argsort(-np.where(finite, losses, np.inf), kind="stable"):  # best on top
+        color = cmap(norm(losses[i])) if finite[i] else "lightgrey"
+        ax.plot(range(len(columns)), [c[0][i] for c in columns], color=color, lw=1.2, alpha=0.8)
+    for x, (_, ticks) in enumerate(columns):
+        ax.axvline(x, color="black", lw=0.8)
+        for y, label in ticks:
+            ax.text(x - 0.03, y, label, ha="right", va="center", fontsize=8)
+    ax.set_xticks(range(len(columns)), names[: len(columns)])
+    ax.set_yticks([])
+    ax.set_xlim(-0.4, len(columns) - 0.8)
+    ax.set_ylim(-0.05, 1.13)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(f"{len(rows)} trials, coloured by {METRIC}")
+    fig.savefig(path, dpi=120)
+
+
+def _importance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Random-forest importance of each column for y (what wandb's importance panel shows)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    forest = RandomForestRegressor(n_estimators=200, random_state=0).fit(x, y)
+    return forest.feature_importances_
+
+
+def importance(rows, params: dict[str, bool], path: Path) -> None:
+    losses = np.array([_metric(r) for r in rows])
+    ok = [r for r, loss in zip(rows, losses) if math.isfinite(loss)]
+    x = np.column_stack([_coordinates([r.get(k) for r in ok], log)[0] for k, log in params.items()])
+    y = losses[np.isfinite(losses)]
+    enough = len(ok) >= 3 and np.ptp(y) > 0
+    weights = _importance(x, y) if enough else np.zeros(len(params))
+    correlation = np.array(
+        [np.corrcoef(col, y)[0, 1] if enough and np.ptp(col) > 0 else 0.0 for col in x.T]
+    )
+    names = [k + (" (log)" if log else "") for k, log in params.items()]
+    fig = Figure(figsize=(10, 1.2 + 0.5 * len(params)), layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True)
+    order = np.argsort(weights)
+    left.barh(np.array(names)[order], weights[order], color="tab:blue")
+    left.set_xlabel("importance (random forest, mean decrease in impurity)")
+    colors = ["tab:green" if c < 0 else "tab:red" for c in correlation[order]]
+    right.barh(np.array(names)[order], correlation[order], color=colors)
+    right.axvline(0, color="black", lw=0.8)
+    right.set_xlim(-1, 1)
+    right.set_xlabel(f"correlation with {METRIC} (of log10 where the axis is log)")
+    note = "" if enough else " (too few finished trials to tell)"
+    fig.suptitle(f"Parameters and {METRIC}: {len(ok)} finished trials{note}")
+    fig.savefig(path, dpi=120)
+
+
+def history(rows, path: Path) -> None:
+    trials = np.array([trial_number(r, i) for i, r in enumerate(rows)])
+    losses = np.array([_metric(r) for r in rows])
+    finite = np.isfinite(losses)
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.scatter(trials[finite], losses[finite], color="tab:blue", s=18, label=METRIC)
+    if finite.any():
+        ax.step(trials, np.minimum.accumulate(losses), where="post", color="tab:orange",
+                label="best so far")  # fmt: skip
+        ax.set_yscale("log" if losses[finite].min() > 0 else "linear")
+    if not finite.all():
+        ax.scatter(trials[~finite], np.full((~finite).sum(), 0.97), marker="x", color="red",
+                   transform=ax.get_xaxis_transform(), label="diverged/failed")  # fmt: skip
+    ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(METRIC)
+    ax.legend()
+    ax.set_title("Optimisation history")
+    fig.savefig(path, dpi=120)
+
+
+def learning_curves(sweep_dir: Path, rows, path: Path) -> None:
+    losses = np.array([_metric(r) for r in rows])
+    norm = _loss_norm(losses)
+    panels = [("train_loss", True), ("val_loss", True), ("val_accuracy", False)]
+    fig = Figure(figsize=(15, 4.5), layout="constrained")
+    axes = fig.subplots(1, 3)
+    cmap = fig.colorbar(ScalarMappable(norm, CMAP), ax=axes, label=f"final {METRIC}").cmap
+    for i in np.argsort(-np.where(np.isfinite(losses), losses, np.inf), kind="stable"):
+        epochs = rows[i].get("history")
+        if epochs is None:
+            metrics = Path(sweep_dir) / rows[i]["job_dir"] / METRICS_FILE
+            epochs = json.loads(metrics.read_text()).get("history") if metrics.exists() else None
+        color = cmap(norm(losses[i])) if np.isfinite(losses[i]) else "lightgrey"
+        for ax, (key, _) in zip(axes, panels):
+            values = [e.get(key, math.nan) for e in epochs or []]
+            values = [v if v is not None and math.isfinite(v) else math.nan for v in values]
+            ax.plot([e["epoch"] for e in epochs or []], values, color=color, lw=1, alpha=0.8)
+    for ax, (key, log) in zip(axes, panels):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(key)
+        if log:
+            ax.set_yscale("log")
+    fig.suptitle(f"Learning curves of {len(rows)} trials")
+    fig.savefig(path, dpi=120)
+
+
+def best_trial(sweep_dir: Path, rows, params: dict[str, bool]) -> str:
+    """The best finished trial: its metrics, parameters and a command line that re-runs it."""
+    i = min(range(len(rows)), key=lambda j: _metric(rows[j]))
+    row = rows[i]
+    overrides_file = Path(sweep_dir) / str(row.get("job_dir")) / ".hydra" / "overrides.yaml"
+    if overrides_file.exists():
+        overrides = list(OmegaConf.load(overrides_file))
+    else:
+        overrides = [f"{k}={row[k]}" for k in params]
+    scores = ", ".join(f"{k}={row[k]:.4g}" for k in (METRIC, "val_accuracy") if k in row)
+    return "\n".join(
+        [
+            f"best trial: {row.get('job_dir', i)} ({scores})",
+            *[f"  {k} = {row.get(k)}" for k in params],
+            "re-run it:",
+            "  python -m src.train " + " ".join(shlex.quote(o) for o in overrides),
+            "",
+        ]
+    )
+
+
+def write_search_views(sweep_dir: Path, rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """The comparison views of a search's trials as PNGs (and best_trial.txt) in out_dir."""
+    sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not rows:
+        return []
+    rows = sorted(rows, key=lambda r: trial_number(r, 0))
+    params = _parameters(sweep_dir, rows)
+    paths = []
+    if params:
+        parallel_coordinates(rows, params, out_dir / "parallel_coordinates.png")
+        importance(rows, params, out_dir / "importance.png")
+        paths += [out_dir / "parallel_coordinates.png", out_dir / "importance.png"]
+    history(rows, out_dir / "history.png")
+    learning_curves(sweep_dir, rows, out_dir / "trial_curves.png")
+    paths += [out_dir / "history.png", out_dir / "trial_curves.png"]
+    if any(math.isfinite(_metric(r)) for r in rows):
+        text = best_trial(sweep_dir, rows, params)
+        print(text, end="")
+        (out_dir / "best_trial.txt").write_text(text)
+        paths.append(out_dir / "best_trial.txt")
+    return paths
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m src.search <sweep dir>")
+    root = Path(sys.argv[1])
+    for written in write_search_views(root, collect(root), root / "report"):
+        print(written)
