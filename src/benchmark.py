@@ -1,7 +1,8 @@
 """Framework cost: a sweep through `python -m src.train -m` against a bare PyTorch loop.
 
-    python -m src.benchmark                        # the 36-job grid, basic launcher
-    python -m src.benchmark hydra/launcher=joblib  # extra overrides go to the sweep
+    python -m src.benchmark                        # the 36-job grid, default launcher
+    python -m src.benchmark hydra/launcher=basic   # extra overrides go to the sweep
+    python -m src.benchmark --overhead             # where a job's extra time goes
 
 Both sides run in fresh processes (start-up counted), one torch thread per training, on
 the same data, batch order, initial weights, epochs and optimizer; the bare loop only
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -82,6 +84,57 @@ def run_bare() -> None:
     print(json.dumps(results))
 
 
+def _mean_seconds(fn, repeats: int) -> float:
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def run_overhead() -> None:
+    """The framework's cost split into its parts, measured in this (fresh) process."""
+    start = time.perf_counter()
+    import pytorch_lightning  # noqa: F401  (torch is imported already, as in the bare process)
+
+    lightning_s = time.perf_counter() - start
+    start = time.perf_counter()
+    import wandb  # noqa: F401
+    from hydra import compose, initialize_config_dir
+
+    from src.train import train
+
+    rest_s = time.perf_counter() - start
+
+    data, model, trainer = _defaults()
+    torch.set_num_threads(trainer.num_threads)
+    splits = make_splits(data.name, data.n_train, data.n_val, data.n_test, data.noise, data.seed)
+    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(CONF), version_base="1.3"):
+
+        def job(logger: str) -> None:
+            overrides = [f"logger={logger}", f"output_dir={tmp}/{logger}", "model.depth=2"]
+            train(compose("train", overrides=overrides))
+
+        compose_s = _mean_seconds(lambda: compose("train", return_hydra_config=True), 10)
+        bare = _mean_seconds(lambda: bare_training(2, 10, 0, splits, data, model, 25), 5)
+        job("none")  # warm-up: first-call costs are counted in the imports
+        lightning = _mean_seconds(lambda: job("none"), 5)
+        start = time.perf_counter()
+        job("wandb")  # the first run starts this process's wandb service
+        first_wandb = time.perf_counter() - start
+        wandb_s = _mean_seconds(lambda: job("wandb"), 5)
+
+    print("per process (once per worker):")
+    print(f"  import pytorch_lightning (after torch) : {lightning_s:6.2f} s")
+    print(f"  import wandb, hydra, src.train         : {rest_s:6.2f} s")
+    print(f"  wandb service start (first run)        : {first_wandb - wandb_s:6.2f} s")
+    print("per job (depth 2, width 10, 25 epochs):")
+    print(f"  bare PyTorch training                  : {bare:6.3f} s")
+    print(f"  + Lightning (train(), logger=none)     : {lightning - bare:6.3f} s")
+    print(f"  + wandb offline run                    : {wandb_s - lightning:6.3f} s")
+    print("  + Hydra composition (x2 per job: the sweeper checks every job, the launcher")
+    print(f"    composes it again)                   : {2 * compose_s:6.3f} s")
+
+
 def _timed(cmd: list[str]) -> tuple[float, str]:
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -103,10 +156,13 @@ def _sweep_val_losses(sweep_dir: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bare", action="store_true", help="run only the bare side (internal)")
+    parser.add_argument("--overhead", action="store_true", help="split the per-job overhead")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the sweep")
     args = parser.parse_args()
     if args.bare:
         return run_bare()
+    if args.overhead:
+        return run_overhead()
 
     with tempfile.TemporaryDirectory() as tmp:
         sweep_dir = Path(tmp) / "sweep"
@@ -118,6 +174,7 @@ def main() -> None:
         sweep_cmd = [sys.executable, "-m", "src.train", "-m", *grid]
         sweep_cmd += [f"hydra.sweep.dir={sweep_dir}", *args.overrides]
         sweep_s, _ = _timed(sweep_cmd)
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         bare_s, out = _timed([sys.executable, "-m", "src.benchmark", "--bare"])
         bare, sweep = json.loads(out), _sweep_val_losses(sweep_dir)
 
@@ -128,6 +185,7 @@ def main() -> None:
     print(f"bare PyTorch process   : {bare_s:7.1f} s  ({bare_s / n:.2f} s/training)")
     print(f"ratio                  : {sweep_s / bare_s:7.2f} x")
     print(f"per-job framework cost : {(sweep_s - bare_s) / n:7.2f} s")
+    print(f"peak memory, largest process of the sweep: {peak_mb:.0f} MB")
     if diff is None:
         print(f"same trainings         : NO, the sweep finished {len(sweep)} of {n} jobs")
     else:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
-from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+
+if TYPE_CHECKING:
+    from pytorch_lightning.loggers import Logger
 
 KINDS = ("wandb", "csv", "none")
 WANDB_MODES = ("offline", "online", "disabled")
@@ -22,6 +24,8 @@ def build_logger(
     cfg: DictConfig, output_dir: Path, group: str, name: str, config: dict[str, Any]
 ) -> Logger | None:
     """The Lightning logger for one job, writing its files inside `output_dir`."""
+    from pytorch_lightning.loggers import CSVLogger, WandbLogger  # imported when training
+
     if cfg.kind == "csv":
         return CSVLogger(save_dir=output_dir, name="", version="")
     if cfg.kind == "wandb":
@@ -54,6 +58,8 @@ def build_logger(
 
 def close_logger(logger: Logger | None) -> None:
     """Finish the wandb run, so the next job of a multirun starts a run of its own."""
+    from pytorch_lightning.loggers import WandbLogger
+
     if isinstance(logger, WandbLogger):
         import wandb
 

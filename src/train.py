@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -29,10 +28,8 @@ from src.config import (
     require_int,
     require_number,
 )
-from src.data import GeneratedDataModule
 from src.generators import GENERATORS
 from src.loggers import KINDS, WANDB_MODES, build_logger, close_logger
-from src.model import MLPClassifier
 from src.nets import ACTIVATIONS, OPTIMIZERS, count_parameters
 from src.runs import METRICS_FILE, register_resolvers, run_group, write_json_atomic
 from src.sweep import clear_attempt, finished_metrics, progress_line
@@ -91,6 +88,13 @@ def _quiet_lightning() -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate on the test split, save weights and metrics.json; return the metrics."""
     validate(cfg)
+    # Lightning is imported here, not at the top: a sweep's main process (which only launches
+    # jobs) and a refused config never pay for its 3 s import.
+    import pytorch_lightning as pl
+
+    from src.data import GeneratedDataModule
+    from src.model import MLPClassifier
+
     start = time.perf_counter()
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +116,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if logger is not None:
             logger.log_hyperparams({"n_params": n_params})
             if cfg.logger.get("watch"):
-                logger.watch(model, log=cfg.logger.watch_log, log_freq=cfg.logger.watch_log_freq)
+                # idx=0: wandb numbers the models watched in one process (graph_1..., in a
+                # multirun's later jobs); the same histogram names in every job line them up.
+                logger.experiment.watch(
+                    model, log=cfg.logger.watch_log, log_freq=cfg.logger.watch_log_freq, idx=0
+                )
         trainer = pl.Trainer(
             max_epochs=cfg.trainer.max_epochs,
             accelerator=cfg.trainer.accelerator,

@@ -97,7 +97,12 @@ def test_csv_logger_writes_the_epoch_metrics(make_cfg, tmp_path):
 def test_wandb_offline_run_lives_in_the_job_folder(make_cfg, tmp_path):
     import wandb
 
-    train(make_cfg("logger=wandb", "logger.watch=true"))
-    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
-    assert wandb.run is None  # finished, so the next job starts a run of its own
+    for job in ("a", "b"):  # two jobs in one process, as in a multirun
+        overrides = ("logger=wandb", "logger.watch=true", "data.batch_size=8")  # 16 steps
+        train(make_cfg(*overrides, f"output_dir={tmp_path / job}"))
+        runs = list((tmp_path / job / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1
+        record = next(runs[0].glob("*.wandb")).read_bytes()
+        # watched under the same names in every job, so that runs line up in wandb
+        assert b"gradients/net.0.weight" in record and b"graph_1" not in record
+        assert wandb.run is None  # finished, so the next job starts a run of its own
