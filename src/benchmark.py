@@ -63,7 +63,7 @@ def bare_training(depth: int, width: int, seed: int, splits, data, model, epochs
             opt.zero_grad()
             loss.backward()
             opt.step()
-            loss_sum += float(loss) * len(idx)
+            loss_sum += loss.item() * len(idx)
             correct += int(((logits.detach() > 0).float() == y[idx]).sum())
         net.eval()
         val_loss, val_acc = _evaluate(net, loss_fn, xv, yv)
