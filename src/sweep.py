@@ -97,7 +97,7 @@ def check_resume(sweep_dir: Path, config: DictConfig) -> int:
             str(sweep_dir),
             f"a folder of the same sweep (this one differs in: {changed}); choose a new folder",
         )
-    return sum(1 for p in sweep_dir.rglob(METRICS_FILE) if _status(p.parent) in FINISHED)
+    return sum(1 for p in sweep_dir.rglob(METRICS_FILE) if finished_metrics(p.parent))
 
 
 class SweepCheck(Callback):
@@ -139,13 +139,6 @@ def mark_unfinished(sweep_dir: Path) -> list[Path]:
         write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
         print(f"failed: {job_dir.relative_to(sweep_dir)}: {error}", file=sys.stderr)
     return unfinished
-
-
-def _status(job_dir: Path) -> str | None:
-    try:
-        return (read_metrics(job_dir) or {}).get("status")
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def finished_metrics(job_dir: Path) -> dict[str, Any] | None:
