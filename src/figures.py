@@ -94,7 +94,7 @@ def _heatmap(ax, values, row: Axis, col: Axis, cmap: str, notes) -> None:
     image = ax.imshow(masked, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
     plt.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
     for (i, j), value in np.ndenumerate(values):
-        text = f"{value:.3f}" if np.isfinite(value) else "n/a"
+        text = f"{value:.3g}" if np.isfinite(value) else "n/a"  # 0.0003, not 0.000
         text += notes[i][j] if notes else ""
         # White text on dark cells: the cell's colour as imshow draws it, then its luminance.
         dark = np.isfinite(value) and image.cmap(image.norm(value))[:3] @ LUMA < 0.5
