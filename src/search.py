@@ -10,7 +10,6 @@ optimisation history, the learning curves, and the best trial as a command line.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shlex
@@ -29,16 +28,11 @@ from matplotlib.ticker import MaxNLocator
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, require_int
-from src.results import collect
-from src.runs import METRICS_FILE
+from src.results import RESULT_KEYS, collect
+from src.runs import read_metrics
 
 METRIC = "val_loss"
 CMAP = "viridis_r"  # bright = low val_loss
-# What a metrics.json holds besides the parameters (anything else in a row is a parameter).
-NOT_PARAMETERS = {
-    "status", "error", "job_dir", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-    "test_loss", "test_accuracy", "best_val_loss", "best_epoch", "epochs", "n_params", "seconds",
-}  # fmt: skip
 _ABSENT = object()
 
 
@@ -156,7 +150,7 @@ def _parameters(sweep_dir: Path, rows: list[dict[str, Any]]) -> dict[str, bool]:
         found = {k: is_log_scale(o) for k, (_, o) in space.items() if any(k in r for r in rows)}
         if found:
             return found
-    keys = dict.fromkeys(k for row in rows for k in row if k not in NOT_PARAMETERS)
+    keys = dict.fromkeys(k for row in rows for k in row if k not in RESULT_KEYS)
     return {k: False for k in keys if len({str(row.get(k)) for row in rows}) > 1}
 
 
@@ -296,8 +290,7 @@ def learning_curves(sweep_dir: Path, rows, path: Path) -> None:
     for i in np.argsort(-np.where(np.isfinite(losses), losses, np.inf), kind="stable"):
         epochs = rows[i].get("history")
         if epochs is None:
-            metrics = Path(sweep_dir) / rows[i]["job_dir"] / METRICS_FILE
-            epochs = json.loads(metrics.read_text()).get("history") if metrics.exists() else None
+            epochs = (read_metrics(Path(sweep_dir) / rows[i]["job_dir"]) or {}).get("history")
         color = cmap(norm(losses[i])) if np.isfinite(losses[i]) else "lightgrey"
         for ax, (key, _) in zip(axes, panels):
             values = [e.get(key, math.nan) for e in epochs or []]
