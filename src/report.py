@@ -390,26 +390,13 @@ def log_to_wandb(sweep_dir: Path, logger_cfg: Any) -> None:
     """One wandb run (job_type report) with the report's figures and the results table."""
     import wandb
 
-    from src.loggers import wandb_mode
+    from src.loggers import start_wandb_run
 
     sweep_dir = Path(sweep_dir)
     results = collect(sweep_dir)
     columns = list(dict.fromkeys(k for row in results for k in row))
-    wandb.init(
-        project=logger_cfg.project,
-        entity=logger_cfg.get("entity"),
-        job_type="report",
-        name=f"report {sweep_dir.name}",
-        mode=wandb_mode(logger_cfg),
-        dir=str(sweep_dir),
-        settings=wandb.Settings(
-            silent=True,
-            console="off",
-            x_disable_stats=True,
-            x_save_requirements=False,
-            disable_git=True,
-            save_code=False,
-        ),
+    start_wandb_run(
+        logger_cfg, job_type="report", name=f"report {sweep_dir.name}", dir=str(sweep_dir)
     )
     try:
         data = [[row.get(k) for k in columns] for row in results]

@@ -8,10 +8,8 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -35,6 +33,7 @@ from src.loggers import KINDS, WANDB_MODES, build_logger, close_logger
 from src.nets import ACTIVATIONS, OPTIMIZERS, count_parameters
 from src.runs import METRICS_FILE, register_resolvers, run_group, write_json_atomic
 from src.sweep import clear_attempt, finished_metrics, progress_line
+from src.workers import training_stack
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -87,29 +86,10 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
 
 
-def _training_stack():
-    """Lightning and the classes built on it.
-
-    Imported here, not at the top: a sweep's main process (which only launches jobs) and a
-    refused config never pay for the 3 s import. The first import leaves millions of
-    long-lived objects (torch._dynamo, sympy); freezing them keeps the garbage collector from
-    walking them again, in every full collection and in the one at exit (about 1 s a process).
-    """
-    first_import = "pytorch_lightning" not in sys.modules
-    import pytorch_lightning as pl
-
-    from src.data import GeneratedDataModule
-    from src.model import MLPClassifier
-
-    if first_import:
-        gc.freeze()
-    return pl, GeneratedDataModule, MLPClassifier
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate on the test split, save weights and metrics.json; return the metrics."""
     validate(cfg)
-    pl, GeneratedDataModule, MLPClassifier = _training_stack()
+    pl, GeneratedDataModule, MLPClassifier = training_stack()
     start = time.perf_counter()
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,8 @@ def test_multirun_layout_wandb_runs_and_a_failing_job(tmp_path):
         record = next(runs[0].glob("*.wandb")).read_bytes()
         group = job.parent.name
         assert f"{group}/seed={seed}".encode() in record and b"train" in record
+        # the workers used the sweep's one wandb service instead of starting their own
+        assert "existing wandb-core service" in (job / "wandb" / "debug.log").read_text()
         assert (job / "model.pt").exists()
 
         bad = job_dir(-1, seed)

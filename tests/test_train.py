@@ -94,8 +94,11 @@ def test_csv_logger_writes_the_epoch_metrics(make_cfg, tmp_path):
     assert {"train_loss", "val_loss", "train_accuracy", "val_accuracy", "epoch"} <= set(header)
 
 
-def test_wandb_offline_run_lives_in_the_job_folder(make_cfg, tmp_path):
+def test_wandb_offline_run_lives_in_the_job_folder(make_cfg, tmp_path, monkeypatch):
     import wandb
+    from wandb.sdk import wandb_setup
+
+    monkeypatch.delenv("WANDB_MODE")  # offline from logger.mode, as for most users
 
     for job in ("a", "b"):  # two jobs in one process, as in a multirun
         overrides = ("logger=wandb", "logger.watch=true", "data.batch_size=8")  # 16 steps
@@ -106,3 +109,6 @@ def test_wandb_offline_run_lives_in_the_job_folder(make_cfg, tmp_path):
         # watched under the same names in every job, so that runs line up in wandb
         assert b"gradients/net.0.weight" in record and b"graph_1" not in record
         assert wandb.run is None  # finished, so the next job starts a run of its own
+    # Offline for the whole process, not only for the run: wandb then starts none of the
+    # telemetry threads that report to wandb.ai at exit.
+    assert wandb_setup.singleton().settings.mode == "offline"
