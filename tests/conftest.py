@@ -41,3 +41,15 @@ def _offline_wandb(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
     os.environ.pop("WANDB_API_KEY", None)
+
+
+def wandb_records(wandb_dir: Path) -> list[bytes]:
+    """The transaction logs of the offline runs under `wandb_dir`, once wandb wrote them.
+
+    wandb.finish() can return before wandb's service has written the run's file out;
+    wandb.teardown() waits for the service to end (the next run starts a new one).
+    """
+    import wandb
+
+    wandb.teardown()
+    return [p.read_bytes() for p in sorted(Path(wandb_dir).glob("offline-run-*/*.wandb"))]

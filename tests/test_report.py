@@ -19,7 +19,7 @@ from src.config import ConfigError
 from src.report import REPORT_DIR, build, choose_axes, log_to_wandb, main, write_report
 from src.results import RESULTS_FILE, collect
 
-from .conftest import ROOT, TINY
+from .conftest import ROOT, TINY, wandb_records
 from .test_results import make_sweep
 
 PNGS = {
@@ -140,7 +140,7 @@ def test_report_is_logged_as_one_offline_wandb_run(tmp_path):
     images = {p.name.split("_0_")[0] for p in (runs[0] / "files" / "media" / "images").iterdir()}
     assert images == {name.removesuffix(".png") for name in PNGS}
     assert list((runs[0] / "files" / "media" / "table").glob("results*.table.json"))
-    assert b"report" in next(runs[0].glob("*.wandb")).read_bytes()  # the job_type
+    assert b"report" in wandb_records(sweep / "wandb")[0]  # the job_type
 
 
 def test_a_multirun_ends_with_results_and_report_before_the_summary(tmp_path):
