@@ -18,21 +18,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from src.results import Axis  # noqa: E402  (figures.Axis: the grid axes they draw)
+
 CLASS_COLOURS = ("#2166ac", "#b2182b")  # class 0 blue, class 1 red: the ends of RdBu_r
 DPI = 100
 LUMA = np.array([0.299, 0.587, 0.114])
-
-
-@dataclass
-class Axis:
-    """A grid axis: the swept key ("" for none) and its values, in the order drawn."""
-
-    key: str
-    values: list
-
-    def name(self, value) -> str:
-        """'model.depth=2', or 'all' on an axis with no key."""
-        return f"{self.key}={value}" if self.key else "all"
 
 
 @dataclass

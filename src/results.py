@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,15 @@ def write_results(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path:
         writer.writerows(rows)
     os.replace(tmp, path)
     return path
+
+
+@dataclass
+class Axis:
+    """A grid axis: the swept key ("" for none) and its values, in the order drawn."""
+
+    key: str
+    values: list
+
+    def name(self, value) -> str:
+        """'model.depth=2', or 'all' on an axis with no key."""
+        return f"{self.key}={value}" if self.key else "all"

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -28,9 +27,7 @@ from src.config import (
     require_int,
     require_number,
 )
-from src.generators import GENERATORS
 from src.loggers import KINDS, WANDB_MODES, build_logger, close_logger
-from src.nets import ACTIVATIONS, OPTIMIZERS, count_parameters
 from src.runs import METRICS_FILE, register_resolvers, run_group, write_json_atomic
 from src.sweep import clear_attempt, finished_metrics, progress_line
 from src.workers import training_stack
@@ -43,6 +40,10 @@ ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 
 def validate(cfg: DictConfig) -> None:
     """Refuse any value training cannot use, naming the key (raises ConfigError)."""
+    # torch-backed modules, imported where used: a sweep's main process never needs torch.
+    from src.generators import GENERATORS
+    from src.nets import ACTIVATIONS, OPTIMIZERS
+
     require_int("seed", cfg.seed)
     m = cfg.model
     require_int("model.depth", m.depth, minimum=0)
@@ -90,6 +91,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, evaluate on the test split, save weights and metrics.json; return the metrics."""
     validate(cfg)
     pl, GeneratedDataModule, MLPClassifier = training_stack()
+    import torch
+
+    from src.nets import count_parameters
+
     start = time.perf_counter()
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

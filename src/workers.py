@@ -37,27 +37,41 @@ def _import_in_worker() -> None:
     training_stack()
 
 
-def start_early(launcher: DictConfig) -> threading.Thread | None:
-    """Start the joblib launcher's workers now, each importing the training stack.
-
-    Uses a joblib.Parallel built from the launcher's own settings, so that the launcher's
-    Parallel finds the same reusable worker pool and keeps it. Returns the thread that waits
-    for the imports (None when the launcher runs its jobs in this process).
-    """
+def _joblib_settings(launcher: DictConfig) -> tuple[dict, int]:
+    """joblib.Parallel's arguments as Hydra's joblib launcher builds them, and its worker count."""
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-    from joblib import Parallel, delayed
     from joblib.parallel import LokyBackend
 
     settings = OmegaConf.to_container(launcher, resolve=True)
     settings.pop("_target_", None)
     settings["backend"] = "loky"  # as the launcher does
     process_joblib_cfg(settings)
-    n_workers = LokyBackend().effective_n_jobs(settings["n_jobs"])
-    if n_workers < 2:
+    return settings, LokyBackend().effective_n_jobs(settings["n_jobs"])
+
+
+def pool(launcher: DictConfig | None):
+    """A joblib.Parallel on the joblib launcher's own reusable worker pool (the same settings
+    find the same pool); None for other launchers, or one that runs jobs in this process."""
+    if launcher is None or not launcher.get("_target_", "").endswith("JoblibLauncher"):
         return None
+    from joblib import Parallel
+
+    settings, n_workers = _joblib_settings(launcher)
+    return Parallel(**settings) if n_workers > 1 else None
+
+
+def start_early(launcher: DictConfig) -> threading.Thread | None:
+    """Start the joblib launcher's workers now, each importing the training stack; return the
+    thread that waits for them (None when there are no workers to start)."""
+    from joblib import delayed
+
+    workers = pool(launcher)
+    if workers is None:
+        return None
+    _, n_workers = _joblib_settings(launcher)
 
     def warm_up() -> None:
-        Parallel(**settings)(delayed(_import_in_worker)() for _ in range(n_workers))
+        workers(delayed(_import_in_worker)() for _ in range(n_workers))
 
     thread = threading.Thread(target=warm_up, name="start-workers", daemon=True)
     thread.start()
