@@ -119,6 +119,17 @@ def test_cli_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, capsys, case, m
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
 
 
+def test_workers_draw_the_same_report(tmp_path):
+    from joblib import Parallel
+
+    here, there = make_sweep(tmp_path / "here"), make_sweep(tmp_path / "there")
+    write_report(here)
+    write_report(there, workers=Parallel(n_jobs=2, backend="loky"))
+    page = (here / REPORT_DIR / "index.html").read_text()
+    assert (there / REPORT_DIR / "index.html").read_text() == page.replace("here", "there")
+    assert all(is_png(there / REPORT_DIR / name) for name in PNGS)
+
+
 def test_callback_logs_a_report_error_and_goes_on(tmp_path, caplog):
     (tmp_path / "multirun.yaml").write_text("hydra: {}\n")  # a sweep with no job yet
     config = OmegaConf.create(

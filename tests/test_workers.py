@@ -1,6 +1,7 @@
 """Workers started early are the ones the joblib launcher then uses, Lightning already loaded."""
 
 import os
+import subprocess
 import sys
 
 from hydra import compose, initialize_config_dir
@@ -8,7 +9,7 @@ from joblib import Parallel, delayed
 
 from src.workers import start_early
 
-from .conftest import CONF
+from .conftest import CONF, ROOT
 
 
 def _launcher(*overrides: str):
@@ -32,3 +33,10 @@ def test_the_launcher_finds_the_workers_started_early_with_lightning_loaded():
 
 def test_no_workers_are_started_for_a_launcher_that_runs_jobs_in_this_process():
     assert start_early(_launcher("hydra.launcher.n_jobs=1")) is None
+
+
+def test_a_sweeps_main_process_does_not_import_torch():
+    # what `python -m src.train -m` loads before its workers train (Hydra's callbacks included)
+    code = "import sys, src.train, src.callbacks; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
