@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from src.report import log_to_wandb, write_report
-from src.runs import METRICS_FILE, read_metrics
+from src.runs import read_metrics, sweep_files
 from src.workers import pool
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        records = {p.parent: read_metrics(p.parent) for p in sorted(sweep_dir.rglob(METRICS_FILE))}
+        records = {p.parent: read_metrics(p.parent) for p in sorted(sweep_files(sweep_dir))}
         counts = Counter(r.get("status", "unknown") for r in records.values())
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         log.info(f"{sum(counts.values())} jobs in {sweep_dir}: {summary}")

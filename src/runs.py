@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,13 @@ def read_metrics(job_dir: Path) -> dict[str, Any] | None:
     """A job's metrics.json, or None when the job has not finished writing it."""
     path = Path(job_dir) / METRICS_FILE
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def sweep_files(sweep_dir: Path, name: str = METRICS_FILE) -> Iterator[Path]:
+    """Every file called `name` in the sweep's job folders. Faster than rglob: it skips the
+    wandb and report folders, the bulk of a finished sweep's files (each job's progress line
+    counts the finished jobs, so this runs once per job)."""
+    for folder, subfolders, files in os.walk(sweep_dir):
+        subfolders[:] = [f for f in subfolders if f not in ("wandb", "report")]
+        if name in files:
+            yield Path(folder) / name

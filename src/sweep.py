@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, require_int, require_number
 from src.loggers import share_service
-from src.runs import METRICS_FILE, read_metrics, write_json_atomic
+from src.runs import METRICS_FILE, read_metrics, sweep_files, write_json_atomic
 from src.workers import start_early
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def check_resume(sweep_dir: Path, config: DictConfig) -> int:
             str(sweep_dir),
             f"a folder of the same sweep (this one differs in: {changed}); choose a new folder",
         )
-    return sum(1 for p in sweep_dir.rglob(METRICS_FILE) if finished_metrics(p.parent))
+    return sum(1 for p in sweep_files(sweep_dir) if finished_metrics(p.parent))
 
 
 class SweepCheck(Callback):
@@ -137,8 +137,9 @@ def mark_unfinished(sweep_dir: Path) -> list[Path]:
     """Record every started job of the sweep that has no metrics.json as failed."""
     unfinished = [
         overrides.parent.parent
-        for overrides in sweep_dir.rglob(".hydra/overrides.yaml")
-        if not (overrides.parent.parent / METRICS_FILE).exists()
+        for overrides in sweep_files(sweep_dir, "overrides.yaml")
+        if overrides.parent.name == ".hydra"
+        and not (overrides.parent.parent / METRICS_FILE).exists()
     ]
     error = "its process ended before the job finished (killed or crashed); rerun the sweep"
     for job_dir in unfinished:
@@ -174,7 +175,7 @@ def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]
         state = json.loads((sweep_dir / STATE_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         state = {"total": None, "swept": None, "started": time.time()}
-    records = list(sweep_dir.rglob(METRICS_FILE))
+    records = list(sweep_files(sweep_dir))
     done = len(records)
     done_now = sum(1 for p in records if p.stat().st_mtime >= state["started"])
     total = state["total"]

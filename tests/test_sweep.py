@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from src.runs import run_group, unique_dir
+from src.runs import run_group, sweep_files, unique_dir
 
 from .conftest import ROOT, TINY
 
@@ -21,6 +21,14 @@ def test_unique_dir_never_hands_out_the_same_folder_twice(tmp_path):
 def test_run_group_is_the_configuration_without_the_seed():
     assert run_group("model.depth=3,model.width=10") == "model.depth=3,model.width=10"
     assert run_group("") == "default"
+
+
+def test_sweep_files_finds_the_jobs_files_and_skips_wandb_and_report(tmp_path):
+    for folder in ("a/seed=0", "a/seed=1", "b/seed=0/wandb/run", "report"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "metrics.json").write_text("{}")
+    found = sorted(str(p.relative_to(tmp_path)) for p in sweep_files(tmp_path))
+    assert found == ["a/seed=0/metrics.json", "a/seed=1/metrics.json"]
 
 
 def test_multirun_layout_wandb_runs_and_a_failing_job(tmp_path):
