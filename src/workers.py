@@ -8,6 +8,7 @@ imports when the sweep starts, so the two overlap.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import threading
@@ -71,7 +72,9 @@ def start_early(launcher: DictConfig) -> threading.Thread | None:
     _, n_workers = _joblib_settings(launcher)
 
     def warm_up() -> None:
-        workers(delayed(_import_in_worker)() for _ in range(n_workers))
+        # A failure here (a worker that cannot import) is the launcher's to report: it meets it too.
+        with contextlib.suppress(Exception):
+            workers(delayed(_import_in_worker)() for _ in range(n_workers))
 
     thread = threading.Thread(target=warm_up, name="start-workers", daemon=True)
     thread.start()
