@@ -42,7 +42,8 @@ def _setup_wandb(mode: str):
 
 def start_wandb_run(cfg: DictConfig, **init_args: Any):
     """A wandb run in the mode `cfg` asks for, without this codebase's per-run extras."""
-    wandb = _setup_wandb(wandb_mode(cfg))
+    mode = wandb_mode(cfg)
+    wandb = _setup_wandb(mode)
     settings = wandb.Settings(
         silent=True,
         console="off",  # the job's stdout already goes to Hydra's log file
@@ -56,7 +57,7 @@ def start_wandb_run(cfg: DictConfig, **init_args: Any):
     return wandb.init(
         project=cfg.project,
         entity=cfg.get("entity"),
-        mode=wandb_mode(cfg),
+        mode=mode,
         settings=settings,
         **init_args,
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from src.runs import read_metrics
+from src.runs import read_metrics, sweep_files
 
 RESULTS_FILE = "results.csv"
 METRIC_KEYS = (
@@ -67,11 +67,13 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
         raise SweepError(f"{sweep_dir} is not a folder")
     found = sorted(
         p.parent.parent
-        for p in sweep_dir.rglob("overrides.yaml")
+        for p in sweep_files(sweep_dir, "overrides.yaml")
         if p.parent.name == ".hydra" and p.parent.parent != sweep_dir
     )
     is_sweep = (sweep_dir / "multirun.yaml").exists()
-    inner = sorted(p.parent for p in sweep_dir.rglob("multirun.yaml") if p.parent != sweep_dir)
+    inner = sorted(
+        p.parent for p in sweep_files(sweep_dir, "multirun.yaml") if p.parent != sweep_dir
+    )
     if inner and not is_sweep:
         raise SweepError(
             f"{sweep_dir} holds {len(inner)} sweeps, not one: pass one of them, e.g. {inner[-1]}"

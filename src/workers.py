@@ -38,8 +38,11 @@ def _import_in_worker() -> None:
     training_stack()
 
 
-def _joblib_settings(launcher: DictConfig) -> tuple[dict, int]:
-    """joblib.Parallel's arguments as Hydra's joblib launcher builds them, and its worker count."""
+def _joblib_settings(launcher: DictConfig | None) -> tuple[dict, int] | None:
+    """joblib.Parallel's arguments as Hydra's joblib launcher builds them, and its worker count;
+    None for other launchers, or one that runs its jobs in this process."""
+    if launcher is None or not launcher.get("_target_", "").endswith("JoblibLauncher"):
+        return None
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
     from joblib.parallel import LokyBackend
 
@@ -47,34 +50,33 @@ def _joblib_settings(launcher: DictConfig) -> tuple[dict, int]:
     settings.pop("_target_", None)
     settings["backend"] = "loky"  # as the launcher does
     process_joblib_cfg(settings)
-    return settings, LokyBackend().effective_n_jobs(settings["n_jobs"])
+    n_workers = LokyBackend().effective_n_jobs(settings["n_jobs"])
+    return (settings, n_workers) if n_workers > 1 else None
 
 
 def pool(launcher: DictConfig | None):
     """A joblib.Parallel on the joblib launcher's own reusable worker pool (the same settings
-    find the same pool); None for other launchers, or one that runs jobs in this process."""
-    if launcher is None or not launcher.get("_target_", "").endswith("JoblibLauncher"):
-        return None
+    find the same pool); None where `_joblib_settings` is."""
     from joblib import Parallel
 
-    settings, n_workers = _joblib_settings(launcher)
-    return Parallel(**settings) if n_workers > 1 else None
+    found = _joblib_settings(launcher)
+    return Parallel(**found[0]) if found else None
 
 
 def start_early(launcher: DictConfig) -> threading.Thread | None:
     """Start the joblib launcher's workers now, each importing the training stack; return the
     thread that waits for them (None when there are no workers to start)."""
-    from joblib import delayed
+    from joblib import Parallel, delayed
 
-    workers = pool(launcher)
-    if workers is None:
+    found = _joblib_settings(launcher)
+    if found is None:
         return None
-    _, n_workers = _joblib_settings(launcher)
+    settings, n_workers = found
 
     def warm_up() -> None:
         # A failure here (a worker that cannot import) is the launcher's to report: it meets it too.
         with contextlib.suppress(Exception):
-            workers(delayed(_import_in_worker)() for _ in range(n_workers))
+            Parallel(**settings)(delayed(_import_in_worker)() for _ in range(n_workers))
 
     thread = threading.Thread(target=warm_up, name="start-workers", daemon=True)
     thread.start()
