@@ -69,6 +69,8 @@ def build_logger(
     """The Lightning logger for one job, writing its files inside `output_dir`."""
     from pytorch_lightning.loggers import CSVLogger, WandbLogger  # imported when training
 
+    from src.wandb_rows import EpochRowsWandbLogger
+
     if cfg.kind == "csv":
         return CSVLogger(save_dir=output_dir, name="", version="")
     if cfg.kind == "wandb":
@@ -81,7 +83,9 @@ def build_logger(
             dir=str(output_dir),
             config=config,
         )
-        return WandbLogger(experiment=run, save_dir=str(output_dir))
+        # One wandb row per epoch, except when watching gradients (see src/wandb_rows.py).
+        logger_class = WandbLogger if cfg.get("watch") else EpochRowsWandbLogger
+        return logger_class(experiment=run, save_dir=str(output_dir))
     return None
 
 

@@ -53,3 +53,33 @@ def wandb_records(wandb_dir: Path) -> list[bytes]:
 
     wandb.teardown()
     return [p.read_bytes() for p in sorted(Path(wandb_dir).glob("offline-run-*/*.wandb"))]
+
+
+def wandb_history(record_file: bytes) -> list[dict[str, object]]:
+    """The history rows (what each wandb.log sent) in one run's .wandb transaction log.
+
+    The file is a LevelDB-style log, as wandb writes it: a 7-byte header, then 32 KiB blocks
+    of chunks, each with a 7-byte header (checksum, little-endian length, type: 1 full,
+    2 first, 3 middle, 4 last) and part of one protobuf Record.
+    """
+    import json
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    block, pos, data, rows = 32768, 7, b"", []
+    while pos + 7 <= len(record_file):
+        if block - pos % block < 7:  # too little room left for a header: padding
+            pos += block - pos % block
+            continue
+        length = int.from_bytes(record_file[pos + 4 : pos + 6], "little")
+        kind = record_file[pos + 6]
+        data += record_file[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a record is complete
+            record = pb.Record()
+            record.ParseFromString(data)
+            data = b""
+            if record.WhichOneof("record_type") == "history":
+                items = record.history.item
+                rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items})
+    return rows

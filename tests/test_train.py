@@ -3,12 +3,13 @@
 import json
 import math
 
+import pytest
 import torch
 
 from src.nets import build_mlp
 from src.train import train
 
-from .conftest import wandb_records
+from .conftest import wandb_history, wandb_records
 
 KEYS = {
     "status",
@@ -114,3 +115,20 @@ def test_wandb_offline_run_lives_in_the_job_folder(make_cfg, tmp_path, monkeypat
         assert len(records) == 1  # one run per job, inside the job's folder
         # watched under the same names in every job, so that runs line up in wandb
         assert b"gradients/net.0.weight" in records[0] and b"graph_1" not in records[0]
+
+
+def test_wandb_gets_one_row_per_epoch_then_the_test_row(make_cfg, tmp_path):
+    # Lightning logs an epoch's validation and training metrics in two calls; the logger
+    # sends them as one wandb row (src/wandb_rows.py), and the test metrics in a row of their own.
+    train(make_cfg("logger=wandb", "trainer.max_epochs=3", f"output_dir={tmp_path / 'job'}"))
+    [record_file] = wandb_records(tmp_path / "job" / "wandb")
+    rows = wandb_history(record_file)
+    metrics = json.loads((tmp_path / "job" / "metrics.json").read_text())
+    epoch_keys = {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+    assert [row["epoch"] for row in rows] == [0, 1, 2, 3]
+    for row, record in zip(rows, metrics["history"]):
+        assert {key: row[key] for key in epoch_keys} == pytest.approx(
+            {key: record[key] for key in epoch_keys}
+        )
+    assert set(rows[-1]) & epoch_keys == set()
+    assert rows[-1]["test_loss"] == pytest.approx(metrics["test_loss"])
