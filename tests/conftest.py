@@ -81,5 +81,7 @@ def wandb_history(record_file: bytes) -> list[dict[str, object]]:
             data = b""
             if record.WhichOneof("record_type") == "history":
                 items = record.history.item
-                rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items})
+                rows.append(
+                    {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items}
+                )
     return rows
