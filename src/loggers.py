@@ -69,11 +69,11 @@ def build_logger(
     """The Lightning logger for one job, writing its files inside `output_dir`."""
     from pytorch_lightning.loggers import CSVLogger, WandbLogger  # imported when training
 
-    from src.wandb_rows import EpochRowsWandbLogger
-
     if cfg.kind == "csv":
         return CSVLogger(save_dir=output_dir, name="", version="")
     if cfg.kind == "wandb":
+        from src.wandb_rows import EpochRowsWandbLogger
+
         run = start_wandb_run(
             cfg,
             group=group,
