@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -15,8 +15,9 @@ from src.generators import make_splits
 class GeneratedDataModule(pl.LightningDataModule):
     """Train, validation and test splits of one generated data set.
 
-    The data depend on `seed` alone, so they stay fixed across repetitions of a model;
-    the order of the training batches depends on `shuffle_seed` (the run's seed).
+    The data depend on `seed` alone, so they stay fixed across repetitions of a model.
+    Training batches are stacked for the members of a stacked model, one row per run seed in
+    `shuffle_seeds`: row k is the batch a single run with seed `shuffle_seeds[k]` would see.
     """
 
     def __init__(
@@ -28,10 +29,11 @@ class GeneratedDataModule(pl.LightningDataModule):
         noise: float = 0.1,
         batch_size: int = 128,
         seed: int = 42,
-        shuffle_seed: int = 0,
+        shuffle_seeds: Sequence[int] = (0,),
     ):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore="shuffle_seeds")
+        self.shuffle_seeds = list(shuffle_seeds)
         self.splits: dict[str, TensorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -43,8 +45,9 @@ class GeneratedDataModule(pl.LightningDataModule):
     # The loaders hand the dataset whole index tensors (batch_size=None): one indexing op per
     # batch instead of one __getitem__ per sample plus a collate.
     def train_dataloader(self) -> DataLoader:
-        order = torch.Generator().manual_seed(self.hparams.shuffle_seed)
-        batches = ShuffledBatches(len(self.splits["train"]), self.hparams.batch_size, order)
+        """Batches of shape (K, batch_size, 2) and (K, batch_size), K = len(shuffle_seeds)."""
+        orders = [torch.Generator().manual_seed(seed) for seed in self.shuffle_seeds]
+        batches = ShuffledBatches(len(self.splits["train"]), self.hparams.batch_size, orders)
         return DataLoader(self.splits["train"], sampler=batches, batch_size=None)
 
     # Evaluation sets are small: one batch each, so an epoch's evaluation is one forward pass.
@@ -60,13 +63,15 @@ class GeneratedDataModule(pl.LightningDataModule):
 
 
 class ShuffledBatches(Sampler[torch.Tensor]):
-    """Index batches of a fresh random permutation of range(n) every epoch."""
+    """Index batches of shape (K, batch_size): row k walks a fresh random permutation of
+    range(n) every epoch, drawn from the k-th generator."""
 
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
-        self.n, self.batch_size, self.generator = n, batch_size, generator
+    def __init__(self, n: int, batch_size: int, generators: list[torch.Generator]):
+        self.n, self.batch_size, self.generators = n, batch_size, generators
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        return iter(torch.randperm(self.n, generator=self.generator).split(self.batch_size))
+        orders = [torch.randperm(self.n, generator=g) for g in self.generators]
+        return iter(torch.stack(orders).split(self.batch_size, dim=1))

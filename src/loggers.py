@@ -64,16 +64,23 @@ def start_wandb_run(cfg: DictConfig, **init_args: Any):
 
 
 def build_logger(
-    cfg: DictConfig, output_dir: Path, group: str, name: str, config: dict[str, Any]
+    cfg: DictConfig,
+    output_dir: Path,
+    group: str,
+    name: str,
+    config: dict[str, Any],
+    concurrent: bool = False,
 ) -> Logger | None:
-    """The Lightning logger for one job, writing its files inside `output_dir`."""
+    """The Lightning logger for one run, writing its files inside `output_dir`.
+
+    concurrent: other runs of this process stay open beside this one (a stack's seeds): its
+    wandb run is then not wandb's global `wandb.run` (which `wandb.watch` needs).
+    """
     from pytorch_lightning.loggers import CSVLogger, WandbLogger  # imported when training
 
     if cfg.kind == "csv":
         return CSVLogger(save_dir=output_dir, name="", version="")
     if cfg.kind == "wandb":
-        from src.wandb_rows import EpochRowsWandbLogger
-
         run = start_wandb_run(
             cfg,
             group=group,
@@ -82,18 +89,15 @@ def build_logger(
             tags=list(cfg.tags),
             dir=str(output_dir),
             config=config,
+            **({"reinit": "create_new"} if concurrent else {}),
         )
-        # One wandb row per epoch, except when watching gradients (see src/wandb_rows.py).
-        logger_class = WandbLogger if cfg.get("watch") else EpochRowsWandbLogger
-        return logger_class(experiment=run, save_dir=str(output_dir))
+        return WandbLogger(experiment=run, save_dir=str(output_dir))
     return None
 
 
 def close_logger(logger: Logger | None) -> None:
-    """Finish the wandb run, so the next job of a multirun starts a run of its own."""
+    """Finish the run's wandb run (a multirun's next job starts a run of its own)."""
     from pytorch_lightning.loggers import WandbLogger
 
     if isinstance(logger, WandbLogger):
-        import wandb
-
-        wandb.finish()
+        logger.experiment.finish()

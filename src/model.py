@@ -1,20 +1,38 @@
-"""The LightningModule for `model`: the MLP of src/nets.py trained as a binary classifier."""
+"""The LightningModule for `model`: K MLPs of src/nets.py trained side by side as classifiers.
+
+A single run is K = 1. A sweep's repetitions of one configuration (its seeds) are K members of
+one stacked model: member k starts from the weights a single run with seed `seeds[k]` starts
+from, sees that run's batch order, and gets exactly its own gradient (the loss is the sum over
+members of each member's own mean loss; Adam and SGD update every element on its own).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytorch_lightning as pl
 import torch
-from torch import nn
+import torch.nn.functional as F
 from torchmetrics.functional.classification import binary_accuracy
 
-from src.nets import OPTIMIZERS, build_mlp
+from src.nets import MLP, OPTIMIZERS, StackedMLP
+
+SPLITS = ("train", "val", "test")
+
+
+def seeded_mlp(seed: int, **net_args) -> MLP:
+    """The MLP a single run with this seed starts from (its own random stream, not the caller's)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MLP(**net_args)
 
 
 class MLPClassifier(pl.LightningModule):
-    """Binary classifier trained with BCEWithLogitsLoss; logs loss and accuracy once per epoch.
+    """Binary classifiers trained with the logistic loss; the epoch's loss and accuracy per member.
 
-    The optimizer is stepped in `training_step` (Lightning's manual optimization): for nets
-    this small, the closure machinery of automatic optimization costs about 20 ms of a 0.3 s fit.
+    `history[k]` holds member k's per-epoch records; `status[k]` is "ok", or "diverged" from the
+    epoch its loss became NaN or infinite (its history stops there, the others train on);
+    `test_metrics[k]` its test metrics. `member_loggers[k]`, when set, gets member k's rows.
     """
 
     def __init__(
@@ -25,46 +43,38 @@ class MLPClassifier(pl.LightningModule):
         lr: float = 0.01,
         optimizer: str = "adam",
         in_features: int = 2,
+        seeds: Sequence[int] = (0,),
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.net = build_mlp(depth, width, activation, in_features)
-        self.loss_fn = nn.BCEWithLogitsLoss()
-        # Each step keeps its (logits, labels); the epoch's metrics are computed once from all of
-        # them at the epoch's end. Per-step metric updates would cost more than the step itself.
-        self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {
-            split: [] for split in ("train", "val", "test")
-        }
-        self.history: list[dict[str, float]] = []
-        self._val_values: dict[str, float] = {}
-        self.diverged = False
-        self.automatic_optimization = False
-
-    def __setattr__(self, name: str, value) -> None:
-        # Lightning records the running hook in _current_fx_name around every hook call, some
-        # 45 times a step. nn.Module.__setattr__ checks each assignment against the module's
-        # parameters, buffers and submodules: 5% of a small job's time, for a plain string.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
+        self.seeds = list(seeds)
+        net_args = {"depth": depth, "width": width, "activation": activation}
+        self.net = StackedMLP([seeded_mlp(s, in_features=in_features, **net_args) for s in seeds])
+        # The epoch's (logits, labels) per split; its metrics are computed once, at its end.
+        self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {s: [] for s in SPLITS}
+        self.register_buffer("active", torch.ones(len(self.seeds), dtype=torch.bool), False)
+        self.history: list[list[dict[str, float]]] = [[] for _ in self.seeds]
+        self.status = ["ok"] * len(self.seeds)
+        self.test_metrics: list[dict[str, float]] = [{} for _ in self.seeds]
+        self._diverged_weights: dict[int, dict[str, torch.Tensor]] = {}
+        self.member_loggers: dict[int, pl.loggers.Logger] = {}
+        self._val_values: list[dict[str, float]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (K, B) for inputs (K, B, in), or (B, in) shared by all members."""
         return self.net(x).squeeze(-1)
 
     def _step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
         logits = self(x)
+        y = y.expand_as(logits)
         self._outputs[split].append((logits.detach(), y))
-        return self.loss_fn(logits, y)
+        per_member = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(dim=1)
+        # A diverged member stops counting: where() passes it no gradient, not even a NaN.
+        return torch.where(self.active, per_member, 0.0).sum()
 
     def training_step(self, batch, batch_idx):
-        optimizer = self.optimizers()
-        loss = self._step("train", batch)
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        optimizer.step()
-        return loss
+        return self._step("train", batch)
 
     def validation_step(self, batch, batch_idx):
         self._step("val", batch)
@@ -72,32 +82,57 @@ class MLPClassifier(pl.LightningModule):
     def test_step(self, batch, batch_idx):
         self._step("test", batch)
 
-    def _log_split(self, split: str) -> dict[str, float]:
-        """Log the split's loss and accuracy over the epoch's samples; start the next afresh."""
-        logits, labels = (torch.cat(parts) for parts in zip(*self._outputs[split]))
+    def _epoch_metrics(self, split: str) -> list[dict[str, float]]:
+        """Each member's loss and accuracy over the epoch's samples, then a fresh start."""
+        logits, labels = (torch.cat(parts, dim=1) for parts in zip(*self._outputs[split]))
         self._outputs[split].clear()
-        values = {
-            f"{split}_loss": float(self.loss_fn(logits, labels)),
-            f"{split}_accuracy": float(
-                binary_accuracy(torch.sigmoid(logits), labels.long(), validate_args=False)
-            ),
-        }
-        self.log_dict(values)
-        return values
+        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(dim=1)
+        accuracy = binary_accuracy(
+            torch.sigmoid(logits),
+            labels.long(),
+            multidim_average="samplewise",
+            validate_args=False,
+        )
+        return [
+            {f"{split}_loss": float(a), f"{split}_accuracy": float(b)}
+            for a, b in zip(loss.tolist(), accuracy.reshape(-1).tolist())
+        ]
+
+    def _log_member(self, k: int, row: dict[str, float]) -> None:
+        logger = self.member_loggers.get(k)
+        if logger is not None:
+            logger.log_metrics({**row, "epoch": self.current_epoch}, step=self.global_step)
 
     def on_validation_epoch_end(self) -> None:
-        self._val_values = self._log_split("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_split("test")
+        self._val_values = self._epoch_metrics("val")
 
     def on_train_epoch_end(self) -> None:
         # Lightning runs validation before this hook, so the epoch's record is complete here.
-        record = {"epoch": self.current_epoch, **self._log_split("train"), **self._val_values}
-        self.history.append(record)
-        if not all(map(_is_finite, record.values())):
-            self.diverged = True
+        for k, (train, val) in enumerate(zip(self._epoch_metrics("train"), self._val_values)):
+            if self.status[k] != "ok":
+                continue
+            record = {"epoch": self.current_epoch, **train, **val}
+            self.history[k].append(record)
+            self._log_member(k, {**train, **val})
+            if not all(map(_is_finite, record.values())):
+                self.status[k] = "diverged"
+                self.active[k] = False
+                self._diverged_weights[k] = self.net.member_state(k)
+        if not self.active.any():
             self.trainer.should_stop = True
+
+    def on_fit_end(self) -> None:
+        # A diverged member ends with the weights it had when it diverged, as a single run
+        # (which stops there) would: the others went on training, it must not have drifted.
+        with torch.no_grad():
+            for k, state in self._diverged_weights.items():
+                for name, tensor in self.net.state_dict().items():
+                    tensor[k] = state[name]
+
+    def on_test_epoch_end(self) -> None:
+        self.test_metrics = self._epoch_metrics("test")
+        for k, row in enumerate(self.test_metrics):
+            self._log_member(k, row)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return OPTIMIZERS[self.hparams.optimizer](self.parameters(), lr=self.hparams.lr)

@@ -4,7 +4,10 @@ Registers two OmegaConf resolvers used in conf/train.yaml:
 - `unique_dir`: claims a fresh output folder, so two sweeps started in the same second
   get `21-30-05` and `21-30-05-2` instead of sharing one;
 - `run_group`: the configuration without the seed (Hydra's override_dirname), used as the
-  job's folder and as its wandb group, so repetitions sit and average together.
+  job's folder and as its wandb group, so repetitions sit and average together;
+- `job_subdir`, `hydra_subdir`: where a job runs and keeps Hydra's record of it. A run of one
+  seed: `<group>/seed=<n>/` with `.hydra/`. A stacked job (`seeds=[...]`): `<group>/` with
+  `.stack/`, and one `seed=<n>/` folder per seed, laid out as a single run's.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from omegaconf import OmegaConf
 
 METRICS_FILE = "metrics.json"
 DEFAULT_GROUP = "default"
+STACK_SUBDIR = ".stack"
 
 
 def unique_dir(path: str) -> str:
@@ -39,12 +43,30 @@ def run_group(override_dirname: str | None) -> str:
     return override_dirname or DEFAULT_GROUP
 
 
+def job_subdir(override_dirname: str | None, seed: int, seeds: list[int] | None) -> str:
+    group = run_group(override_dirname)
+    return group if seeds is not None else f"{group}/seed={seed}"
+
+
+def hydra_subdir(seeds: list[int] | None) -> str:
+    return ".hydra" if seeds is None else STACK_SUBDIR
+
+
+def member_dir(output_dir: Path, seed: int) -> Path:
+    """Where a stacked job writes the run of one of its seeds."""
+    return Path(output_dir) / f"seed={seed}"
+
+
 def register_resolvers() -> None:
     # use_cache: resolved once per config and copied by Hydra into every job's config.
     if not OmegaConf.has_resolver("unique_dir"):
         OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True)
     if not OmegaConf.has_resolver("run_group"):
         OmegaConf.register_new_resolver("run_group", run_group)
+    if not OmegaConf.has_resolver("job_subdir"):
+        OmegaConf.register_new_resolver("job_subdir", job_subdir)
+    if not OmegaConf.has_resolver("hydra_subdir"):
+        OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -86,6 +86,23 @@ def check_launcher(launcher: DictConfig) -> None:
             require_int("hydra.launcher.array_parallelism", launcher.array_parallelism, minimum=1)
 
 
+def check_stacking(config: DictConfig) -> None:
+    """Refuse a stacking switch that is not a boolean, and watching gradients of a stack."""
+    sweeper = config.hydra.sweeper
+    if "stack_seeds" not in sweeper:
+        return
+    if not isinstance(sweeper.stack_seeds, bool):
+        raise ConfigError("hydra.sweeper.stack_seeds", sweeper.stack_seeds, "true or false")
+    watch = OmegaConf.select(config, "logger.watch")
+    if sweeper.stack_seeds and watch and "seed" in plan(config)[1]:
+        raise ConfigError(
+            "logger.watch",
+            True,
+            "false when seeds are stacked (its histograms would mix the seeds); "
+            "add hydra.sweeper.stack_seeds=false",
+        )
+
+
 def check_resume(sweep_dir: Path, config: DictConfig) -> int:
     """Refuse to resume into a folder made by another sweep; return how many jobs finished."""
     previous = sweep_dir / "multirun.yaml"
@@ -109,6 +126,7 @@ class SweepCheck(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             check_launcher(config.hydra.launcher)
+            check_stacking(config)
             if "n_trials" in config.hydra.sweeper:  # a search: its space, before anything else
                 from src.search import check_search_space
 
@@ -145,6 +163,41 @@ def mark_unfinished(sweep_dir: Path) -> list[Path]:
         write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
         print(f"failed: {job_dir.relative_to(sweep_dir)}: {error}", file=sys.stderr)
     return unfinished
+
+
+def member_overrides(task_overrides: list[str], seed: int) -> list[str]:
+    """A stacked job's overrides as a single run of `seed` would have had them: the seeds
+    override (`++seeds=[...]`, where the seed override stood) becomes `seed=<seed>`."""
+    return [
+        f"seed={seed}" if o.split("=", 1)[0].lstrip("+~") == "seeds" else o for o in task_overrides
+    ]
+
+
+def write_member_record(cfg: DictConfig, seed: int, job_dir: Path, overrides: list[str]) -> None:
+    """A stacked seed's `.hydra/` (its resolved config and its overrides), as Hydra writes a
+    single run's: results.csv and resume find the seed's folder as they find any job's."""
+    record = job_dir / ".hydra"
+    record.mkdir(parents=True, exist_ok=True)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config.update(seed=seed, seeds=None, output_dir=str(job_dir))
+    OmegaConf.save(OmegaConf.create(config), record / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), record / "overrides.yaml")
+
+
+def member_log(job_dir: Path, seed: int) -> logging.Logger:
+    """A logger for one seed of a stacked job: its lines go to `<job_dir>/train.log`, and on
+    to the stack's log and the console."""
+    member = log.getChild(f"seed={seed}")
+    handler = logging.FileHandler(job_dir / "train.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    member.addHandler(handler)
+    return member
+
+
+def close_member_log(member: logging.Logger) -> None:
+    for handler in list(member.handlers):
+        member.removeHandler(handler)
+        handler.close()
 
 
 def finished_metrics(job_dir: Path) -> dict[str, Any] | None:

@@ -52,20 +52,20 @@ def test_splits_have_the_asked_sizes_and_do_not_overlap():
 
 
 def test_data_do_not_depend_on_the_run_seed_but_batch_order_does():
-    a = GeneratedDataModule(n_train=50, seed=7, shuffle_seed=0, batch_size=8)
-    b = GeneratedDataModule(n_train=50, seed=7, shuffle_seed=1, batch_size=8)
+    a = GeneratedDataModule(n_train=50, seed=7, shuffle_seeds=[0], batch_size=8)
+    b = GeneratedDataModule(n_train=50, seed=7, shuffle_seeds=[1], batch_size=8)
     a.setup(), b.setup()
     assert torch.equal(a.splits["train"].tensors[0], b.splits["train"].tensors[0])
     first_a, first_b = next(iter(a.train_dataloader())), next(iter(b.train_dataloader()))
-    assert first_a[0].shape == (8, 2) and not torch.equal(first_a[0], first_b[0])
+    assert first_a[0].shape == (1, 8, 2) and not torch.equal(first_a[0], first_b[0])
 
 
 def test_one_epoch_visits_every_training_point_once():
     dm = GeneratedDataModule(n_train=50, batch_size=8)
     dm.setup()
     batches = list(dm.train_dataloader())
-    assert [len(x) for x, _ in batches] == [8] * 6 + [2]
-    seen = torch.cat([x for x, _ in batches])
+    assert [x.shape[1] for x, _ in batches] == [8] * 6 + [2]
+    seen = torch.cat([x[0] for x, _ in batches])
     assert len(torch.unique(seen, dim=0)) == 50
     assert torch.allclose(seen.sum(0), dm.splits["train"].tensors[0].sum(0))
 

@@ -66,12 +66,13 @@ def just_started(sweep_dir: Path) -> list[Path]:
 
 
 def _slow_jobs(sweep_dir, *extra):
-    # four jobs of a second or two each, so that the test can stop the sweep half way
+    # four jobs (stacks of two seeds) of a second or two each, so that the test can stop the
+    # sweep half way
     return sweep_cmd(
         sweep_dir,
         "model.depth=2",
-        "model.width=10",
-        "seed=range(4)",
+        "model.width=8,9,10,11",
+        "seed=0,1",
         "trainer.max_epochs=60",
         *extra,
     )
@@ -88,13 +89,13 @@ def test_a_killed_sweep_resumes_without_retraining_what_finished(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:  # stop it once two jobs finished and a third has just started
-        wait_for(lambda: len(records(sweep)) >= 2 and just_started(sweep))
+    try:  # stop it once two stacks (four seeds) finished and a third has just started
+        wait_for(lambda: len(records(sweep)) >= 4 and just_started(sweep))
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # no chance to clean up: like a power cut
         first.wait()
     before = records(sweep)
-    assert 2 <= len(before) < 4, "the sweep finished before it could be killed"
+    assert 4 <= len(before) < 8, "the sweep finished before it could be killed"
     assert all(m["status"] == "ok" for m in before.values())
     started = list(sweep.rglob(".hydra/overrides.yaml"))
     assert len(started) > len(before)  # a job was in flight, and it left no metrics.json
@@ -103,7 +104,7 @@ def test_a_killed_sweep_resumes_without_retraining_what_finished(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{len(before)} already finished" in done.stdout + done.stderr
     after = records(sweep)
-    assert len(after) == 4 and all(m["status"] == "ok" for m in after.values())
+    assert len(after) == 8 and all(m["status"] == "ok" for m in after.values())
     for job, metrics in before.items():
         assert after[job] == metrics  # not retrained: the very same record
     for job in after:
@@ -149,4 +150,4 @@ def test_a_dead_worker_fails_its_job_and_loses_nothing(tmp_path):
 
     done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert sorted(m["status"] for m in records(sweep).values()) == ["ok"] * 4
+    assert sorted(m["status"] for m in records(sweep).values()) == ["ok"] * 8

@@ -17,24 +17,29 @@ def expected_params(depth: int, width: int, n_in: int = 2) -> int:
 def test_parameter_count_and_output_shape(depth, width):
     net = build_mlp(depth, width)
     assert count_parameters(net) == expected_params(depth, width)
-    assert sum(isinstance(m, nn.Linear) for m in net) == depth + 1
+    assert sum(isinstance(m, nn.Linear) for m in net.modules()) == depth + 1
     assert net(torch.zeros(7, 2)).shape == (7, 1)
 
 
 def test_depth_zero_is_logistic_regression():
     net = build_mlp(0, 10)
-    assert len(net) == 1 and isinstance(net[0], nn.Linear)
+    x = torch.randn(5, 2)
+    assert len(net.layers) == 1 and torch.equal(net(x), net.layers[0](x))
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_activation_between_layers_but_not_on_the_logit(activation):
     net = build_mlp(2, 4, activation)
-    assert [type(m) for m in net] == [nn.Linear, ACTIVATIONS[activation]] * 2 + [nn.Linear]
+    assert isinstance(net.activation, ACTIVATIONS[activation])
+    x = torch.randn(5, 2)
+    a, b, c = net.layers
+    act = net.activation
+    assert torch.allclose(net(x), c(act(b(act(a(x))))))
 
 
 def test_lightning_module_returns_one_logit_per_point():
     model = MLPClassifier(depth=3, width=5)
-    assert model(torch.randn(11, 2)).shape == (11,)
+    assert model(torch.randn(11, 2)).shape == (1, 11)  # (members, points)
     assert model.hparams.depth == 3 and model.hparams.width == 5
 
 

@@ -26,6 +26,7 @@ KEYS = {
     "seconds",
     "history",
     "config",
+    "stacked_with",
 }
 
 
@@ -114,12 +115,12 @@ def test_wandb_offline_run_lives_in_the_job_folder(make_cfg, tmp_path, monkeypat
         records = wandb_records(tmp_path / job / "wandb")
         assert len(records) == 1  # one run per job, inside the job's folder
         # watched under the same names in every job, so that runs line up in wandb
-        assert b"gradients/net.0.weight" in records[0] and b"graph_1" not in records[0]
+        assert b"gradients/net.layers.0.weight" in records[0] and b"graph_1" not in records[0]
 
 
 def test_wandb_gets_one_row_per_epoch_then_the_test_row(make_cfg, tmp_path):
-    # Lightning logs an epoch's validation and training metrics in two calls; the logger
-    # sends them as one wandb row (src/wandb_rows.py), and the test metrics in a row of their own.
+    # The model sends each epoch's training and validation metrics as one wandb row, and the
+    # test metrics in a row of their own.
     train(make_cfg("logger=wandb", "trainer.max_epochs=3", f"output_dir={tmp_path / 'job'}"))
     [record_file] = wandb_records(tmp_path / "job" / "wandb")
     rows = wandb_history(record_file)
