@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import binary_accuracy
 
 from src.nets import MLP, OPTIMIZERS, StackedMLP
 
@@ -87,15 +86,12 @@ class MLPClassifier(pl.LightningModule):
         logits, labels = (torch.cat(parts, dim=1) for parts in zip(*self._outputs[split]))
         self._outputs[split].clear()
         loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(dim=1)
-        accuracy = binary_accuracy(
-            torch.sigmoid(logits),
-            labels.long(),
-            multidim_average="samplewise",
-            validate_args=False,
-        )
+        # torchmetrics' binary_accuracy, per member: it would sigmoid all members' outputs
+        # again if one member's were NaN (its input check looks at the whole tensor).
+        accuracy = ((torch.sigmoid(logits) > 0.5) == labels.bool()).float().mean(dim=1)
         return [
             {f"{split}_loss": float(a), f"{split}_accuracy": float(b)}
-            for a, b in zip(loss.tolist(), accuracy.reshape(-1).tolist())
+            for a, b in zip(loss.tolist(), accuracy.tolist())
         ]
 
     def _log_member(self, k: int, row: dict[str, float]) -> None:

@@ -192,14 +192,19 @@ def train_stack(
             "history": model.history[k],
             "config": configs[seed],
         }
+        hparams = {key: v for key, v in model.hparams.items() if key != "seeds"}
+        state = {name: t.cpu() for name, t in model.net.member_state(k).items()}
+        path = out / "model.pt"
         try:
-            hparams = {key: v for key, v in model.hparams.items() if key != "seeds"}
-            state = {name: t.cpu() for name, t in model.net.member_state(k).items()}
-            torch.save({"hparams": hparams, "state_dict": state}, out / "model.pt")
-            write_json_atomic(out / METRICS_FILE, metrics)
+            torch.save({"hparams": hparams, "state_dict": state}, path)
+            path = out / METRICS_FILE
+            write_json_atomic(path, metrics)
         except Exception as error:
-            log.exception(f"seed={seed}: its files could not be written")
-            metrics = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+            log.exception(f"seed={seed}: {path} could not be written")
+            metrics = {
+                "status": "failed",
+                "error": f"writing {path}: {type(error).__name__}: {error}",
+            }
         results[seed] = metrics
     return results
 

@@ -55,18 +55,16 @@ def wandb_records(wandb_dir: Path) -> list[bytes]:
     return [p.read_bytes() for p in sorted(Path(wandb_dir).glob("offline-run-*/*.wandb"))]
 
 
-def wandb_history(record_file: bytes) -> list[dict[str, object]]:
-    """The history rows (what each wandb.log sent) in one run's .wandb transaction log.
+def wandb_log_records(record_file: bytes):
+    """The protobuf Records in one run's .wandb transaction log, in order.
 
     The file is a LevelDB-style log, as wandb writes it: a 7-byte header, then 32 KiB blocks
     of chunks, each with a 7-byte header (checksum, little-endian length, type: 1 full,
     2 first, 3 middle, 4 last) and part of one protobuf Record.
     """
-    import json
-
     from wandb.proto import wandb_internal_pb2 as pb
 
-    block, pos, data, rows = 32768, 7, b"", []
+    block, pos, data = 32768, 7, b""
     while pos + 7 <= len(record_file):
         if block - pos % block < 7:  # too little room left for a header: padding
             pos += block - pos % block
@@ -79,9 +77,33 @@ def wandb_history(record_file: bytes) -> list[dict[str, object]]:
             record = pb.Record()
             record.ParseFromString(data)
             data = b""
-            if record.WhichOneof("record_type") == "history":
-                items = record.history.item
-                rows.append(
-                    {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items}
-                )
-    return rows
+            yield record
+
+
+def _items(items) -> dict[str, object]:
+    import json
+
+    return {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items}
+
+
+def wandb_history(record_file: bytes) -> list[dict[str, object]]:
+    """The history rows (what each wandb.log sent) in one run's .wandb transaction log."""
+    return [
+        _items(r.history.item)
+        for r in wandb_log_records(record_file)
+        if r.WhichOneof("record_type") == "history"
+    ]
+
+
+def wandb_run_info(record_file: bytes) -> dict[str, object]:
+    """The run's display name, group, job type and config, as the log records them."""
+    info: dict[str, object] = {"config": {}}
+    for record in wandb_log_records(record_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run = record.run
+            info.update(display_name=run.display_name, group=run.run_group, job_type=run.job_type)
+            info["config"].update(_items(run.config.update))
+        elif kind == "config":
+            info["config"].update(_items(record.config.update))
+    return info

@@ -56,6 +56,6 @@ def test_watching_logs_gradient_and_parameter_histograms(make_cfg):
     records = list(Path(cfg.output_dir).glob("wandb/offline-run-*/run-*.wandb"))
     assert len(records) == 1
     data = records[0].read_bytes()
-    for layer in ("net.0.weight", "net.0.bias"):
+    for layer in ("net.layers.0.weight", "net.layers.0.bias"):
         assert f"gradients/{layer}".encode() in data, layer
         assert f"parameters/{layer}".encode() in data, layer
