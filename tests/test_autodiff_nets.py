@@ -23,8 +23,12 @@ from src.autodiff.schedules import Adaptive, ExponentialDecay, StepDecay
 
 def torch_loss_and_grads(net: MatrixNet, x, t, kind):
     """The same net in torch (float64): loss and d loss / d W, b per layer."""
-    acts = {"identity": lambda a: a, "relu": torch.relu, "tanh": torch.tanh,
-            "sigmoid": torch.sigmoid}
+    acts = {
+        "identity": lambda a: a,
+        "relu": torch.relu,
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+    }
     Ws = [torch.tensor(W, requires_grad=True) for W in net.weights]
     bs = [torch.tensor(b, requires_grad=True) for b in net.biases]
     z = torch.tensor(x)
@@ -36,18 +40,22 @@ def torch_loss_and_grads(net: MatrixNet, x, t, kind):
     return loss.item(), [W.grad.numpy() for W in Ws], [b.grad.numpy() for b in bs]
 
 
-@pytest.mark.parametrize("sizes, activation", [
-    ([1, 1], "identity"),
-    ([1, 8, 1], "relu"),
-    ([3, 5, 4, 2], "tanh"),
-    ([2, 6, 6, 6, 3], "sigmoid"),
-    ([3, 7, 5, 4, 3, 1], "relu"),
-])
+@pytest.mark.parametrize(
+    "sizes, activation",
+    [
+        ([1, 1], "identity"),
+        ([1, 8, 1], "relu"),
+        ([3, 5, 4, 2], "tanh"),
+        ([2, 6, 6, 6, 3], "sigmoid"),
+        ([3, 7, 5, 4, 3, 1], "relu"),
+    ],
+)
 @pytest.mark.parametrize("kind", ["sum", "mean"])
 def test_var_matrix_and_torch_agree(sizes, activation, kind):
     rng = np.random.default_rng(len(sizes))
-    network = build_network(sizes, activation, "tanh" if sizes[-1] > 1 else "identity",
-                            "normal", rng, std=0.7)
+    network = build_network(
+        sizes, activation, "tanh" if sizes[-1] > 1 else "identity", "normal", rng, std=0.7
+    )
     for b in [b for layer in network.layers for b in layer.bias]:
         b.v = float(rng.normal(0, 0.3))  # non-zero biases, so they matter
     x = rng.normal(size=(13, sizes[0]))
@@ -95,8 +103,12 @@ def test_dense_layer_as_in_the_course():
     layer = DenseLayer(3, 2, "identity", ConstantInitializer())
     assert len(layer.parameters()) == 3 * 2 + 2
     assert [y.v for y in layer.forward([1.0, 2.0, 3.5])] == [6.5, 6.5]  # weights 1, bias 0
-    net = Network([DenseLayer(1, 4, "relu", ConstantInitializer(1.0, -1.0)),
-                   DenseLayer(4, 1, "identity", ConstantInitializer(0.5, 0.0))])
+    net = Network(
+        [
+            DenseLayer(1, 4, "relu", ConstantInitializer(1.0, -1.0)),
+            DenseLayer(4, 1, "identity", ConstantInitializer(0.5, 0.0)),
+        ]
+    )
     assert net.forward([3.0])[0].v == 4.0  # 4 units of relu(3 - 1) = 2, times 0.5
     with pytest.raises(ValueError, match="activation"):
         DenseLayer(1, 1, "softplus")
@@ -104,13 +116,16 @@ def test_dense_layer_as_in_the_course():
         layer.forward([1.0])
 
 
-@pytest.mark.parametrize("initializer, n_in, n_out, std", [
-    (NormalInitializer(rng=np.random.default_rng(0)), 200, 300, 0.1),
-    (GlorotInitializer("tanh", np.random.default_rng(1)), 200, 300, np.sqrt(2 / 500)),
-    (GlorotInitializer("relu", np.random.default_rng(2)), 200, 300, np.sqrt(4 / 500)),
-    (HeInitializer("tanh", np.random.default_rng(3)), 200, 300, np.sqrt(1 / 200)),
-    (HeInitializer("relu", np.random.default_rng(4)), 200, 300, np.sqrt(2 / 200)),
-])
+@pytest.mark.parametrize(
+    "initializer, n_in, n_out, std",
+    [
+        (NormalInitializer(rng=np.random.default_rng(0)), 200, 300, 0.1),
+        (GlorotInitializer("tanh", np.random.default_rng(1)), 200, 300, np.sqrt(2 / 500)),
+        (GlorotInitializer("relu", np.random.default_rng(2)), 200, 300, np.sqrt(4 / 500)),
+        (HeInitializer("tanh", np.random.default_rng(3)), 200, 300, np.sqrt(1 / 200)),
+        (HeInitializer("relu", np.random.default_rng(4)), 200, 300, np.sqrt(2 / 200)),
+    ],
+)
 def test_initializer_variances(initializer, n_in, n_out, std):
     layer = DenseLayer(n_in, n_out, "relu", initializer)
     w = np.array([[v.v for v in row] for row in layer.weights])
@@ -146,8 +161,9 @@ def test_fixed_schedules():
 
 
 def test_adaptive_rate_follows_the_target_and_stays_bounded():
-    rule = Adaptive(1e-3, window_start=5, window_end=10, smoothing=2, gain=0.1,
-                    min_factor=0.1, max_factor=4.0)
+    rule = Adaptive(
+        1e-3, window_start=5, window_end=10, smoothing=2, gain=0.1, min_factor=0.1, max_factor=4.0
+    )
     loss = 100.0
     for epoch in range(10):  # the window: the loss falls 5% per epoch
         loss *= 0.95

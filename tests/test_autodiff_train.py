@@ -20,8 +20,10 @@ CONF = ROOT / "conf" / "autodiff"
 
 def make_cfg(tmp_path, *overrides):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=["logger=none", "print_every=0",
-                                           f"output_dir={tmp_path}", *overrides])
+        return compose(
+            "train",
+            overrides=["logger=none", "print_every=0", f"output_dir={tmp_path}", *overrides],
+        )
 
 
 def test_default_config_is_the_courses_setup(tmp_path):
@@ -43,15 +45,18 @@ def test_default_run_reproduces_the_courses_losses(tmp_path):
 
 @pytest.mark.parametrize("overrides", [[], ["train.batch_size=16"]])
 def test_both_backends_give_the_same_history(tmp_path, overrides):
-    runs = [train(make_cfg(tmp_path / b, f"backend={b}", "train.epochs=5", *overrides))
-            for b in ("var", "matrix")]
+    runs = [
+        train(make_cfg(tmp_path / b, f"backend={b}", "train.epochs=5", *overrides))
+        for b in ("var", "matrix")
+    ]
     for key in ("train_loss", "val_loss"):
         assert runs[0]["history"][key] == pytest.approx(runs[1]["history"][key], rel=1e-9)
     assert runs[0]["test_loss"] == pytest.approx(runs[1]["test_loss"], rel=1e-9)
 
 
-@pytest.mark.parametrize("experiment, hidden", [
-    ("underfit", [32]), ("overfit", [64, 64]), ("goodfit", [10])])
+@pytest.mark.parametrize(
+    "experiment, hidden", [("underfit", [32]), ("overfit", [64, 64]), ("goodfit", [10])]
+)
 def test_experiments_compose_and_run(tmp_path, experiment, hidden):
     cfg = make_cfg(tmp_path, f"experiment={experiment}", "train.epochs=3")
     assert list(cfg.model.hidden) == hidden
@@ -65,8 +70,9 @@ def test_experiments_compose_and_run(tmp_path, experiment, hidden):
 
 
 def test_experiment_settings_differ_as_intended(tmp_path):
-    under, over, good = (make_cfg(tmp_path, f"experiment={e}") for e in
-                         ("underfit", "overfit", "goodfit"))
+    under, over, good = (
+        make_cfg(tmp_path, f"experiment={e}") for e in ("underfit", "overfit", "goodfit")
+    )
     assert under.train.epochs == 20 and over.train.epochs == 10_000
     assert over.backend == "matrix" and over.train.batch_size == 8
     assert good.model.activation == "tanh" and good.train.epochs == 3000
@@ -74,9 +80,18 @@ def test_experiment_settings_differ_as_intended(tmp_path):
 
 def test_3d_data_and_schedules_run(tmp_path):
     for schedule in ("step", "exponential", "adaptive"):
-        metrics = train(make_cfg(tmp_path, "data.dims=3", "model.hidden=[16]", "backend=matrix",
-                                 f"schedule.name={schedule}", "train.epochs=150",
-                                 "schedule.step_size=50", "schedule.gamma=0.9"))
+        metrics = train(
+            make_cfg(
+                tmp_path,
+                "data.dims=3",
+                "model.hidden=[16]",
+                "backend=matrix",
+                f"schedule.name={schedule}",
+                "train.epochs=150",
+                "schedule.step_size=50",
+                "schedule.gamma=0.9",
+            )
+        )
         assert metrics["status"] == "ok"
         assert metrics["train_loss"] < metrics["history"]["train_loss"][0]
     lrs = metrics["history"]["lr"]  # the adaptive run: rate constant until its window ends
@@ -85,8 +100,9 @@ def test_3d_data_and_schedules_run(tmp_path):
 
 def test_divergence_is_reported_not_raised(tmp_path):
     for backend in ("var", "matrix"):
-        metrics = train(make_cfg(tmp_path, f"backend={backend}", "train.lr=5.0",
-                                 "train.epochs=100"))
+        metrics = train(
+            make_cfg(tmp_path, f"backend={backend}", "train.lr=5.0", "train.epochs=100")
+        )
         assert metrics["status"] == "diverged" and metrics["epochs_run"] < 100
 
 
@@ -96,35 +112,41 @@ def test_csv_and_wandb_loggers(tmp_path, monkeypatch):
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4] and float(rows[0]["lr"]) == 2e-3
 
     monkeypatch.setenv("WANDB_MODE", "disabled")  # the environment wins over wandb.mode
-    metrics = train(make_cfg(tmp_path / "w", "logger=wandb", "wandb.mode=offline",
-                             "train.epochs=2", "backend=matrix"))
+    metrics = train(
+        make_cfg(
+            tmp_path / "w", "logger=wandb", "wandb.mode=offline", "train.epochs=2", "backend=matrix"
+        )
+    )
     assert metrics["status"] == "ok" and not (tmp_path / "w" / "wandb").exists()
 
 
-@pytest.mark.parametrize("override, key", [
-    ("backend=cuda", "backend"),
-    ("model.activation=softplus", "model.activation"),
-    ("model.output_activation=gelu", "model.output_activation"),
-    ("model.initializer=xavier", "model.initializer"),
-    ("model.hidden=[8,-1]", "model.hidden[1]"),
-    ("model.hidden=8", "model.hidden"),
-    ("model.init_std=0", "model.init_std"),
-    ("train.lr=0", "train.lr"),
-    ("train.lr=-0.1", "train.lr"),
-    ("train.epochs=0", "train.epochs"),
-    ("train.batch_size=0", "train.batch_size"),
-    ("train.loss=l1", "train.loss"),
-    ("schedule.name=cosine", "schedule.name"),
-    ("schedule.gamma=1.5", "schedule.gamma"),
-    ("schedule.window_end=50", "schedule.window_end"),
-    ("schedule.gain=1.0", "schedule.gain"),
-    ("data.dims=2", "data.dims"),
-    ("data.n_samples=5", "data.n_samples"),
-    ("data.noise=-1", "data.noise"),
-    ("logger=tensorboard", "logger"),
-    ("wandb.mode=sometimes", "wandb.mode"),
-    ("seed=-1", "seed"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("backend=cuda", "backend"),
+        ("model.activation=softplus", "model.activation"),
+        ("model.output_activation=gelu", "model.output_activation"),
+        ("model.initializer=xavier", "model.initializer"),
+        ("model.hidden=[8,-1]", "model.hidden[1]"),
+        ("model.hidden=8", "model.hidden"),
+        ("model.init_std=0", "model.init_std"),
+        ("train.lr=0", "train.lr"),
+        ("train.lr=-0.1", "train.lr"),
+        ("train.epochs=0", "train.epochs"),
+        ("train.batch_size=0", "train.batch_size"),
+        ("train.loss=l1", "train.loss"),
+        ("schedule.name=cosine", "schedule.name"),
+        ("schedule.gamma=1.5", "schedule.gamma"),
+        ("schedule.window_end=50", "schedule.window_end"),
+        ("schedule.gain=1.0", "schedule.gain"),
+        ("data.dims=2", "data.dims"),
+        ("data.n_samples=5", "data.n_samples"),
+        ("data.noise=-1", "data.noise"),
+        ("logger=tensorboard", "logger"),
+        ("wandb.mode=sometimes", "wandb.mode"),
+        ("seed=-1", "seed"),
+    ],
+)
 def test_bad_values_are_refused(tmp_path, override, key):
     with pytest.raises(ConfigError) as error:
         train(make_cfg(tmp_path, override))
@@ -134,8 +156,13 @@ def test_bad_values_are_refused(tmp_path, override, key):
 
 def test_command_line_refuses_a_bad_value_with_one_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
-    result = subprocess.run([sys.executable, "-m", "src.autodiff.train", "train.lr=-1"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "src.autodiff.train", "train.lr=-1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "error: train.lr=-1 is not allowed: a number > 0"]
+    assert result.stderr.strip().splitlines() == ["error: train.lr=-1 is not allowed: a number > 0"]

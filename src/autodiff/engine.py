@@ -38,8 +38,9 @@ class Var:
 
     __slots__ = ("v", "grad", "_inputs", "_local_grads", "_op", "_upstream", "_users")
 
-    def __init__(self, v: float, inputs: Sequence[Var] = (), local_grads: Sequence[float] = (),
-                 op: str = ""):
+    def __init__(
+        self, v: float, inputs: Sequence[Var] = (), local_grads: Sequence[float] = (), op: str = ""
+    ):
         self.v = v if type(v) is float else _number(v, "Var()")
         self.grad = 0.0
         self._inputs = inputs  # the Vars this one was computed from (none for a leaf)
@@ -195,8 +196,9 @@ class Var:
         lines = ["digraph {", "  rankdir=LR;", "  node [shape=record];"]
         for node in nodes:
             label = label_of.get(id(node), node._op or "leaf")
-            lines.append(f'  n{index[id(node)]} [label="{label} | v={node.v:.4g} '
-                         f'| grad={node.grad:.4g}"];')
+            lines.append(
+                f'  n{index[id(node)]} [label="{label} | v={node.v:.4g} | grad={node.grad:.4g}"];'
+            )
         for node in nodes:
             for parent, local in zip(node._inputs, node._local_grads):
                 lines.append(f'  n{index[id(parent)]} -> n{index[id(node)]} [label="{local:.4g}"];')
