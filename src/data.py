@@ -32,7 +32,7 @@ class GeneratedDataModule(pl.LightningDataModule):
         shuffle_seeds: Sequence[int] = (0,),
     ):
         super().__init__()
-        self.save_hyperparameters(ignore="shuffle_seeds")
+        self.save_hyperparameters(ignore="shuffle_seeds", logger=False)
         self.shuffle_seeds = list(shuffle_seeds)
         self.splits: dict[str, TensorDataset] = {}
 

@@ -45,7 +45,7 @@ class MLPClassifier(pl.LightningModule):
         seeds: Sequence[int] = (0,),
     ):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # each wandb run holds its own Hydra config
         self.seeds = list(seeds)
         net_args = {"depth": depth, "width": width, "activation": activation}
         self.net = StackedMLP([seeded_mlp(s, in_features=in_features, **net_args) for s in seeds])

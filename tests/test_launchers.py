@@ -151,3 +151,47 @@ def test_a_dead_worker_fails_its_job_and_loses_nothing(tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(m["status"] for m in records(sweep).values()) == ["ok"] * 8
+
+
+def _files(job_dir: Path) -> dict[str, int]:
+    """Every file of a job's folder and when it was last written."""
+    return {str(p.relative_to(job_dir)): p.stat().st_mtime_ns for p in job_dir.rglob("*")}
+
+
+def test_an_unfinished_seed_retrains_its_stack_bit_for_bit_and_writes_only_itself(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = sweep_cmd(sweep, "model.depth=1", "model.width=2,3", "seed=range(3)", "logger=none")
+    cmd += ["hydra/launcher=basic", *TINY]
+    run = lambda: subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)  # noqa: E731
+    assert (done := run()).returncode == 0, done.stderr
+    before = records(sweep)
+    assert len(before) == 6
+    [lost] = [sweep / d for d in before if "model.width=2" in d and d.endswith("seed=1")]
+    (lost / "metrics.json").unlink()  # as if the sweep had stopped while writing this seed
+    kept = {d: _files(sweep / d) for d in before if d != str(lost.relative_to(sweep))}
+
+    done = run()
+    assert done.returncode == 0, done.stderr
+    assert "5 already finished" in done.stdout + done.stderr
+    after = records(sweep)
+    for job, metrics in before.items():
+        # retrained as the whole stack: its numbers are the first attempt's, bit for bit
+        assert {k: v for k, v in after[job].items() if k != "seconds"} == {
+            k: v for k, v in metrics.items() if k != "seconds"
+        }
+    for job, files in kept.items():
+        assert _files(sweep / job) == files, job  # finished seeds: not a file touched
+
+
+def test_a_bad_stacking_switch_is_refused_in_one_line(tmp_path):
+    done = subprocess.run(
+        sweep_cmd(tmp_path / "s", "seed=0,1", "hydra.sweeper.stack_seeds=maybe"),
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "hydra.sweeper.stack_seeds" in line and "true or false" in line
+    assert not (tmp_path / "s").exists() or not list((tmp_path / "s").rglob("metrics.json"))
