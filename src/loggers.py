@@ -20,17 +20,6 @@ def wandb_mode(cfg: DictConfig) -> str:
     return os.environ.get("WANDB_MODE") or cfg.mode
 
 
-def share_service(cfg: DictConfig) -> None:
-    """Start one wandb service for the worker processes this process starts next.
-
-    Otherwise every process that logs to wandb starts a service of its own (wandb-core:
-    0.65 s and 40 MB each). wandb.setup() puts this one's address in WANDB_SERVICE, which
-    the workers inherit; for local workers only (not on cluster nodes, which cannot reach it).
-    """
-    if cfg.get("kind") == "wandb" and wandb_mode(cfg) != "disabled":
-        _setup_wandb(wandb_mode(cfg))
-
-
 def _setup_wandb(mode: str):
     """wandb, with its process-wide mode set: an offline process also keeps wandb's own
     telemetry from starting the threads that would report to wandb.ai at exit."""

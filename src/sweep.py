@@ -24,9 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, require_int, require_number
-from src.loggers import share_service
 from src.runs import METRICS_FILE, read_metrics, sweep_files, write_json_atomic
-from src.workers import start_early
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +138,6 @@ class SweepCheck(Callback):
         state = {"total": total, "swept": swept, "started": time.time()}
         (sweep_dir / STATE_FILE).write_text(json.dumps(state))
         launcher = config.hydra.launcher._target_.rsplit(".", 1)[-1]
-        if launcher == "JoblibLauncher" and config.get("logger"):
-            share_service(config.logger)  # before the workers start: they inherit it
-        start_early(config.hydra.launcher)
         resumed = f", {already} already finished (skipped)" if already else ""
         log.info(f"Sweep of {total or '?'} jobs into {sweep_dir} ({launcher}){resumed}")
         # If the sweep is cut short (a worker killed or crashed, Ctrl-C), the jobs in flight

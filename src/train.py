@@ -10,8 +10,10 @@ directly); `main` wraps them for Hydra.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -40,7 +42,6 @@ from src.sweep import (
     progress_line,
     write_member_record,
 )
-from src.workers import training_stack
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -110,6 +111,26 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
 
 
+def _training_stack():
+    """Lightning and the classes built on it, imported on first use: a wrong value is refused
+    before this import (about 5 s), and a sweep's main process, which only launches jobs,
+    never pays for it.
+
+    The first import leaves millions of long-lived objects (torch._dynamo, sympy); freezing
+    them keeps the garbage collector from walking them again, in every full collection and in
+    the one at exit.
+    """
+    first_import = "pytorch_lightning" not in sys.modules
+    import pytorch_lightning as pl
+
+    from src.data import GeneratedDataModule
+    from src.model import MLPClassifier
+
+    if first_import:
+        gc.freeze()
+    return pl, GeneratedDataModule, MLPClassifier
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """One run of `cfg.seed`: train, test, save weights and metrics.json; return the metrics."""
     return train_stack(cfg, [cfg.seed], {cfg.seed: Path(cfg.output_dir)})[cfg.seed]
@@ -130,7 +151,7 @@ def train_stack(
     seeds finished before). A seed whose files cannot be written is returned as failed.
     """
     validate(cfg)
-    pl, GeneratedDataModule, MLPClassifier = training_stack()
+    pl, GeneratedDataModule, MLPClassifier = _training_stack()
     import torch
 
     from src.nets import count_parameters

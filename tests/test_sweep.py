@@ -71,11 +71,17 @@ def test_multirun_layout_wandb_runs_and_a_failing_job(tmp_path):
         record = next(runs[0].glob("*.wandb")).read_bytes()
         group = job.parent.name
         assert f"{group}/seed={seed}".encode() in record and b"train" in record
-        # the workers used the sweep's one wandb service instead of starting their own
-        assert "existing wandb-core service" in (job / "wandb" / "debug.log").read_text()
         assert (job / "model.pt").exists()
 
         bad = job_dir(-1, seed)
         record = json.loads((bad / "metrics.json").read_text())
         assert record["status"] == "failed" and "model.depth" in record["error"]
         assert not (bad / "wandb").exists()
+
+
+def test_a_sweeps_main_process_does_not_import_torch():
+    # What `python -m src.train -m` loads before its workers train (Hydra's callbacks included):
+    # torch and Lightning are imported where a run trains: launching 42 jobs costs no 5 s import.
+    code = "import sys, src.train, src.callbacks; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
