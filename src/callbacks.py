@@ -47,8 +47,10 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        # read_metrics checks each record: a malformed one is counted and named as failed.
         records = {p.parent: read_metrics(p.parent) for p in sorted(sweep_files(sweep_dir))}
-        counts = Counter(r.get("status", "unknown") for r in records.values())
+        records = {d: r for d, r in records.items() if r is not None}  # removed meanwhile
+        counts = Counter(r["status"] for r in records.values())
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         log.info(f"{sum(counts.values())} jobs in {sweep_dir}: {summary}")
         failed = [d for d, r in records.items() if r.get("status") == "failed"]

@@ -3,13 +3,13 @@
 A job folder is any folder under the sweep root holding `.hydra/overrides.yaml`; its row has
 one column per override key (`model.depth`, `seed`, ...), its status ("ok", "diverged",
 "failed", or "missing" for a job that was interrupted or is still running), its final and best
-metrics from metrics.json and its folder relative to the sweep root.
+metrics from metrics.json, its folder relative to the sweep root, and for a failed job the
+reason (a malformed metrics.json counts as failed, src.runs.read_metrics says how).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,7 @@ METRIC_KEYS = (
     "n_params",
     "seconds",
 )
-RESULT_KEYS = ("status", *METRIC_KEYS, "job_dir")  # every column that is not an override
+RESULT_KEYS = ("status", *METRIC_KEYS, "job_dir", "error")  # every column not an override
 
 
 class SweepError(ValueError):
@@ -89,13 +89,11 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 def _row(sweep_dir: Path, job_dir: Path) -> dict[str, Any]:
     overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
     row = dict(parse_override(str(o)) for o in overrides)
-    try:
-        record = read_metrics(job_dir) or {"status": "missing"}
-    except (OSError, json.JSONDecodeError):  # e.g. cut short while copied from a cluster
-        record = {"status": "missing"}
-    row["status"] = record.get("status", "missing")
+    record = read_metrics(job_dir) or {"status": "missing"}  # checked: failed if malformed
+    row["status"] = record["status"]
     row.update({key: record.get(key) for key in METRIC_KEYS})
     row["job_dir"] = job_dir.relative_to(sweep_dir).as_posix()
+    row["error"] = record.get("error")
     return row
 
 

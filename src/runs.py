@@ -13,6 +13,7 @@ Registers two OmegaConf resolvers used in conf/train.yaml:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,10 +77,89 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+# What a finished job's record must hold: the final metrics (numbers; finite when ok), its
+# per-epoch history and its resolved config's data section (the report redraws the data).
+RECORD_NUMBERS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "best_val_loss",
+    "best_epoch",
+    "epochs",
+    "n_params",
+    "seconds",
+)
+FINITE_WHEN_OK = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "n_params")
+EPOCH_NUMBERS = ("epoch", "train_loss", "val_loss")
+DATA_KEYS = ("name", "n_train", "n_val", "n_test", "noise", "seed")
+STATUSES = ("ok", "diverged", "failed")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def record_problem(record: Any) -> str | None:
+    """What is wrong with a job's parsed metrics.json, or None if the report can use it."""
+    if not isinstance(record, dict):
+        return f"holds a JSON {type(record).__name__}, not an object"
+    status = record.get("status")
+    if status is None:
+        return "has no status"
+    if status not in STATUSES:
+        return f"has status {status!r}, not one of {', '.join(STATUSES)}"
+    if status == "failed":
+        return None
+    for key in RECORD_NUMBERS:
+        value = record.get(key)
+        if key not in record:
+            return f"is {status} but has no {key}"
+        if not _is_number(value):
+            return f"has {key}={value!r}, not a number"
+        if status == "ok" and key in FINITE_WHEN_OK and not math.isfinite(value):
+            return f"is ok but has {key}={value!r}"
+    history = record.get("history")
+    if not isinstance(history, list) or not history:
+        return f"has history={_short(history)}, not a list of epochs"
+    for i, epoch in enumerate(history):
+        if not isinstance(epoch, dict) or not all(_is_number(epoch.get(k)) for k in EPOCH_NUMBERS):
+            return f"has history[{i}]={_short(epoch)}, not an epoch with {', '.join(EPOCH_NUMBERS)}"
+    config = record.get("config")
+    data = config.get("data") if isinstance(config, dict) else None
+    if not isinstance(data, dict) or any(k not in data for k in DATA_KEYS):
+        return "has no config.data with " + ", ".join(DATA_KEYS)
+    return None
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def read_metrics(job_dir: Path) -> dict[str, Any] | None:
-    """A job's metrics.json, or None when the job has not finished writing it."""
+    """A job's metrics.json, checked: None when the job has not written it (yet), else its
+    record, or, when the file is malformed in any way, a failed record whose error says how.
+
+    The one place that reads a job's record for the report, the summary, the search views
+    and resume (where a malformed record means an unfinished job, trained again).
+    """
     path = Path(job_dir) / METRICS_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        problem = f"cannot be read ({type(error).__name__}: {error})"
+    except json.JSONDecodeError as error:
+        problem = f"is not valid JSON, cut short? ({error})"
+    else:
+        problem = record_problem(record)
+        if problem is None:
+            return record
+    return {"status": "failed", "error": f"malformed {METRICS_FILE}: it {problem}"}
 
 
 def sweep_files(sweep_dir: Path, name: str = METRICS_FILE) -> Iterator[Path]:

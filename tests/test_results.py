@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import itertools
 import json
 import math
@@ -23,6 +24,43 @@ DATA = {
     "batch_size": 16,
     "seed": 42,
 }
+
+
+def job_record(
+    status: str = "ok",
+    loss: float = 0.1,
+    epochs: int = 4,
+    config: dict | None = None,
+    n_params: int = 3,
+) -> dict:
+    """A finished job's metrics.json as src.train writes it: fake losses falling from `loss`
+    times 2.2 to about `loss` (NaN in the last epoch when diverged)."""
+    history = [
+        {
+            "epoch": e,
+            "train_loss": loss * (1 + 1 / (e + 1)),
+            "train_accuracy": 0.8,
+            "val_loss": loss * (1 + 1.2 / (e + 1)),
+            "val_accuracy": 0.8,
+        }
+        for e in range(epochs)
+    ]
+    if status == "diverged":
+        history[-1]["val_loss"] = history[-1]["train_loss"] = math.nan
+    final = history[-1]
+    return {
+        "status": status,
+        **{k: final[k] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
+        "test_loss": final["val_loss"],
+        "test_accuracy": 0.8,
+        "best_val_loss": history[0]["val_loss"],
+        "best_epoch": 0,
+        "epochs": epochs,
+        "n_params": n_params,
+        "seconds": 1.5,
+        "history": history,
+        "config": config or {"seed": 0, "model": {"depth": 1, "width": 2}, "data": DATA},
+    }
 
 
 def make_sweep(
@@ -57,19 +95,6 @@ def make_sweep(
             (job / "metrics.json").write_text(json.dumps(record))
             continue
         loss = 0.7 / (1 + depth + width / 10) + 0.01 * seed
-        history = [
-            {
-                "epoch": e,
-                "train_loss": loss * (1 + 1 / (e + 1)),
-                "train_accuracy": 0.8,
-                "val_loss": loss * (1 + 1.2 / (e + 1)),
-                "val_accuracy": 0.8,
-            }
-            for e in range(epochs)
-        ]
-        if kind == "diverged":
-            history[-1]["val_loss"] = history[-1]["train_loss"] = math.nan
-        final = history[-1]
         net = build_mlp(depth, width)
         hparams = {
             "depth": depth,
@@ -80,20 +105,9 @@ def make_sweep(
             "in_features": 2,
         }
         torch.save({"hparams": hparams, "state_dict": net.state_dict()}, job / "model.pt")
+        n_params = sum(p.numel() for p in net.parameters())
         config = {"seed": seed, "model": hparams, "data": data}
-        record = {
-            "status": kind,
-            **{k: final[k] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
-            "test_loss": final["val_loss"],
-            "test_accuracy": 0.8,
-            "best_val_loss": history[0]["val_loss"],
-            "best_epoch": 0,
-            "epochs": epochs,
-            "n_params": sum(p.numel() for p in net.parameters()),
-            "seconds": 1.5,
-            "history": history,
-            "config": config,
-        }
+        record = job_record(kind, loss, epochs, config, n_params)
         (job / "metrics.json").write_text(json.dumps(record))
     return root
 
@@ -171,8 +185,80 @@ def test_a_sweep_that_has_not_started_any_job_has_no_rows(tmp_path):
     assert collect(tmp_path) == []
 
 
-def test_an_unreadable_metrics_file_counts_as_missing(tmp_path):
+def test_an_unreadable_metrics_file_counts_as_failed_with_the_reason(tmp_path):
     sweep = make_sweep(tmp_path / "sweep", depths=(0,), widths=(1,), seeds=(0, 1))
     job = sweep / "logger=none,model.depth=0,model.width=1" / "seed=1"
     (job / "metrics.json").write_text('{"status": "ok", "val_lo')  # cut short in a copy
-    assert [r["status"] for r in collect(sweep)] == ["ok", "missing"]
+    rows = collect(sweep)
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert rows[0]["error"] is None and "not valid JSON" in rows[1]["error"]
+
+
+def _without(key: str):
+    return lambda r: json.dumps({k: v for k, v in r.items() if k != key})
+
+
+def _with(**changes):
+    return lambda r: json.dumps({**r, **changes})
+
+
+# Every way a job's metrics.json can be malformed: (its text, from a valid record; the reason).
+MALFORMED = {
+    "cut short": (lambda r: json.dumps(r)[:50], "not valid JSON"),
+    "empty": (lambda r: "", "not valid JSON"),
+    "not utf-8": (lambda r: b"\xff\xfe{}", "cannot be read"),
+    "a list": (lambda r: json.dumps([r]), "holds a JSON list, not an object"),
+    "a number": (lambda r: "0.5", "holds a JSON float, not an object"),
+    "no status": (_without("status"), "has no status"),
+    "unknown status": (_with(status="done"), "has status 'done', not one of ok, diverged"),
+    "ok without metrics": (lambda r: json.dumps({"status": "ok"}), "is ok but has no train_loss"),
+    "ok without val_loss": (_without("val_loss"), "is ok but has no val_loss"),
+    "a string value": (_with(val_loss="0.1"), "has val_loss='0.1', not a number"),
+    "a null value": (_with(test_accuracy=None), "has test_accuracy=None, not a number"),
+    "a boolean value": (_with(n_params=True), "has n_params=True, not a number"),
+    "ok with a NaN loss": (_with(val_loss=math.nan), "is ok but has val_loss=nan"),
+    "history not a list": (_with(history={"epoch": 0}), "has history={'epoch': 0}, not a list"),
+    "history empty": (_with(history=[]), "has history=[], not a list of epochs"),
+    "an epoch without its loss": (_with(history=[{"epoch": 0}]), "has history[0]={'epoch': 0}"),
+    "no config": (_without("config"), "has no config.data"),
+    "diverged with a string": (_with(status="diverged", seconds="1s"), "has seconds='1s'"),
+}
+
+
+def write_malformed(job: Path, kind: str) -> str:
+    """Overwrite the job's metrics.json the way `kind` names; return the expected reason."""
+    text, reason = MALFORMED[kind]
+    content = text(json.loads((job / "metrics.json").read_text()))
+    path = job / "metrics.json"
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    return reason
+
+
+@pytest.mark.parametrize("kind", MALFORMED)
+def test_a_malformed_metrics_file_is_a_failed_job_with_the_reason(tmp_path, kind, caplog):
+    from omegaconf import OmegaConf
+
+    from src.callbacks import SweepSummary
+    from src.runs import read_metrics
+    from src.sweep import finished_metrics
+
+    sweep = make_sweep(tmp_path / "sweep", depths=(0,), widths=(1,), seeds=(0, 1))
+    good, bad = (sweep / "logger=none,model.depth=0,model.width=1" / f"seed={s}" for s in (0, 1))
+    reason = write_malformed(bad, kind)
+    record = read_metrics(bad)
+    assert record["status"] == "failed" and reason in record["error"]
+    assert record["error"].startswith("malformed metrics.json: it ")
+    assert read_metrics(good)["status"] == "ok"  # the valid record passes the same check
+    # In results.csv: failed, with the reason, no metrics.
+    rows = collect(sweep)
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert reason in rows[1]["error"] and rows[1]["val_loss"] is None
+    # On resume the job is not finished: it is trained again.
+    assert finished_metrics(bad) is None and finished_metrics(good) is not None
+    # The sweep's summary names it and exits 1, as for any failed job.
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+    with caplog.at_level("INFO"), pytest.raises(SystemExit) as exit_:
+        SweepSummary().on_multirun_end(config)
+    gc.unfreeze()  # what the summary froze for the process's exit
+    assert exit_.value.code == 1
+    assert "1 failed, 1 ok" in caplog.text and reason in caplog.text

@@ -24,6 +24,7 @@ from src.search import (
 from src.train import train
 
 from .conftest import CONF, ROOT
+from .test_results import job_record
 
 VIEWS = ["parallel_coordinates.png", "importance.png", "history.png", "trial_curves.png"]
 
@@ -180,8 +181,9 @@ def synthetic_rows(sweep):
                  "val_loss": loss * (3 - e), "val_accuracy": 0.8 + e / 20}
                 for e in range(3)
             ]  # fmt: skip
+            record = {**job_record(status), "history": history}
             (sweep / f"trial={n}").mkdir(parents=True)
-            (sweep / f"trial={n}" / "metrics.json").write_text(json.dumps({"history": history}))
+            (sweep / f"trial={n}" / "metrics.json").write_text(json.dumps(record))
     return rows[::-1]  # in any order
 
 
