@@ -196,12 +196,10 @@ def close_member_log(member: logging.Logger) -> None:
 
 
 def finished_metrics(job_dir: Path) -> dict[str, Any] | None:
-    """The job's metrics if an earlier attempt finished it (ok or diverged), else None."""
-    try:
-        metrics = read_metrics(job_dir)
-    except (OSError, json.JSONDecodeError):
-        return None
-    return metrics if metrics and metrics.get("status") in FINISHED else None
+    """The job's metrics if an earlier attempt finished it (ok or diverged), else None; a
+    malformed metrics.json (read_metrics makes it a failed record) is not finished."""
+    metrics = read_metrics(job_dir)
+    return metrics if metrics and metrics["status"] in FINISHED else None
 
 
 def clear_attempt(job_dir: Path) -> None:
@@ -215,16 +213,39 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+# The ETA is the rate at which this run's jobs finish, over the interval from the first finish
+# to the latest. Records written within SAME_MOMENT of the first are one finish (a stack writes
+# its seeds one after another), and there is no ETA until MIN_FINISHES more records came in
+# over at least one job's own duration (parallel workers finish their first jobs together).
+SAME_MOMENT = 1.0  # seconds
+MIN_FINISHES = 3
+
+
+def eta_seconds(
+    finish_times: list[float], done: int, total: int | None, job_seconds: float = 0.0
+) -> float | None:
+    """Seconds until the sweep's `total` records are written, at the rate the records of this
+    run (`finish_times`, their mtimes) came in; None while that rate would mean little."""
+    if not total or done >= total or not finish_times:
+        return None
+    times = sorted(finish_times)
+    start = max(t for t in times if t <= times[0] + SAME_MOMENT)  # end of the first finish
+    later = sum(1 for t in times if t > start)
+    span = times[-1] - start
+    if later < MIN_FINISHES or span <= 0 or span < job_seconds:
+        return None
+    return (total - done) * span / later
+
+
 def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]) -> str:
     """`[done/total] <overrides> val_loss=... <seconds>s, ETA ...`, from the files on disk, so it
-    counts right whichever process (or machine) ran the other jobs."""
+    counts right whichever process (or machine) ran the other jobs (see eta_seconds)."""
     try:
         state = json.loads((sweep_dir / STATE_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         state = {"total": None, "swept": None, "started": time.time()}
-    records = list(sweep_files(sweep_dir))
-    done = len(records)
-    done_now = sum(1 for p in records if p.stat().st_mtime >= state["started"])
+    finished = [p.stat().st_mtime for p in sweep_files(sweep_dir)]
+    done = len(finished)
     total = state["total"]
     swept = state["swept"]
     settings = " ".join(
@@ -240,7 +261,8 @@ def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]
             result += f" ({metrics['status']})"
         result += f" {metrics['seconds']:.1f}s"
     line = f"[{done}/{total or '?'}] {settings} {result}"
-    if total and done_now and done < total:
-        elapsed = time.time() - state["started"]
-        line += f", ETA {_duration(elapsed / done_now * (total - done))}"
+    this_run = [t for t in finished if t >= state["started"]]  # not a resumed run's earlier jobs
+    eta = eta_seconds(this_run, done, total, metrics.get("seconds") or 0.0)
+    if eta is not None:
+        line += f", ETA {_duration(eta)}"
     return line

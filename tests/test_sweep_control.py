@@ -1,6 +1,7 @@
 """Sweep control without training: job counts, launcher checks, resume rules, progress lines."""
 
 import json
+import os
 import time
 
 import pytest
@@ -13,11 +14,14 @@ from src.sweep import (
     check_launcher,
     check_resume,
     clear_attempt,
+    eta_seconds,
     finished_metrics,
     mark_unfinished,
     plan,
     progress_line,
 )
+
+from .test_results import job_record
 
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
@@ -78,7 +82,7 @@ def test_resume_only_into_a_folder_of_the_same_sweep(tmp_path):
     OmegaConf.save(first, tmp_path / "multirun.yaml")
     ok = tmp_path / "model.depth=0" / "seed=0"
     ok.mkdir(parents=True)
-    write_json_atomic(ok / "metrics.json", {"status": "ok", "val_loss": 0.1})
+    write_json_atomic(ok / "metrics.json", job_record())
     # more values of the same keys: fine, and the finished job is counted
     assert (
         check_resume(
@@ -103,8 +107,11 @@ def test_resume_only_into_a_folder_of_the_same_sweep(tmp_path):
 def test_finished_jobs_are_kept_and_unfinished_attempts_cleared(tmp_path):
     assert finished_metrics(tmp_path) is None
     for status, finished in (("ok", True), ("diverged", True), ("failed", False)):
-        write_json_atomic(tmp_path / "metrics.json", {"status": status})
+        record = job_record(status) if status != "failed" else {"status": "failed"}
+        write_json_atomic(tmp_path / "metrics.json", record)
         assert (finished_metrics(tmp_path) is not None) == finished
+    write_json_atomic(tmp_path / "metrics.json", {"status": "ok"})  # but no metrics: malformed
+    assert finished_metrics(tmp_path) is None
     (tmp_path / "wandb" / "offline-run-1").mkdir(parents=True)
     clear_attempt(tmp_path)
     assert not (tmp_path / "wandb").exists() and not (tmp_path / "metrics.json").exists()
@@ -123,19 +130,22 @@ def test_jobs_cut_short_are_marked_failed(tmp_path):
     assert json.loads((tmp_path / "a" / "seed=0" / "metrics.json").read_text())["status"] == "ok"
 
 
-def test_progress_line_counts_the_sweep_and_estimates_the_rest(tmp_path):
-    started = time.time() - 10
-    state = {"total": 4, "swept": ["model.depth", "seed"], "started": started}
-    (tmp_path / STATE_FILE).write_text(json.dumps(state))
-    for seed in (0, 1):
-        job = tmp_path / "model.depth=3" / f"seed={seed}"
+def write_jobs(sweep, names, finish_times):
+    """Job folders with a metrics.json each, written (mtime) at the given times."""
+    for name, when in zip(names, finish_times):
+        job = sweep / name
         job.mkdir(parents=True)
         write_json_atomic(job / "metrics.json", {"status": "ok"})
+        os.utime(job / "metrics.json", (when, when))
+
+
+def test_progress_line_counts_the_sweep_and_names_the_swept_settings(tmp_path):
+    state = {"total": 4, "swept": ["model.depth", "seed"], "started": time.time() - 10}
+    (tmp_path / STATE_FILE).write_text(json.dumps(state))
+    write_jobs(tmp_path, ["model.depth=3/seed=0", "model.depth=3/seed=1"], [time.time()] * 2)
     metrics = {"status": "ok", "val_loss": 0.01234, "seconds": 1.42}
     line = progress_line(tmp_path, ["model.depth=3", "seed=1", "logger=none"], metrics)
-    assert line.startswith("[2/4] depth=3 seed=1 val_loss=0.01234 1.4s, ETA ")
-    eta = line.rsplit("ETA ", 1)[1]
-    assert eta in {"10s", "11s"}  # 10 s for 2 jobs so far, 2 to go
+    assert line == "[2/4] depth=3 seed=1 val_loss=0.01234 1.4s"  # too early for an ETA
 
     line = progress_line(tmp_path, ["model.lr=0.0845", "seed=1"], metrics)
     assert line.startswith("[2/4] seed=1 val_loss")  # model.lr is not swept here
@@ -146,4 +156,42 @@ def test_progress_line_counts_the_sweep_and_estimates_the_rest(tmp_path):
     )
 
     failed = progress_line(tmp_path, ["model.depth=3"], {"status": "failed", "error": "boom"})
-    assert failed == "[2/4] depth=3 FAILED: boom, ETA " + failed.rsplit("ETA ", 1)[1]
+    assert failed == "[2/4] depth=3 FAILED: boom"
+
+
+def test_progress_eta_comes_from_the_jobs_throughput_not_the_start_up(tmp_path):
+    # 60 s of start-up (imports, workers), then stacks of 6 seeds, one every 5 s, each stack
+    # writing its seeds 10 ms apart; 2 stacks finished in an earlier run of the sweep.
+    now = time.time()
+    started = now - 80
+    state = {"total": 60, "swept": ["model.depth", "seed"], "started": started}
+    (tmp_path / STATE_FILE).write_text(json.dumps(state))
+    earlier = [f"model.depth={d}/seed={s}" for d in (0, 1) for s in range(6)]
+    write_jobs(tmp_path, earlier, [started - 100] * 12)  # resumed: not this run's rate
+    metrics = {"status": "ok", "val_loss": 0.5, "seconds": 4.0}  # a stack trains in 4 s
+
+    def finish_stack(depth: int, when: float) -> str:
+        names = [f"model.depth={depth}/seed={s}" for s in range(6)]
+        write_jobs(tmp_path, names, [when + 0.01 * s for s in range(6)])
+        return progress_line(tmp_path, [f"model.depth={depth}", "seed=5"], metrics)
+
+    # The first stack, 60 s after the start: elapsed / finished gave "ETA 6m40s" here.
+    assert finish_stack(2, started + 60) == "[18/60] depth=2 seed=5 val_loss=0.5 4.0s"
+    # Then 6 seeds in the 5 s after the first stack, 1.2 a second: 36 seeds to go in 30 s.
+    assert finish_stack(3, started + 65) == "[24/60] depth=3 seed=5 val_loss=0.5 4.0s, ETA 30s"
+    assert finish_stack(4, started + 70).endswith(", ETA 25s")
+    assert finish_stack(5, started + 75).endswith(", ETA 20s")
+
+
+def test_eta_waits_for_a_few_finishes_over_a_job_s_own_duration():
+    # 4 parallel workers, 8 s jobs: the first round finishes within 0.3 s.
+    first_round = [8.0, 8.1, 8.2, 8.3]
+    assert eta_seconds(first_round, 4, 40) is None  # one moment: no rate yet
+    spread = [8.0, 9.5, 11.0, 12.5]  # past SAME_MOMENT, but not one job's duration long
+    assert eta_seconds(spread, 4, 40, job_seconds=8.0) is None
+    assert eta_seconds(spread, 4, 40) == pytest.approx(36 * 3.0 / 2)  # without it: 2 after 9.5
+    second_round = first_round + [16.0, 16.1, 16.2, 16.3]
+    assert eta_seconds(second_round, 8, 40, job_seconds=8.0) == pytest.approx(32 * 8.0 / 4)
+    assert eta_seconds(second_round, 40, 40) is None  # done
+    assert eta_seconds(second_round, 8, None) is None  # a sweep of unknown size
+    assert eta_seconds([], 0, 40) is None
