@@ -4,6 +4,11 @@ A single run is K = 1. A sweep's repetitions of one configuration (its seeds) ar
 one stacked model: member k starts from the weights a single run with seed `seeds[k]` starts
 from, sees that run's batch order, and gets exactly its own gradient (the loss is the sum over
 members of each member's own mean loss; Adam and SGD update every element on its own).
+
+Every epoch's record also holds each Linear weight's gradient norm, `grad_norm/layer_<i>`
+(layer_0 the input layer ... layer_<depth> the output layer): the mean, over the epoch's
+training steps, of the L2 (Frobenius) norm of that member's weight gradient at each step, taken
+after the backward pass and before the optimizer step.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ class MLPClassifier(pl.LightningModule):
     """Binary classifiers trained with the logistic loss; the epoch's loss and accuracy per member.
 
     `history[k]` holds member k's per-epoch records; `status[k]` is "ok", or "diverged" from the
-    epoch its loss became NaN or infinite (its history stops there, the others train on);
+    epoch a value of its record (a loss, mostly; a gradient norm counts too) became NaN or
+    infinite (its history stops there, the others train on);
     `test_metrics[k]` its test metrics. `member_loggers[k]`, when set, gets member k's rows.
     """
 
@@ -42,12 +48,16 @@ class MLPClassifier(pl.LightningModule):
         lr: float = 0.01,
         optimizer: str = "adam",
         in_features: int = 2,
+        residual: bool = False,
+        norm: str = "none",
+        init: str = "default",
         seeds: Sequence[int] = (0,),
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)  # each wandb run holds its own Hydra config
         self.seeds = list(seeds)
         net_args = {"depth": depth, "width": width, "activation": activation}
+        net_args.update(residual=residual, norm=norm, init=init)
         self.net = StackedMLP([seeded_mlp(s, in_features=in_features, **net_args) for s in seeds])
         # The epoch's (logits, labels) per split; its metrics are computed once, at its end.
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {s: [] for s in SPLITS}
@@ -58,6 +68,9 @@ class MLPClassifier(pl.LightningModule):
         self._diverged_weights: dict[int, dict[str, torch.Tensor]] = {}
         self.member_loggers: dict[int, pl.loggers.Logger] = {}
         self._val_values: list[dict[str, float]] = []
+        # The epoch's sum of per-step weight gradient norms, (depth + 1, K), and its steps.
+        self._grad_norm_sum: torch.Tensor | None = None
+        self._grad_norm_steps = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (K, B) for inputs (K, B, in), or (B, in) shared by all members."""
@@ -74,6 +87,26 @@ class MLPClassifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         return self._step("train", batch)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # After backward, before the step: the gradients of this step. Summed on the tensor
+        # side; read out once per epoch (no host sync per step).
+        with torch.no_grad():
+            norms = self.net.weight_grad_norms()
+            if self._grad_norm_sum is None:
+                self._grad_norm_sum = norms
+            else:
+                self._grad_norm_sum += norms
+        self._grad_norm_steps += 1
+
+    def _epoch_grad_norms(self) -> list[dict[str, float]]:
+        """Each member's mean per-step gradient norm per layer over the epoch, then a fresh
+        start."""
+        if self._grad_norm_sum is None:
+            return [{} for _ in self.seeds]
+        means = (self._grad_norm_sum / self._grad_norm_steps).T.tolist()  # (K, depth + 1)
+        self._grad_norm_sum, self._grad_norm_steps = None, 0
+        return [{f"grad_norm/layer_{i}": v for i, v in enumerate(member)} for member in means]
 
     def validation_step(self, batch, batch_idx):
         self._step("val", batch)
@@ -104,12 +137,14 @@ class MLPClassifier(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Lightning runs validation before this hook, so the epoch's record is complete here.
-        for k, (train, val) in enumerate(zip(self._epoch_metrics("train"), self._val_values)):
+        # A non-finite value anywhere in it, a gradient norm included, is a divergence.
+        epoch = zip(self._epoch_metrics("train"), self._val_values, self._epoch_grad_norms())
+        for k, (train, val, grads) in enumerate(epoch):
             if self.status[k] != "ok":
                 continue
-            record = {"epoch": self.current_epoch, **train, **val}
+            record = {"epoch": self.current_epoch, **train, **val, **grads}
             self.history[k].append(record)
-            self._log_member(k, {**train, **val})
+            self._log_member(k, {**train, **val, **grads})
             if not all(map(_is_finite, record.values())):
                 self.status[k] = "diverged"
                 self.active[k] = False

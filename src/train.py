@@ -53,7 +53,7 @@ def validate(cfg: DictConfig) -> None:
     """Refuse any value training cannot use, naming the key (raises ConfigError)."""
     # torch-backed modules, imported where used: a sweep's main process never needs torch.
     from src.generators import GENERATORS
-    from src.nets import ACTIVATIONS, OPTIMIZERS
+    from src.nets import ACTIVATIONS, INITS, NORMS, OPTIMIZERS
 
     require_int("seed", cfg.seed)
     seeds = cfg.get("seeds")
@@ -75,10 +75,21 @@ def validate(cfg: DictConfig) -> None:
     require_choice("model.activation", m.activation, ACTIVATIONS)
     require_number("model.lr", m.lr, positive=True)
     require_choice("model.optimizer", m.optimizer, OPTIMIZERS)
+    if not isinstance(m.residual, bool):
+        raise ConfigError("model.residual", m.residual, "a boolean: true or false")
+    require_choice("model.norm", m.norm, NORMS)
+    require_choice("model.init", m.init, INITS)
     d = cfg.data
     require_choice("data.name", d.name, GENERATORS)
     for key in ("n_train", "n_val", "n_test", "batch_size"):
         require_int(f"data.{key}", d[key], minimum=1)
+    if m.norm == "batch" and m.depth > 0 and (d.n_train % d.batch_size or d.batch_size) == 1:
+        raise ConfigError(  # BatchNorm cannot normalize a batch of one sample
+            "data.batch_size",
+            d.batch_size,
+            f"a size that leaves no training batch of 1 sample (data.n_train={d.n_train}) "
+            "with model.norm=batch",
+        )
     require_number("data.noise", d.noise, minimum=0)
     require_int("data.seed", d.seed)
     t = cfg.trainer
