@@ -6,11 +6,12 @@ A wrong value raises `ConfigError`, whose message names the key and what is allo
 
 from __future__ import annotations
 
+import argparse
 import functools
 import numbers
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 
 class ConfigError(ValueError):
@@ -69,3 +70,12 @@ def exit_on_config_error(task: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(2)
 
     return wrapper
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for the entry points that are not Hydra apps (src.report, src.search, the
+    benchmarks): a wrong argument is refused as a bad config value is, in one line on stderr
+    with exit status 2 (argparse's own refusal prints its usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")

@@ -16,6 +16,7 @@ matplotlib.use("Agg")  # no display: render straight to files
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from src.results import Axis  # noqa: E402  (figures.Axis: the grid axes they draw)
@@ -191,20 +192,23 @@ def plot_boundaries(boundaries: dict[str, Boundary], title: str, path: Path) -> 
 
 @dataclass
 class Curve:
-    """Mean and std across seeds of the train and validation loss, per epoch."""
+    """Per epoch, the mean across seeds of the train and validation loss, and the band each
+    spans (lo to hi: the lowest and the highest seed's)."""
 
     epochs: np.ndarray
     train_mean: np.ndarray
-    train_std: np.ndarray
+    train_lo: np.ndarray
+    train_hi: np.ndarray
     val_mean: np.ndarray
-    val_std: np.ndarray
+    val_lo: np.ndarray
+    val_hi: np.ndarray
 
 
 def plot_curves(
     panels: dict[str, dict[str, Curve]], legend_title: str, title: str, path: Path
 ) -> Path:
     """One panel per key of `panels`, one colour per inner key: validation loss solid, train
-    loss dashed, each the mean across seeds with +- one std shaded."""
+    loss dashed, each the mean across seeds with the range of the seeds (min to max) shaded."""
     n = len(panels)
     ncols = min(n, 4)
     nrows = -(-n // ncols)
@@ -215,16 +219,14 @@ def plot_curves(
     colours = dict(zip(labels, plt.cm.viridis(np.linspace(0, 0.9, max(len(labels), 1)))))
     for ax, (name, curves) in zip(axes.flat, panels.items()):
         for label, c in curves.items():
-            for mean, std, style, alpha in (
-                (c.val_mean, c.val_std, "-", 0.15),
-                (c.train_mean, c.train_std, "--", 0.07),
+            for mean, lo, hi, style, alpha in (
+                (c.val_mean, c.val_lo, c.val_hi, "-", 0.15),
+                (c.train_mean, c.train_lo, c.train_hi, "--", 0.07),
             ):
                 ax.plot(
                     c.epochs, mean, color=colours[label], ls=style, lw=1.5 if style == "-" else 1
                 )
-                ax.fill_between(
-                    c.epochs, mean - std, mean + std, color=colours[label], alpha=alpha, linewidth=0
-                )
+                ax.fill_between(c.epochs, lo, hi, color=colours[label], alpha=alpha, linewidth=0)
         ax.set_title(name, fontsize=10)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter("{x:g}")  # 0.7 rather than 7 x 10^-1
@@ -240,8 +242,9 @@ def plot_curves(
         ax.axis("off")
     handles = [plt.Line2D([], [], color=colours[k], label=str(k)) for k in labels]
     handles += [
-        plt.Line2D([], [], color="grey", label="validation (mean ± std)"),
-        plt.Line2D([], [], color="grey", ls="--", label="train (mean ± std)"),
+        plt.Line2D([], [], color="grey", label="validation (mean)"),
+        plt.Line2D([], [], color="grey", ls="--", label="train (mean)"),
+        Patch(color="grey", alpha=0.25, label="shaded: lowest to highest seed"),
     ]
     fig.legend(
         handles=handles,

@@ -11,7 +11,6 @@ configuration with the lowest mean val_loss among those in the cell.
 
 from __future__ import annotations
 
-import argparse
 import html
 import statistics
 import sys
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from src.config import ConfigError
+from src.config import ArgumentParser, ConfigError
 from src.results import (
     RESULTS_FILE,
     Axis,
@@ -124,6 +123,18 @@ class Report:
     def run_of(self, g: Group) -> dict[str, Any]:
         """The run drawn for a configuration: the chosen seed's, else its first finished one."""
         return next((r for r in g.ok if r.get("seed") == self.seed), g.ok[0])
+
+
+def sweep_name(sweep_dir: Path) -> str:
+    """How the report names its sweep: relative to the folder the command ran in when it lies
+    under it, else by the sweep folder's own name; never by an absolute path (a report is
+    moved, shared and committed)."""
+    path = Path(sweep_dir).resolve()
+    try:
+        relative = path.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path.name
+    return relative.as_posix() if relative.parts else path.name
 
 
 def _left_out(results: list[dict[str, Any]]) -> str:
@@ -242,7 +253,7 @@ def write_page(r: Report, paths: list[Path]) -> Path:
         f'<h2>{CAPTIONS.get(p.stem, p.stem)}</h2>\n<img src="{p.name}" alt="{p.stem}">'
         for p in paths
     )
-    best, name = ranked[0], html.escape(str(r.sweep_dir))
+    best, name = ranked[0], html.escape(sweep_name(r.sweep_dir))
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Report: {name}</title>
 <style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto}}
@@ -286,9 +297,7 @@ def log_to_wandb(sweep_dir: Path, logger_cfg: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m src.report", description=__doc__.split("\n")[0]
-    )
+    parser = ArgumentParser(prog="python -m src.report", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="a multirun folder (multirun/<date>/<time>)")
     parser.add_argument("--rows", help=f"swept key down the grid (default {DEFAULT_ROWS})")
     parser.add_argument("--cols", help=f"swept key across the grid (default {DEFAULT_COLS})")

@@ -50,19 +50,27 @@ def boundary(r: Report, g: Group, label: str) -> figures.Boundary:
 
 
 def curve(histories: list[list[dict[str, float]]]) -> figures.Curve:
-    """Mean and std across runs per epoch (a run that stopped early counts until it stops)."""
+    """Per epoch, the mean across runs and the band from the lowest to the highest run (a run
+    that stopped early counts until it stops). The loss axis is logarithmic: a band of mean ±
+    std would fall below zero, off the axis, wherever the seeds spread widely; min-max stays
+    positive and holds every run."""
     n = max(len(h) for h in histories)
     table = {k: np.full((len(histories), n), np.nan) for k in ("train_loss", "val_loss")}
     for i, history in enumerate(histories):
         for j, record in enumerate(history):
             for k in table:
                 table[k][i, j] = record[k]
-    dof = np.maximum((~np.isnan(table["val_loss"])).sum(axis=0) - 1, 1)
     mean = {k: np.nanmean(v, axis=0) for k, v in table.items()}
-    # The sample std, as in the heat maps (an epoch only one run reached gets 0).
-    std = {k: np.sqrt(np.nansum((v - mean[k]) ** 2, axis=0) / dof) for k, v in table.items()}
+    lo = {k: np.nanmin(v, axis=0) for k, v in table.items()}
+    hi = {k: np.nanmax(v, axis=0) for k, v in table.items()}
     return figures.Curve(
-        np.arange(n), mean["train_loss"], std["train_loss"], mean["val_loss"], std["val_loss"]
+        np.arange(n),
+        mean["train_loss"],
+        lo["train_loss"],
+        hi["train_loss"],
+        mean["val_loss"],
+        lo["val_loss"],
+        hi["val_loss"],
     )
 
 
@@ -128,7 +136,8 @@ def curve_figures(r: Report) -> list[Path]:
         }
         if curves:
             panels[r.row.name(value)] = curves
-    title = f"learning curves, mean ± std across seeds ({r.context})"
+    band = "shaded from the lowest to the highest seed"
+    title = f"learning curves, mean across seeds, {band} ({r.context})"
     return [figures.plot_curves(panels, r.col.key, title, r.out / "learning_curves.png")]
 
 

@@ -16,11 +16,11 @@ from omegaconf import OmegaConf
 from src import figures
 from src.callbacks import GridReport
 from src.config import ConfigError
-from src.report import REPORT_DIR, build, choose_axes, log_to_wandb, main, write_report
+from src.report import REPORT_DIR, build, choose_axes, log_to_wandb, main, sweep_name, write_report
 from src.results import RESULTS_FILE, collect
 
 from .conftest import ROOT, TINY, wandb_records
-from .test_results import make_sweep
+from .test_results import MALFORMED, make_sweep, write_malformed
 
 PNGS = {
     "data.png",
@@ -42,7 +42,8 @@ def test_each_figure_function_draws_a_png(tmp_path):
     b = figures.Boundary(rng.random((8, 8)), (-2.0, 2.0, -2.0, 2.0), x, y, "label")
     row, col = figures.Axis("model.depth", [0, 1]), figures.Axis("model.width", [1, 2, 3])
     mean = np.array([[0.5, 0.4, np.nan], [0.3, 0.2, 0.1]])
-    c = figures.Curve(np.arange(3), np.ones(3), np.zeros(3), np.array([1.0, 0.5, 0.2]), np.ones(3))
+    lo, avg, hi = np.array([0.5, 0.1, 0.01]), np.array([1.0, 0.5, 0.2]), np.array([2.0, 1, 0.5])
+    c = figures.Curve(np.arange(3), avg, lo, hi, avg / 2, lo / 2, hi / 2)
     paths = [
         figures.plot_data({"train": (x, y), "val": (x, y)}, "data", tmp_path / "a.png"),
         figures.plot_heatmaps(mean, mean / 10, row, col, "val_loss", "t", tmp_path / "b.png"),
@@ -185,3 +186,104 @@ def test_a_multirun_ends_with_results_and_report_before_the_summary(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 8 and sum(r["status"] == "failed" for r in rows) == 4
     assert {p.name for p in (sweep / REPORT_DIR).glob("*.png")} == PNGS
+
+
+def test_a_report_names_its_sweep_without_an_absolute_path(tmp_path, monkeypatch):
+    sweep = make_sweep(tmp_path / "multirun" / "2026-11-26" / "21-30-05", seeds=(0,))
+    monkeypatch.chdir(tmp_path)
+    assert sweep_name(sweep) == sweep_name("multirun/2026-11-26/21-30-05")
+    assert sweep_name(sweep) == "multirun/2026-11-26/21-30-05"
+    monkeypatch.chdir(sweep)
+    assert sweep_name(sweep) == "21-30-05"  # the folder itself
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert sweep_name(sweep) == "21-30-05"  # not under the current folder: its own name
+
+    titles = []  # every string the views hand to the figures
+
+    def recording(plot):
+        def wrapper(*args, **kwargs):
+            titles.extend(a for a in (*args, *kwargs.values()) if isinstance(a, str))
+            return plot(*args, **kwargs)
+
+        return wrapper
+
+    for name in (
+        "plot_data",
+        "plot_heatmaps",
+        "plot_boundary_grid",
+        "plot_boundaries",
+        "plot_curves",
+    ):
+        monkeypatch.setattr(figures, name, recording(getattr(figures, name)))
+    monkeypatch.chdir(tmp_path)
+    write_report(sweep)
+    page = (sweep / REPORT_DIR / "index.html").read_text()
+    assert "<h1>Grid report: multirun/2026-11-26/21-30-05</h1>" in page
+    assert len(titles) >= 5 and "learning curves" in " ".join(titles)
+    for text in [page, *titles]:
+        assert str(tmp_path) not in text and str(tmp_path.resolve()) not in text
+
+
+def test_learning_curve_bands_suit_a_log_axis():
+    from src.views import curve
+
+    # Seeds that spread over decades, as at depth 2-5 with width 3: mean - std < 0 there.
+    finals = [0.0001, 0.0003, 0.69]
+    histories = [
+        [{"epoch": e, "train_loss": f * (3 - e), "val_loss": f * (4 - e)} for e in range(3)]
+        for f in finals
+    ]
+    histories[0] = histories[0][:2]  # a run that stopped early counts until it stops
+    c = curve(histories)
+    val = np.array([[r["val_loss"] for r in h] + [np.nan] * (3 - len(h)) for h in histories])
+    assert np.nanmean(val, axis=0) - np.nanstd(val, axis=0, ddof=1) == pytest.approx(
+        c.val_mean - np.nanstd(val, axis=0, ddof=1)
+    )
+    assert (c.val_mean - np.nanstd(val, axis=0, ddof=1) < 0).all()  # what fell off the axis
+    for lo, mean, hi, key in (
+        (c.val_lo, c.val_mean, c.val_hi, "val_loss"),
+        (c.train_lo, c.train_mean, c.train_hi, "train_loss"),
+    ):
+        assert (lo > 0).all() and (lo <= mean).all() and (mean <= hi).all()
+        for h in histories:  # every run lies in its band
+            runs = np.array([r[key] for r in h])
+            assert (lo[: len(h)] <= runs).all() and (runs <= hi[: len(h)]).all()
+    assert c.val_lo[2] == pytest.approx(0.0003 * 2)  # the early stopper is out of epoch 2
+    assert c.val_hi.tolist() == pytest.approx([0.69 * 4, 0.69 * 3, 0.69 * 2])
+
+
+def test_malformed_job_records_do_not_take_the_report_down(tmp_path, capsys):
+    # One job per kind of malformed metrics.json; seed 0 of every configuration stays ok.
+    seeds = range(6)
+    sweep = make_sweep(tmp_path / "sweep", seeds=seeds)
+    slots = [(d, w, s) for s in seeds[1:] for d in (0, 2) for w in (1, 10)]
+    reasons = {}
+    for (d, w, s), kind in zip(slots, MALFORMED):
+        job = sweep / f"logger=none,model.depth={d},model.width={w}" / f"seed={s}"
+        reasons[f"{job.parent.name}/seed={s}"] = write_malformed(job, kind)
+    assert len(reasons) == len(MALFORMED) and len(MALFORMED) <= len(slots)
+
+    assert main([str(sweep)]) == 0
+    n, bad = 4 * len(seeds), len(MALFORMED)
+    assert f"{bad} of {n} jobs left out of the means ({bad} failed)" in capsys.readouterr().out
+    with (sweep / RESULTS_FILE).open() as f:
+        rows = {r["job_dir"]: r for r in csv.DictReader(f)}
+    for job_dir, reason in reasons.items():
+        assert rows[job_dir]["status"] == "failed" and reason in rows[job_dir]["error"]
+        assert rows[job_dir]["val_loss"] == ""
+    assert all(r["error"] == "" for j, r in rows.items() if j not in reasons)
+    out = sweep / REPORT_DIR
+    assert all(is_png(out / name) for name in PNGS)
+    assert f"{bad} of {n} jobs left out of the means" in (out / "index.html").read_text()
+    # The means are those of the valid runs only.
+    report = build(sweep)
+    best = report.ranked[0]
+    assert len(best.ok) == sum(1 for r in best.runs if r["job_dir"] not in reasons)
+    # A search's views read the same records (from a sweep's master config, as Hydra saves it).
+    from src.search import write_search_views
+
+    (sweep / "multirun.yaml").write_text("hydra: {sweeper: {params: null}, overrides: {task: []}}")
+
+    paths = write_search_views(sweep, collect(sweep), tmp_path / "views")
+    assert {p.name for p in paths} >= {"history.png", "trial_curves.png", "best_trial.txt"}
