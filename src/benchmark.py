@@ -12,7 +12,6 @@ every job is compared with the bare loop's, to show that the trainings are the s
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import resource
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from src.config import ArgumentParser
 from src.generators import make_splits
 from src.nets import OPTIMIZERS, build_mlp
 
@@ -153,12 +153,28 @@ def _sweep_val_losses(sweep_dir: Path) -> dict[str, float]:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None = None):
+    """The command line; a wrong argument (an unknown option, an override Hydra cannot parse,
+    overrides with --bare or --overhead) ends it in one line, exit status 2."""
+    parser = ArgumentParser(prog="python -m src.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--bare", action="store_true", help="run only the bare side (internal)")
     parser.add_argument("--overhead", action="store_true", help="split the per-job overhead")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the sweep")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.overrides and (args.bare or args.overhead):
+        parser.error("overrides go to the sweep; --bare and --overhead take none")
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in args.overrides:
+        try:
+            OverridesParser.create().parse_override(override)
+        except Exception:  # Hydra's message spans lines; say which argument, in one
+            parser.error(f"{override!r} is not a Hydra override (key=value)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.bare:
         return run_bare()
     if args.overhead:

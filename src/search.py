@@ -27,8 +27,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, require_int
-from src.results import RESULT_KEYS, collect
+from src.config import ArgumentParser, ConfigError, require_int
+from src.results import RESULT_KEYS, SweepError, collect
 from src.runs import read_metrics
 
 METRIC = "val_loss"
@@ -351,9 +351,23 @@ def write_search_views(sweep_dir: Path, rows: list[dict[str, Any]], out_dir: Pat
     return paths
 
 
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m src.search <sweep dir>")
-    root = Path(sys.argv[1])
-    for written in write_search_views(root, collect(root), root / "report"):
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m src.search", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "sweep_dir", type=Path, help="the folder of a search (hparams_search=bayes)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        rows = collect(args.sweep_dir)
+        if not rows:
+            raise SweepError(f"{args.sweep_dir}: no trials yet")
+    except SweepError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for written in write_search_views(args.sweep_dir, rows, args.sweep_dir / "report"):
         print(written)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

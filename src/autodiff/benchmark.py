@@ -22,6 +22,7 @@ from src.autodiff.data import make_data
 from src.autodiff.engine import Var
 from src.autodiff.nn import build_network
 from src.autodiff.train import MatrixModel, VarModel
+from src.config import ArgumentParser
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "autodiff"
 
@@ -164,7 +165,11 @@ def overfit_config():
         )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(
+        prog="python -m src.autodiff.benchmark", description=__doc__.splitlines()[0]
+    )
+    parser.parse_args(argv)  # no arguments: --help, or a refusal of anything else
     data = make_data()
     lr = 2e-3
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}")

@@ -1,0 +1,104 @@
+"""Every entry point answers --help with its usage and refuses a wrong argument in one line
+on stderr with exit status 2; the Hydra apps answer --help with Hydra's help."""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+
+import pytest
+
+from src import benchmark, report, search
+from src.autodiff import benchmark as autodiff_benchmark
+
+from .conftest import ROOT
+from .test_results import make_sweep
+
+MAINS = {  # the non-Hydra entry points: python -m <module>, and their main(argv)
+    "src.report": report.main,
+    "src.search": search.main,
+    "src.benchmark": benchmark.main,
+    "src.autodiff.benchmark": autodiff_benchmark.main,
+}
+
+
+def exit_code(main, argv: list[str]) -> int:
+    """main(argv)'s exit status, whether it returns it or raises SystemExit."""
+    try:
+        return main(argv) or 0
+    except SystemExit as exit_:
+        return exit_.code
+
+
+@pytest.mark.parametrize("module", MAINS)
+def test_help_prints_the_usage(module, capsys):
+    assert exit_code(MAINS[module], ["--help"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"usage: python -m {module} ") and err == ""
+
+
+def _refusals(tmp_path):
+    a_file = tmp_path / "results.csv"
+    a_file.write_text("x\n")
+    missing, plain = tmp_path / "nowhere", tmp_path / "plain"
+    plain.mkdir()
+    return [
+        ("src.report", [str(missing)], "is not a folder"),
+        ("src.report", [str(a_file)], "is not a folder"),
+        ("src.report", [str(plain)], "is not a sweep"),
+        ("src.report", [], "the following arguments are required: sweep_dir"),
+        ("src.report", [str(plain), "--seed", "one"], "argument --seed: invalid int value"),
+        ("src.search", [str(missing)], "is not a folder"),
+        ("src.search", [str(a_file)], "is not a folder"),
+        ("src.search", [str(plain), "extra"], "unrecognized arguments: extra"),
+        ("src.benchmark", ["--overhed"], "unrecognized arguments: --overhed"),
+        ("src.benchmark", ["depth"], "'depth' is not a Hydra override"),
+        ("src.benchmark", ["--overhead", "model.depth=2"], "--overhead take none"),
+        ("src.autodiff.benchmark", ["overfit"], "unrecognized arguments: overfit"),
+    ]
+
+
+def test_a_wrong_argument_is_refused_in_one_line_with_status_2(tmp_path, capsys):
+    for module, argv, message in _refusals(tmp_path):
+        assert exit_code(MAINS[module], argv) == 2, (module, argv)
+        out, err = capsys.readouterr()
+        assert err.startswith("error: ") and err.count("\n") == 1, (module, argv, err)
+        assert message in err and out == "", (module, argv, err)
+
+
+def test_search_without_trials_is_refused(tmp_path, capsys):
+    (tmp_path / "multirun.yaml").write_text("hydra: {}\n")  # a search that ran no trial yet
+    assert search.main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: no trials yet\n"
+
+
+def test_search_views_of_a_sweep_from_the_command_line(tmp_path, capsys):
+    sweep = make_sweep(tmp_path / "sweep", seeds=(0,))
+    (sweep / "multirun.yaml").write_text("hydra: {sweeper: {params: null}, overrides: {task: []}}")
+    assert search.main([str(sweep)]) == 0
+    assert (sweep / "report" / "history.png").exists()
+    assert str(sweep / "report" / "best_trial.txt") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("module", ["src.train", "src.autodiff.train"])
+@pytest.mark.filterwarnings("ignore:'src.*' found in sys.modules:RuntimeWarning")  # imported here
+def test_hydra_apps_answer_help(module, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [module, "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module(module, run_name="__main__")  # as python -m does, in this process
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "Powered by Hydra" in out and "== Config ==" in out
+
+
+def test_python_m_src_search_help_in_a_fresh_process():
+    done = subprocess.run(
+        [sys.executable, "-m", "src.search", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith("usage: python -m src.search [-h] sweep_dir")
