@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.report import log_to_wandb, write_report
 from src.runs import read_metrics, sweep_files
+from src.workers import pool
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,9 @@ class GridReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        try:
-            report_dir = write_report(sweep_dir)
+        try:  # the figures are drawn by the sweep's idle workers, if it has some
+            workers = pool(OmegaConf.select(config, "hydra.launcher"))
+            report_dir = write_report(sweep_dir, workers=workers)
         except Exception as error:  # results.csv is written first, so it survives this
             log.error(f"report not written: {type(error).__name__}: {error}")
             return
