@@ -1,13 +1,14 @@
-"""Framework cost: a sweep through `python -m src.train -m` against a bare PyTorch loop.
+"""Framework cost: sweeps through `python -m src.train -m` against a bare PyTorch loop.
 
-    python -m src.benchmark                        # the 36-job grid, default launcher
-    python -m src.benchmark hydra/launcher=basic   # extra overrides go to the sweep
-    python -m src.benchmark --overhead             # where a job's extra time goes
+    python -m src.benchmark                        # the 36-job grid, and a sweep's fixed cost
+    python -m src.benchmark --card                 # the design-card grid (252 jobs), and 30 seeds
+    python -m src.benchmark hydra/launcher=basic   # extra overrides go to the sweeps
 
-Both sides run in fresh processes (start-up counted), one torch thread per training, on
-the same data, batch order, initial weights, epochs and optimizer; the bare loop only
-keeps what an experimenter needs (losses and accuracies). The sweep's final val_loss of
-every job is compared with the bare loop's, to show that the trainings are the same.
+Both sides run in fresh processes (start-up counted), one torch thread per training, on the
+same data, batch order, initial weights, epochs and optimizer; the bare loop trains one run
+after another and only keeps what an experimenter needs (losses and accuracies). The sweep's
+final val_loss of every job is compared with the bare loop's, to show that the trainings are
+the same (up to float rounding: a sweep trains a configuration's seeds as one stacked model).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from src.generators import make_splits
 from src.nets import OPTIMIZERS, build_mlp
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
-DEPTHS, WIDTHS, SEEDS = (0, 2, 5), (1, 10), range(6)
+# (depths, widths, number of seeds)
+SMALL = ((0, 2, 5), (1, 10), 6)
+CARD = ((0, 1, 2, 3, 5, 10, 20), (1, 2, 3, 5, 10, 20), 6)
+STABLE_DEPTH = 5  # deeper nets are chaotic: a member may land elsewhere than a lone run
 
 
 def _defaults():
@@ -46,7 +50,7 @@ def _evaluate(net, loss_fn, x, y) -> tuple[float, float]:
 
 
 def bare_training(depth: int, width: int, seed: int, splits, data, model, epochs: int) -> dict:
-    """One training written as plain PyTorch, doing what src.train does per job."""
+    """One training written as plain PyTorch, doing what src.train does per run."""
     torch.manual_seed(seed)
     net = build_mlp(depth, width, model.activation)
     opt = OPTIMIZERS[model.optimizer](net.parameters(), lr=model.lr)
@@ -72,76 +76,48 @@ def bare_training(depth: int, width: int, seed: int, splits, data, model, epochs
     return {"val_loss": history[-1][2], "test_loss": test_loss}
 
 
-def run_bare() -> None:
+def run_bare(grid) -> None:
     """The bare side: all the grid's trainings in this process; prints their val_loss as JSON."""
+    depths, widths, n_seeds = grid
     data, model, trainer = _defaults()
     torch.set_num_threads(trainer.num_threads)
     splits = make_splits(data.name, data.n_train, data.n_val, data.n_test, data.noise, data.seed)
     results = {}
-    for depth, width, seed in itertools.product(DEPTHS, WIDTHS, SEEDS):
+    for depth, width, seed in itertools.product(depths, widths, range(n_seeds)):
         run = bare_training(depth, width, seed, splits, data, model, trainer.max_epochs)
         results[f"{depth},{width},{seed}"] = run["val_loss"]
     print(json.dumps(results))
 
 
-def _mean_seconds(fn, repeats: int) -> float:
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+def _grid_overrides(grid) -> list[str]:
+    depths, widths, n_seeds = grid
+    return [
+        f"model.depth={','.join(map(str, depths))}",
+        f"model.width={','.join(map(str, widths))}",
+        f"seed=range({n_seeds})",
+    ]
 
 
-def run_overhead() -> None:
-    """The framework's cost split into its parts, measured in this (fresh) process."""
-    start = time.perf_counter()
-    import pytorch_lightning  # noqa: F401  (torch is imported already, as in the bare process)
-
-    lightning_s = time.perf_counter() - start
-    start = time.perf_counter()
-    import wandb  # noqa: F401
-    from hydra import compose, initialize_config_dir
-
-    from src.train import train
-
-    rest_s = time.perf_counter() - start
-
-    data, model, trainer = _defaults()
-    torch.set_num_threads(trainer.num_threads)
-    splits = make_splits(data.name, data.n_train, data.n_val, data.n_test, data.noise, data.seed)
-    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(CONF), version_base="1.3"):
-
-        def job(logger: str) -> None:
-            overrides = [f"logger={logger}", f"output_dir={tmp}/{logger}", "model.depth=2"]
-            train(compose("train", overrides=overrides))
-
-        compose_s = _mean_seconds(lambda: compose("train", return_hydra_config=True), 10)
-        bare = _mean_seconds(lambda: bare_training(2, 10, 0, splits, data, model, 25), 5)
-        job("none")  # warm-up: first-call costs are counted in the imports
-        lightning = _mean_seconds(lambda: job("none"), 5)
-        start = time.perf_counter()
-        job("wandb")  # the first run starts this process's wandb service
-        first_wandb = time.perf_counter() - start
-        wandb_s = _mean_seconds(lambda: job("wandb"), 5)
-
-    print("per process (once per worker):")
-    print(f"  import pytorch_lightning (after torch) : {lightning_s:6.2f} s")
-    print(f"  import wandb, hydra, src.train         : {rest_s:6.2f} s")
-    print(f"  wandb service start (first run)        : {first_wandb - wandb_s:6.2f} s")
-    print("per job (depth 2, width 10, 25 epochs):")
-    print(f"  bare PyTorch training                  : {bare:6.3f} s")
-    print(f"  + Lightning (train(), logger=none)     : {lightning - bare:6.3f} s")
-    print(f"  + wandb offline run                    : {wandb_s - lightning:6.3f} s")
-    print("  + Hydra composition (x2 per job: the sweeper checks every job, the launcher")
-    print(f"    composes it again)                   : {2 * compose_s:6.3f} s")
-
-
-def _timed(cmd: list[str]) -> tuple[float, str]:
+def _timed(cmd: list[str]) -> float:
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"benchmark: {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-    return seconds, done.stdout
+    return seconds
+
+
+def _sweep(overrides: list[str], sweep_dir: Path) -> float:
+    """Wall seconds of one multirun, start-up and report included."""
+    cmd = [sys.executable, "-m", "src.train", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    return _timed(cmd)
+
+
+def _bare(grid) -> tuple[float, dict[str, float]]:
+    cmd = [sys.executable, "-m", "src.benchmark", "--bare", json.dumps(grid)]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return time.perf_counter() - start, json.loads(done.stdout)
 
 
 def _sweep_val_losses(sweep_dir: Path) -> dict[str, float]:
@@ -153,16 +129,77 @@ def _sweep_val_losses(sweep_dir: Path) -> dict[str, float]:
     return results
 
 
+def _peak_mb() -> float:
+    """The largest resident size of any process this one has run and waited for so far."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _same_trainings(bare: dict[str, float], sweep: dict[str, float]) -> str:
+    if bare.keys() != sweep.keys():
+        return f"NO, the sweep finished {len(sweep)} of {len(bare)} trainings"
+
+    def worst(keys) -> str:
+        keys = list(keys)
+        return f"{max(abs(bare[k] - sweep[k]) for k in keys):.1e}" if keys else "-"
+
+    stable = [k for k in bare if int(k.split(",")[0]) <= STABLE_DEPTH]
+    chaotic = [k for k in bare if k not in stable]
+    return (
+        f"max |val_loss sweep - bare| = {worst(stable)} at depth <= {STABLE_DEPTH}, "
+        f"{worst(chaotic)} deeper (chaotic)"
+    )
+
+
+def compare(grid, extra: list[str], tmp: Path) -> float:
+    """Time the grid as a sweep and as the bare loop, and print both; return the sweep's seconds."""
+    overrides = _grid_overrides(grid) + extra
+    sweep_s = _sweep(overrides, tmp / "grid")
+    peak_mb = _peak_mb()  # before the bare process runs: the sweep's processes only
+    sweep = _sweep_val_losses(tmp / "grid")
+    bare_s, bare = _bare(grid)
+    n = len(bare)
+    print(f"grid: {' '.join(overrides)} ({n} trainings)")
+    print(f"  python -m src.train -m : {sweep_s:7.1f} s")
+    print(f"  bare PyTorch process   : {bare_s:7.1f} s  ({bare_s / n:.2f} s/training)")
+    print(f"  ratio                  : {sweep_s / bare_s:7.2f} x")
+    print(f"  same trainings         : {_same_trainings(bare, sweep)}")
+    print(f"  peak memory, largest process of the sweep: {peak_mb:.0f} MB")
+    return sweep_s
+
+
+def fixed_cost(extra: list[str], tmp: Path) -> None:
+    """A one-job, one-epoch sweep, whole and without its parts, and the imports it pays for."""
+    one = ["trainer.max_epochs=1", *extra]
+    runs = {
+        "one-job, one-epoch sweep": one,
+        "  without wandb (logger=none)": [*one, "logger=none"],
+        "  without the report": [*one, "~hydra.callbacks.report"],
+        "  in one process (hydra/launcher=basic)": [*one, "hydra/launcher=basic"],
+    }
+    python, train = [sys.executable, "-c"], [sys.executable, "-m", "src.train"]
+    imports = {
+        "python and Hydra: --cfg job, no torch": [*train, "--cfg", "job"],
+        "python, import torch": [*python, "import torch"],
+        "python, import pytorch_lightning (+torch)": [*python, "import pytorch_lightning"],
+        "python, import wandb": [*python, "import wandb"],
+    }
+    print("fixed cost of a sweep (each line one fresh run):")
+    for i, (what, overrides) in enumerate(runs.items()):
+        print(f"  {what:<42}: {_sweep(overrides, tmp / f'one{i}'):5.1f} s")
+    for what, cmd in imports.items():
+        print(f"  {what:<42}: {_timed(cmd):5.1f} s")
+
+
 def parse_args(argv: list[str] | None = None):
     """The command line; a wrong argument (an unknown option, an override Hydra cannot parse,
-    overrides with --bare or --overhead) ends it in one line, exit status 2."""
+    overrides with --bare) ends it in one line, exit status 2."""
     parser = ArgumentParser(prog="python -m src.benchmark", description=__doc__.splitlines()[0])
-    parser.add_argument("--bare", action="store_true", help="run only the bare side (internal)")
-    parser.add_argument("--overhead", action="store_true", help="split the per-job overhead")
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the sweep")
+    parser.add_argument("--card", action="store_true", help="the design-card grid, and 30 seeds")
+    parser.add_argument("--bare", metavar="GRID", help="run only the bare side (internal)")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the sweeps")
     args = parser.parse_args(argv)
-    if args.overrides and (args.bare or args.overhead):
-        parser.error("overrides go to the sweep; --bare and --overhead take none")
+    if args.overrides and args.bare:
+        parser.error("overrides go to the sweeps; --bare takes none")
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     for override in args.overrides:
@@ -176,36 +213,20 @@ def parse_args(argv: list[str] | None = None):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.bare:
-        return run_bare()
-    if args.overhead:
-        return run_overhead()
-
+        return run_bare(json.loads(args.bare))
     with tempfile.TemporaryDirectory() as tmp:
-        sweep_dir = Path(tmp) / "sweep"
-        grid = [
-            f"model.depth={','.join(map(str, DEPTHS))}",
-            f"model.width={','.join(map(str, WIDTHS))}",
-            f"seed=range({len(SEEDS)})",
-        ]
-        sweep_cmd = [sys.executable, "-m", "src.train", "-m", *grid]
-        sweep_cmd += [f"hydra.sweep.dir={sweep_dir}", *args.overrides]
-        sweep_s, _ = _timed(sweep_cmd)
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        bare_s, out = _timed([sys.executable, "-m", "src.benchmark", "--bare"])
-        bare, sweep = json.loads(out), _sweep_val_losses(sweep_dir)
-
-    n = len(bare)
-    diff = max(abs(bare[k] - sweep[k]) for k in bare) if bare.keys() == sweep.keys() else None
-    print(f"grid: {' '.join(grid + args.overrides)} ({n} trainings)")
-    print(f"python -m src.train -m : {sweep_s:7.1f} s  ({sweep_s / n:.2f} s/job)")
-    print(f"bare PyTorch process   : {bare_s:7.1f} s  ({bare_s / n:.2f} s/training)")
-    print(f"ratio                  : {sweep_s / bare_s:7.2f} x")
-    print(f"per-job framework cost : {(sweep_s - bare_s) / n:7.2f} s")
-    print(f"peak memory, largest process of the sweep: {peak_mb:.0f} MB")
-    if diff is None:
-        print(f"same trainings         : NO, the sweep finished {len(sweep)} of {n} jobs")
-    else:
-        print(f"same trainings         : max |val_loss sweep - bare| = {diff:.2e}")
+        tmp = Path(tmp)
+        if not args.card:
+            compare(SMALL, args.overrides, tmp)
+            fixed_cost(args.overrides, tmp)
+            return
+        sweep_s = compare(CARD, args.overrides, tmp)
+        depths, widths, _ = CARD
+        many = _sweep(_grid_overrides((depths, widths, 30)) + args.overrides, tmp / "seeds30")
+        print(
+            f"the same grid with seed=range(30): {many:.1f} s ({many / sweep_s:.2f}x the 6 seeds)"
+        )
+        print(f"peak memory, largest process of the sweeps: {_peak_mb():.0f} MB")
 
 
 if __name__ == "__main__":

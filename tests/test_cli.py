@@ -54,7 +54,7 @@ def _refusals(tmp_path):
         ("src.search", [str(plain), "extra"], "unrecognized arguments: extra"),
         ("src.benchmark", ["--overhed"], "unrecognized arguments: --overhed"),
         ("src.benchmark", ["depth"], "'depth' is not a Hydra override"),
-        ("src.benchmark", ["--overhead", "model.depth=2"], "--overhead take none"),
+        ("src.benchmark", ["--bare", "[]", "model.depth=2"], "--bare takes none"),
         ("src.autodiff.benchmark", ["overfit"], "unrecognized arguments: overfit"),
     ]
 
