@@ -38,8 +38,13 @@ class GridReport(Callback):
             return
         log.info(f"report: {report_dir / 'index.html'}")
         if config.get("logger") and config.logger.get("kind") == "wandb":
-            try:
-                log_to_wandb(sweep_dir, config.logger)
+            try:  # by a worker, if there is one: it has wandb and its service running already
+                if workers is None:
+                    log_to_wandb(sweep_dir, config.logger)
+                else:
+                    from joblib import delayed
+
+                    workers([delayed(log_to_wandb)(sweep_dir, config.logger)])
             except Exception as error:
                 log.error(f"report not logged to wandb: {type(error).__name__}: {error}")
 

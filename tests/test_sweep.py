@@ -77,6 +77,9 @@ def test_multirun_layout_wandb_runs_and_a_failing_job(tmp_path):
         record = json.loads((bad / "metrics.json").read_text())
         assert record["status"] == "failed" and "model.depth" in record["error"]
         assert not (bad / "wandb").exists()
+    # the report's own wandb run, logged by a worker, in the sweep folder
+    (report_run,) = (sweep / "wandb").glob("offline-run-*")
+    assert b"report" in next(report_run.glob("*.wandb")).read_bytes()
 
 
 def test_a_sweeps_main_process_does_not_import_torch():
