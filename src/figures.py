@@ -75,9 +75,15 @@ def plot_data(splits: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path
     return _save(fig, path)
 
 
-def _heatmap(ax, values, row: Axis, col: Axis, cmap: str, notes) -> None:
+def _limits(values: np.ndarray) -> tuple[float, float]:
+    """The colour scale of a heat map (or of heat maps side by side): its finite values' range."""
     masked = np.ma.masked_invalid(values)
-    lo, hi = (float(masked.min()), float(masked.max())) if masked.count() else (0.0, 1.0)
+    return (float(masked.min()), float(masked.max())) if masked.count() else (0.0, 1.0)
+
+
+def _heatmap(ax, values, row: Axis, col: Axis, cmap: str, notes, limits=None) -> None:
+    masked = np.ma.masked_invalid(values)
+    lo, hi = limits or _limits(values)
     if np.isclose(lo, hi):  # one value (up to rounding): a mid colour on a readable scale
         pad = abs(lo) / 2 or 1.0
         lo, hi = lo - pad, hi + pad
@@ -105,21 +111,33 @@ def plot_heatmaps(
     metric: str,
     title: str,
     path: Path,
-    notes: list[list[str]] | None = None,
+    notes: list | None = None,
+    facets: list[str] | None = None,
 ) -> Path:
     """Two annotated heat maps over row x col: the mean and the std across seeds of `metric`.
 
     `notes[i][j]` is appended to a cell's text (e.g. the number of seeds when some are missing).
+    With `facets` (F names), mean, std and notes hold F grids ((F, rows, cols)): the means in a
+    row of F panels, the stds in a second row below, each row on one colour scale.
     """
+    if facets is None:
+        mean, std, notes, facets = mean[None], std[None], [notes], [""]
+    n = len(facets)
     width = max(5.0, 0.9 * len(col.values) + 2.5)
     height = max(3.5, 0.6 * len(row.values) + 2)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * width, height))
+    shape = (1, 2) if n == 1 else (2, n)  # one grid: mean and std side by side
+    fig, axes = plt.subplots(*shape, figsize=(shape[1] * width, shape[0] * height), squeeze=False)
+    mean_axes, std_axes = (axes[0], axes[0][1:]) if n == 1 else (axes[0], axes[1])
     # The mean is bright where it is good (low loss, high accuracy); a large std is dark.
     good = "viridis" if "accuracy" in metric else "viridis_r"
-    _heatmap(axes[0], mean, row, col, good, notes)
-    axes[0].set_title(f"mean {metric} across seeds")
-    _heatmap(axes[1], std, row, col, "magma_r", None)
-    axes[1].set_title(f"std of {metric} across seeds")
+    for panels, values, cmap, name, texts in (
+        (mean_axes, mean, good, f"mean {metric} across seeds", notes),
+        (std_axes, std, "magma_r", f"std of {metric} across seeds", [None] * n),
+    ):
+        limits = _limits(values)  # side by side, the facets share a scale
+        for ax, grid, facet, text in zip(panels, values, facets, texts):
+            _heatmap(ax, grid, row, col, cmap, text, limits)
+            ax.set_title(f"{name}, {facet}" if facet else name, fontsize=10)
     _title(fig, title)
     fig.tight_layout()
     return _save(fig, path)
@@ -144,19 +162,15 @@ def _boundary(ax: plt.Axes, b: Boundary, size: float):
     return image
 
 
-def plot_boundary_grid(
-    cells: list[list[Boundary | None]], row: Axis, col: Axis, title: str, path: Path
-) -> Path:
-    """One small decision-boundary panel per cell, laid out as the grid; None: no model."""
+# The boundary grid's layout, in inches: fixed, not computed by tight or constrained layout
+# (which took a third to two fifths of the time of a grid of 42 to 84 panels).
+PANEL, GAP_X, GAP_Y = 1.55, 0.12, 0.32  # a panel's side; gaps between panels (room for titles)
+MARGINS = {"left": 0.62, "right": 0.2, "bottom": 0.5, "head": 0.3}  # head: above the titles
+
+
+def _boundary_block(fig, spec, cells: list[list[Boundary | None]], row: Axis, col: Axis) -> None:
     n_rows, n_cols = len(row.values), len(col.values)
-    fig, axes = plt.subplots(
-        n_rows,
-        n_cols,
-        figsize=(max(6.0, 1.9 * n_cols + 1), 1.9 * n_rows + 1.5),
-        squeeze=False,
-        sharex=True,
-        sharey=True,
-    )
+    axes = spec.subplots(squeeze=False, sharex=True, sharey=True)
     for i, j in np.ndindex(n_rows, n_cols):
         ax, cell = axes[i, j], cells[i][j]
         if cell is None:
@@ -169,8 +183,44 @@ def plot_boundary_grid(
             ax.set_ylabel(row.name(row.values[i]), fontsize=8)
         if i == n_rows - 1:
             ax.set_xlabel(col.name(col.values[j]), fontsize=8)
-    _title(fig, title, fontsize=10)
-    fig.tight_layout()
+
+
+def plot_boundary_grid(
+    cells: list, row: Axis, col: Axis, title: str, path: Path, facets: list[str] | None = None
+) -> Path:
+    """One small decision-boundary panel per cell, laid out as the grid; None: no model.
+
+    With `facets` (F names), `cells` holds F grids: one block of panels per facet, side by
+    side, each titled by its name."""
+    grids, names = ([cells], [""]) if facets is None else (cells, facets)
+    n_rows, n_cols = len(row.values), len(col.values)
+    m = MARGINS
+    panels_w = n_cols * PANEL + (n_cols - 1) * GAP_X
+    block = max(6.0 / len(grids), m["left"] + panels_w + m["right"])
+    width = len(grids) * block
+    wrapped = "\n".join(textwrap.wrap(title, int(width * 135 / 10)))
+    head = m["head"] + 0.17 * (wrapped.count("\n") + 1) + (0.3 if facets else 0.0)
+    height = head + n_rows * PANEL + (n_rows - 1) * GAP_Y + m["bottom"]
+    fig = plt.figure(figsize=(width, height))
+    top = 1 - head / height
+    for b, (grid, name) in enumerate(zip(grids, names)):
+        x0 = b * block + (block - panels_w - m["left"] - m["right"]) / 2 + m["left"]
+        spec = fig.add_gridspec(
+            n_rows,
+            n_cols,
+            left=x0 / width,
+            right=(x0 + panels_w) / width,
+            bottom=m["bottom"] / height,
+            top=top,
+            wspace=GAP_X / PANEL,
+            hspace=GAP_Y / PANEL,
+        )
+        _boundary_block(fig, spec, grid, row, col)
+        if name:  # above the block's panel titles
+            y = top + 0.22 / height
+            x = (x0 + panels_w / 2) / width
+            fig.text(x, y, name, ha="center", va="bottom", fontsize=11, fontweight="bold")
+    fig.suptitle(wrapped, fontsize=10, y=1 - 0.08 / height, va="top")
     return _save(fig, path)
 
 
@@ -204,19 +254,52 @@ class Curve:
     val_hi: np.ndarray
 
 
-def plot_curves(
-    panels: dict[str, dict[str, Curve]], legend_title: str, title: str, path: Path
-) -> Path:
-    """One panel per key of `panels`, one colour per inner key: validation loss solid, train
-    loss dashed, each the mean across seeds with the range of the seeds (min to max) shaded."""
-    n = len(panels)
-    ncols = min(n, 4)
+def _panels(n: int, ncols: int | None, sharex: bool = False, size=(4.2, 3.4)):
+    """A figure with n panels in rows of ncols (default up to 4), and its axes, (rows, cols)."""
+    ncols = min(n, ncols or 4)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(max(8.0, 4.2 * ncols), 3.4 * nrows + 1.2), squeeze=False, sharey=True
+    return plt.subplots(
+        nrows,
+        ncols,
+        figsize=(max(8.0, size[0] * ncols), size[1] * nrows + 1.2),
+        squeeze=False,
+        sharex=sharex,
+        sharey=True,
     )
+
+
+def _colours(labels: list[str]) -> dict[str, np.ndarray]:
+    return dict(zip(labels, plt.cm.viridis(np.linspace(0, 0.9, max(len(labels), 1)))))
+
+
+def _legend(fig, handles, legend_title: str, bottom: float, ncol: int = 8) -> None:
+    """The figure's legend below its panels (`bottom`: the fraction of the height it takes),
+    then the layout around it."""
+    fig.legend(
+        handles=handles,
+        title=legend_title,
+        loc="lower center",
+        ncol=min(len(handles), ncol),
+        fontsize=8,
+    )
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+
+
+def plot_curves(
+    panels: dict[str, dict[str, Curve]],
+    legend_title: str,
+    title: str,
+    path: Path,
+    ncols: int | None = None,
+) -> Path:
+    """One panel per key of `panels` (in rows of `ncols`, default up to 4), one colour per inner
+    key: validation loss solid, train loss dashed, each the mean across seeds with the range of
+    the seeds (min to max) shaded."""
+    n = len(panels)
+    fig, axes = _panels(n, ncols)
+    nrows = axes.shape[0]
     labels = list(dict.fromkeys(k for curves in panels.values() for k in curves))
-    colours = dict(zip(labels, plt.cm.viridis(np.linspace(0, 0.9, max(len(labels), 1)))))
+    colours = _colours(labels)
     for ax, (name, curves) in zip(axes.flat, panels.items()):
         for label, c in curves.items():
             for mean, lo, hi, style, alpha in (
@@ -246,13 +329,102 @@ def plot_curves(
         plt.Line2D([], [], color="grey", ls="--", label="train (mean)"),
         Patch(color="grey", alpha=0.25, label="shaded: lowest to highest seed"),
     ]
-    fig.legend(
-        handles=handles,
-        title=legend_title,
-        loc="lower center",
-        ncol=min(len(handles), 8),
-        fontsize=8,
-    )
     _title(fig, title)
-    fig.tight_layout(rect=(0, 0.1 if nrows == 1 else 0.06, 1, 1))
+    _legend(fig, handles, legend_title, 0.1 if nrows == 1 else 0.06)
+    return _save(fig, path)
+
+
+@dataclass
+class GradNorms:
+    """Per weight layer (0: the input layer ... depth: the output layer), the gradient norm
+    across seeds at the first and at the last epoch."""
+
+    first: np.ndarray
+    last: np.ndarray
+
+
+def plot_gradient_norms(
+    panels: dict[str, dict[str, GradNorms]],
+    legend_title: str,
+    title: str,
+    path: Path,
+    ncols: int | None = None,
+) -> Path:
+    """One panel per key of `panels` (in rows of `ncols`, default up to 4), one colour per inner
+    key: the gradient norm by layer on a log axis, first epoch dashed, last epoch solid. The
+    panels share the y axis, so that depths compare by orders of magnitude."""
+    n = len(panels)
+    fig, axes = _panels(n, ncols)
+    nrows = axes.shape[0]
+    labels = list(dict.fromkeys(k for lines in panels.values() for k in lines))
+    colours = _colours(labels)
+    for ax, (name, lines) in zip(axes.flat, panels.items()):
+        for label, g in lines.items():
+            layers = np.arange(len(g.last))
+            style = {"color": colours[label], "marker": "o", "markersize": 3}
+            ax.plot(layers, g.first, ls="--", lw=1, alpha=0.8, **style)
+            ax.plot(layers, g.last, ls="-", lw=1.5, **style)
+        ax.set_title(name, fontsize=10)
+        ax.set_yscale("log")
+        ax.set_xlim(-0.5, max(len(g.last) for g in lines.values()) - 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("layer (0: input ... depth: output)")
+        ax.grid(alpha=0.3, which="both")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("weight gradient norm (log)")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=colours[k], label=str(k)) for k in labels]
+    handles += [
+        plt.Line2D([], [], color="grey", ls="--", label="first epoch"),
+        plt.Line2D([], [], color="grey", label="last epoch"),
+    ]
+    _title(fig, title)
+    _legend(fig, handles, legend_title, 0.1 if nrows == 1 else 0.06)
+    return _save(fig, path)
+
+
+@dataclass
+class Series:
+    """Points of a line, in order: x (e.g. the number of parameters), and per point the mean
+    across seeds and the range of the seeds (lo: the lowest seed's, hi: the highest's)."""
+
+    x: np.ndarray
+    mean: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def plot_params(
+    panels: dict[str, dict[str, Series]],
+    xlabel: str,
+    ylabel: str,
+    legend_title: str,
+    title: str,
+    path: Path,
+) -> Path:
+    """One panel per key of `panels`, side by side on shared log axes, one colour per inner key:
+    its points connected, each the mean across seeds with a bar from the lowest to the highest
+    seed (positive, so it stays on the log axis)."""
+    n = len(panels)
+    fig, axes = _panels(n, n, sharex=True, size=(10.0 if n == 1 else 6.0, 5.0))
+    labels = list(dict.fromkeys(k for lines in panels.values() for k in lines))
+    colours = _colours(labels)
+    for ax, (name, lines) in zip(axes.flat, panels.items()):
+        for label, s in lines.items():
+            bars = np.array([s.mean - s.lo, s.hi - s.mean])
+            ax.errorbar(
+                s.x, s.mean, yerr=bars, color=colours[label], marker="o", ms=4, lw=1.3, capsize=2
+            )
+        if name:
+            ax.set_title(name, fontsize=10)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter("{x:g}")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3, which="both")
+    axes[0, 0].set_ylabel(ylabel)
+    handles = [plt.Line2D([], [], color=colours[k], marker="o", label=str(k)) for k in labels]
+    _title(fig, title)
+    _legend(fig, handles, legend_title, 0.15, ncol=4)
     return _save(fig, path)

@@ -2,11 +2,14 @@
 
     python -m src.report multirun/2026-11-26/21-30-05
     python -m src.report <sweep dir> --rows model.depth --cols model.lr --seed 2
+    python -m src.report <sweep dir> --facet model.residual
 
 Written at the end of every multirun by src.callbacks.GridReport; works on a partial or
 interrupted sweep too. Failed, diverged and missing jobs stay in results.csv and are left out
-of the means. Swept keys that are on neither axis are tuned away: each cell shows the
-configuration with the lowest mean val_loss among those in the cell.
+of the means. A swept key on neither axis can be the facet: the grid is drawn once per value
+of it, side by side (by default, when it is the only such key and has at most 4 values).
+Every other swept key on neither axis is tuned away: each cell shows the configuration with
+the lowest mean val_loss among those in the cell.
 """
 
 from __future__ import annotations
@@ -36,13 +39,17 @@ from src.runs import read_metrics
 REPORT_DIR = "report"
 DEFAULT_ROWS, DEFAULT_COLS = "model.depth", "model.width"
 TOP = 10  # configurations in the page's table
+AUTO = "auto"  # --facet's default: the only swept key on neither axis, if it has few values
+MAX_AUTO_FACET = 4  # values of a key faceted by default; more are tuned away
 CAPTIONS = {  # figure file stem: its heading on the page
     "data": "The data set",
     "heatmap_val_loss": "Validation loss over the grid",
     "heatmap_val_accuracy": "Validation accuracy over the grid",
+    "params": "Validation loss against the number of parameters",
     "boundaries": "Decision boundaries, one per cell",
     "boundaries_best_worst": "The best and the worst configuration",
     "learning_curves": "Learning curves",
+    "gradient_norms": "Gradient norm by layer, first and last epoch",
 }
 
 
@@ -99,6 +106,25 @@ def choose_axes(
     return rows, cols
 
 
+def choose_facet(
+    results: list[dict[str, Any]], rows: str | None, cols: str | None, facet: str | None
+) -> str | None:
+    """The swept key whose values get a grid each, side by side; None for no facet.
+
+    facet: a swept key on neither axis; None or "none": no facet; AUTO: the swept key on
+    neither axis when there is exactly one and it has at most MAX_AUTO_FACET values."""
+    extra = [k for k in swept_keys(results) if k not in (rows, cols)]
+    if facet == AUTO:
+        one = len(extra) == 1 and len(values(results, extra[0])) <= MAX_AUTO_FACET
+        return extra[0] if one else None
+    if facet is None or facet == "none":
+        return None
+    if facet not in extra:
+        allowed = "none, or a swept key on neither axis: " + (", ".join(extra) or "none")
+        raise ConfigError("--facet", facet, allowed)
+    return facet
+
+
 @dataclass
 class Report:
     """What the figures are drawn from: the sweep's runs, grouped and laid out as the grid."""
@@ -108,13 +134,28 @@ class Report:
     results: list[dict[str, Any]]
     row: Axis
     col: Axis
+    facet: Axis  # key "" and values [None]: no facet, one grid
     seed: int
     groups: list[Group]
-    cells: list[list[Group | None]]  # per cell, its best configuration (None: no finished run)
+    # Per facet value, per cell, its best configuration (None: no finished run).
+    grids: dict[Any, list[list[Group | None]]]
     records: dict[str, dict[str, Any]]  # metrics.json of each finished job, by job_dir
     swept: list[str]
-    context: str  # for titles: tuned and fixed keys, jobs left out
+    tuned: list[str]  # swept keys on neither axis nor the facet: the best of them per cell
+    context: str  # for titles: facet, tuned and fixed keys, jobs left out
     splits_cache: dict = field(default_factory=dict)
+
+    @property
+    def cells(self) -> list[list[Group | None]]:
+        """The grid of a report without a facet (its only one)."""
+        (cells,) = self.grids.values()
+        return cells
+
+    def panels(self) -> list[tuple[str, list[list[Group | None]]]]:
+        """Each facet value's name for titles ("" without a facet) and its grid."""
+        return [
+            (self.facet.name(v) if self.facet.key else "", cells) for v, cells in self.grids.items()
+        ]
 
     @property
     def ranked(self) -> list[Group]:
@@ -146,9 +187,14 @@ def _left_out(results: list[dict[str, Any]]) -> str:
 
 
 def build(
-    sweep_dir: Path, rows: str | None = None, cols: str | None = None, seed: int | None = None
+    sweep_dir: Path,
+    rows: str | None = None,
+    cols: str | None = None,
+    seed: int | None = None,
+    facet: str | None = None,
 ) -> Report:
-    """Aggregate the sweep, write results.csv, and lay its runs out as the report's grid."""
+    """Aggregate the sweep, write results.csv, and lay its runs out as the report's grid,
+    one grid per value of `facet` (see choose_facet; None: one grid)."""
     sweep_dir = Path(sweep_dir)
     results = collect(sweep_dir)
     write_results(sweep_dir, results)  # first: whatever fails below, the results are kept
@@ -156,15 +202,17 @@ def build(
     if not finished:
         raise SweepError(f"{sweep_dir}: no finished jobs yet ({len(results)} job folders)")
     row_key, col_key = choose_axes(results, rows, cols)
+    facet_key = choose_facet(results, row_key, col_key, facet)
     seeds = values(finished, "seed")
     if seed is not None and seed not in seeds:
         raise ConfigError(
             "--seed", seed, "a seed with finished jobs: " + ", ".join(map(str, seeds))
         )
     swept = swept_keys(results)
-    tuned = [k for k in swept if k not in (row_key, col_key)]
+    tuned = [k for k in swept if k not in (row_key, col_key, facet_key)]
     fixed = [k for k in override_keys(results) if k != "seed" and k not in swept]
     context = [
+        f"one grid per {facet_key}" if facet_key else "",
         f"best over {', '.join(tuned)}" if tuned else "",
         "fixed: " + ", ".join(f"{k}={results[0].get(k)}" for k in fixed) if fixed else "",
         _left_out(results),
@@ -172,11 +220,11 @@ def build(
     groups = group_runs(results)
     row = Axis(row_key or "", values(results, row_key))
     col = Axis(col_key or "", values(results, col_key))
+    facets = Axis(facet_key or "", values(results, facet_key))
+    keys = (row_key, col_key, facet_key)
 
-    def best(r: Any, c: Any) -> Group | None:
-        cell = [
-            g for g in groups if g.ok and (g.config.get(row_key), g.config.get(col_key)) == (r, c)
-        ]
+    def best(*where: Any) -> Group | None:
+        cell = [g for g in groups if g.ok and tuple(g.config.get(k) for k in keys) == where]
         return min(cell, key=lambda g: g.mean("val_loss"), default=None)
 
     return Report(
@@ -185,17 +233,27 @@ def build(
         results=results,
         row=row,
         col=col,
+        facet=facets,
         seed=seeds[0] if seed is None else seed,
         groups=groups,
-        cells=[[best(r, c) for c in col.values] for r in row.values],
+        grids={f: [[best(r, c, f) for c in col.values] for r in row.values] for f in facets.values},
         records={r["job_dir"]: read_metrics(sweep_dir / r["job_dir"]) for r in finished},
         swept=swept,
+        tuned=tuned,
         context="; ".join(part for part in context if part),
     )
 
 
 # The views of src/views.py, in the order the page shows them.
-VIEWS = ("search_figures", "data_figure", "heatmap_figures", "boundary_figures", "curve_figures")
+VIEWS = (
+    "search_figures",
+    "data_figure",
+    "heatmap_figures",
+    "params_figures",
+    "boundary_figures",
+    "curve_figures",
+    "gradient_figures",
+)
 
 
 def draw(r: Report, view: str) -> list[Path]:
@@ -211,14 +269,16 @@ def write_report(
     cols: str | None = None,
     seed: int | None = None,
     workers: Any = None,
+    facet: str | None = AUTO,
 ) -> Path:
     """Write results.csv, the figures and index.html for the sweep; return the report folder.
 
     rows, cols: the swept keys of the grid's axes (default model.depth x model.width);
     seed: the repetition whose models draw the decision boundaries (default the first);
-    workers: a joblib.Parallel that draws the views side by side (else one after another here).
+    workers: a joblib.Parallel that draws the views side by side (else one after another here);
+    facet: the swept key drawn as grids side by side, "none", or AUTO (see choose_facet).
     """
-    report = build(sweep_dir, rows, cols, seed)
+    report = build(sweep_dir, rows, cols, seed, facet)
     report.out.mkdir(exist_ok=True)
     if workers is None:
         drawn = [draw(report, view) for view in VIEWS]
@@ -226,7 +286,10 @@ def write_report(
         from joblib import delayed
 
         drawn = workers(delayed(draw)(report, view) for view in VIEWS)
-    write_page(report, [path for paths in drawn for path in paths])
+    paths = [path for paths in drawn for path in paths]
+    for stale in set(CAPTIONS) - {p.stem for p in paths}:  # an earlier report's, not drawn now
+        (report.out / f"{stale}.png").unlink(missing_ok=True)
+    write_page(report, paths)
     return report.out
 
 
@@ -302,10 +365,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", help=f"swept key down the grid (default {DEFAULT_ROWS})")
     parser.add_argument("--cols", help=f"swept key across the grid (default {DEFAULT_COLS})")
     parser.add_argument("--seed", type=int, help="the repetition drawn in the decision boundaries")
+    parser.add_argument(
+        "--facet",
+        default=AUTO,
+        help="swept key on neither axis: one grid per value, side by side; none: tune it away "
+        f"(default {AUTO}: the only such key, if it has at most {MAX_AUTO_FACET} values)",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
-        out = write_report(args.sweep_dir, args.rows, args.cols, args.seed)
+        out = write_report(args.sweep_dir, args.rows, args.cols, args.seed, facet=args.facet)
     except (SweepError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from src import figures
 from src.generators import make_splits
-from src.nets import build_mlp
+from src.nets import mlp_from_hparams
 from src.report import Group, Report
 
 MESH = 120  # decision boundaries: points per side of the evaluation mesh
@@ -34,8 +34,7 @@ def boundary(r: Report, g: Group, label: str) -> figures.Boundary:
     """The saved model's sigmoid output on a mesh over its data, validation points on top."""
     run = r.run_of(g)
     saved = torch.load(r.sweep_dir / run["job_dir"] / "model.pt", weights_only=True)
-    h = saved["hparams"]
-    net = build_mlp(h["depth"], h["width"], h["activation"], h.get("in_features", 2))
+    net = mlp_from_hparams(saved["hparams"])  # residual, norm: the net the job trained
     net.load_state_dict(saved["state_dict"])
     splits = data_splits(r, r.records[run["job_dir"]]["config"]["data"])
     points = np.concatenate([splits["train"][0], splits["val"][0]])
@@ -86,36 +85,53 @@ def data_figure(r: Report) -> list[Path]:
 
 def heatmap_figures(r: Report) -> list[Path]:
     n_seeds = max(len(g.runs) for g in r.groups)
-    tuned = [k for k in r.swept if k not in (r.row.key, r.col.key)]
 
     def note(g: Group | None) -> str:
         if g is None:
             return ""
         text = f"\n{len(g.ok)}/{n_seeds} seeds" if len(g.ok) < n_seeds else ""
-        return text + "".join(f"\n{k.split('.')[-1]}={g.config.get(k)}" for k in tuned)
+        return text + "".join(f"\n{k.split('.')[-1]}={g.config.get(k)}" for k in r.tuned)
+
+    def table(metric: str, stat: str) -> np.ndarray:  # (facets, rows, cols)
+        return np.array(
+            [
+                [[getattr(g, stat)(metric) if g else np.nan for g in line] for line in cells]
+                for _, cells in r.panels()
+            ]
+        )
 
     paths = []
-    notes = [[note(g) for g in line] for line in r.cells]
+    facets = [name for name, _ in r.panels()]  # [""] without a facet
+    notes = [[[note(g) for g in line] for line in cells] for _, cells in r.panels()]
     for metric in ("val_loss", "val_accuracy"):
-        mean = np.array([[g.mean(metric) if g else np.nan for g in line] for line in r.cells])
-        std = np.array([[g.std(metric) if g else np.nan for g in line] for line in r.cells])
         grid = " x ".join(k for k in (r.row.key, r.col.key) if k) or "all jobs"
         title = f"{metric} over {grid} ({r.context})"
         path = r.out / f"heatmap_{metric}.png"
-        paths.append(figures.plot_heatmaps(mean, std, r.row, r.col, metric, title, path, notes))
+        mean, std = table(metric, "mean"), table(metric, "std")
+        paths.append(
+            figures.plot_heatmaps(mean, std, r.row, r.col, metric, title, path, notes, facets)
+        )
     return paths
 
 
 def boundary_figures(r: Report) -> list[Path]:
-    grid = [
-        [boundary(r, g, f"val_loss {r.run_of(g)['val_loss']:.3f}") if g else None for g in line]
-        for line in r.cells
+    grids = [
+        [
+            [boundary(r, g, f"val_loss {r.run_of(g)['val_loss']:.3f}") if g else None for g in line]
+            for line in cells
+        ]
+        for _, cells in r.panels()
     ]
     title = (
         f"decision boundaries (colour: sigmoid output, blue 0 to red 1; line: 0.5), "
         f"seed {r.seed}, validation points ({r.context})"
     )
-    paths = [figures.plot_boundary_grid(grid, r.row, r.col, title, r.out / "boundaries.png")]
+    path = r.out / "boundaries.png"
+    if r.facet.key:  # one block of the grid per facet value, side by side
+        facets = [name for name, _ in r.panels()]
+        paths = [figures.plot_boundary_grid(grids, r.row, r.col, title, path, facets)]
+    else:
+        paths = [figures.plot_boundary_grid(grids[0], r.row, r.col, title, path)]
     ranked = r.ranked
     big = {
         name: boundary(r, g, f"{g.describe(r.swept)}, mean val_loss {g.mean('val_loss'):.3f},")
@@ -126,19 +142,100 @@ def boundary_figures(r: Report) -> list[Path]:
     return paths
 
 
-def curve_figures(r: Report) -> list[Path]:
+def _row_panels(r: Report, line_of) -> tuple[dict[str, dict[str, Any]], int | None]:
+    """Panels of lines: one panel per row of the grid, one line per cell (`line_of(g)`, None
+    for no line); with a facet, a row of panels per row of the grid, one per facet value.
+    Returns the panels and the panels per row (None: the figure's default)."""
     panels = {}
-    for value, line in zip(r.row.values, r.cells):
-        curves = {
-            r.col.name(c): curve([r.records[x["job_dir"]]["history"] for x in g.ok])
-            for c, g in zip(r.col.values, line)
-            if g
-        }
-        if curves:
-            panels[r.row.name(value)] = curves
+    for i, value in enumerate(r.row.values):
+        for facet, cells in r.panels():
+            lines = {
+                r.col.name(c): line_of(g) for c, g in zip(r.col.values, cells[i]) if g is not None
+            }
+            lines = {k: v for k, v in lines.items() if v is not None}
+            if lines:
+                panels[", ".join(x for x in (r.row.name(value), facet) if x)] = lines
+    return panels, (len(r.facet.values) if r.facet.key else None)
+
+
+def curve_figures(r: Report) -> list[Path]:
+    panels, ncols = _row_panels(
+        r, lambda g: curve([r.records[x["job_dir"]]["history"] for x in g.ok])
+    )
     band = "shaded from the lowest to the highest seed"
     title = f"learning curves, mean across seeds, {band} ({r.context})"
-    return [figures.plot_curves(panels, r.col.key, title, r.out / "learning_curves.png")]
+    path = r.out / "learning_curves.png"
+    return [figures.plot_curves(panels, r.col.key, title, path, ncols)]
+
+
+GRAD_NORM = "grad_norm/layer_{}"  # a history record's key of layer i's weight gradient norm
+
+
+def grad_norms(histories: list[list[dict[str, float]]]) -> figures.GradNorms | None:
+    """Per layer, the geometric mean across runs of the gradient norm at their first and at
+    their last epoch (norms spread over decades: the arithmetic mean is the largest run's);
+    None when no run has gradient norms (sweeps older than them) or the net has one layer."""
+    runs = [h for h in histories if GRAD_NORM.format(0) in h[0]]
+    if not runs:
+        return None
+    layers = range(sum(GRAD_NORM.format(i) in runs[0][0] for i in range(len(runs[0][0]))))
+    if len(layers) < 2:  # depth 0: no layers to compare
+        return None
+
+    def geometric_mean(records: list[dict[str, float]]) -> np.ndarray:
+        norms = np.array([[x.get(GRAD_NORM.format(i), np.nan) for i in layers] for x in records])
+        with np.errstate(divide="ignore"):  # a norm of 0 makes a mean of 0, off the log axis
+            return np.exp(np.nanmean(np.log(norms), axis=0))
+
+    return figures.GradNorms(
+        geometric_mean([h[0] for h in runs]), geometric_mean([h[-1] for h in runs])
+    )
+
+
+def gradient_figures(r: Report) -> list[Path]:
+    """The weight gradient norm by layer, first and last epoch: does it vanish in deep nets?
+    Not drawn when no finished run has gradient norms."""
+    histories = {job: record["history"] for job, record in r.records.items()}
+    panels, ncols = _row_panels(r, lambda g: grad_norms([histories[x["job_dir"]] for x in g.ok]))
+    if not panels:
+        return []
+    without = sum(GRAD_NORM.format(0) not in h[0] for h in histories.values())
+    skipped = f"; {without} finished runs have no gradient norms, left out" if without else ""
+    title = (
+        f"weight gradient norm by layer (0: input layer, depth: output layer), mean over each "
+        f"epoch's steps, geometric mean across seeds; first epoch dashed, each run's last epoch "
+        f"solid ({r.context}{skipped})"
+    )
+    path = r.out / "gradient_norms.png"
+    return [figures.plot_gradient_norms(panels, r.col.key, title, path, ncols)]
+
+
+def params_figures(r: Report, metric: str = "val_loss") -> list[Path]:
+    """The metric against the number of parameters of one net: one line per row of the grid
+    (depth), a point per cell (width), so that nets of one budget compare; a panel per facet."""
+    panels = {}
+    for facet, cells in r.panels():
+        lines = {}
+        for value, line in zip(r.row.values, cells):
+            groups = sorted((g for g in line if g), key=lambda g: g.ok[0]["n_params"])
+            if groups:
+                runs = [[x[metric] for x in g.ok] for g in groups]
+                lines[r.row.name(value)] = figures.Series(
+                    np.array([g.ok[0]["n_params"] for g in groups]),
+                    np.array([np.mean(x) for x in runs]),
+                    np.array([np.min(x) for x in runs]),
+                    np.array([np.max(x) for x in runs]),
+                )
+        panels[facet] = lines
+    title = (
+        f"{metric} against the number of parameters of one net: a line per {r.row.key or 'grid'}"
+        f", a point per {r.col.key or 'cell'}, mean across seeds, bars from the lowest to the "
+        f"highest seed ({r.context})"
+    )
+    xlabel = "parameters of one net (n_params, log scale)"
+    ylabel = f"{metric} (log scale)"
+    path = r.out / "params.png"
+    return [figures.plot_params(panels, xlabel, ylabel, r.row.key, title, path)]
 
 
 def search_figures(r: Report) -> list[Path]:

@@ -29,7 +29,8 @@ PNGS = {
     "boundaries.png",
     "boundaries_best_worst.png",
     "learning_curves.png",
-}
+    "params.png",
+}  # and gradient_norms.png where the runs have gradient norms (make_sweep's fake ones have none)
 
 
 def is_png(path) -> bool:
@@ -185,7 +186,7 @@ def test_a_multirun_ends_with_results_and_report_before_the_summary(tmp_path):
     with (sweep / RESULTS_FILE).open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 8 and sum(r["status"] == "failed" for r in rows) == 4
-    assert {p.name for p in (sweep / REPORT_DIR).glob("*.png")} == PNGS
+    assert {p.name for p in (sweep / REPORT_DIR).glob("*.png")} == PNGS | {"gradient_norms.png"}
 
 
 def test_a_report_names_its_sweep_without_an_absolute_path(tmp_path, monkeypatch):
@@ -214,6 +215,7 @@ def test_a_report_names_its_sweep_without_an_absolute_path(tmp_path, monkeypatch
         "plot_boundary_grid",
         "plot_boundaries",
         "plot_curves",
+        "plot_params",
     ):
         monkeypatch.setattr(figures, name, recording(getattr(figures, name)))
     monkeypatch.chdir(tmp_path)
