@@ -5,6 +5,7 @@ main process can write its report through its workers without importing either.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,14 +115,31 @@ def heatmap_figures(r: Report) -> list[Path]:
     return paths
 
 
+@contextmanager
+def one_thread():
+    """Torch on one thread meanwhile: the nets are tiny, and on a busy machine two threads
+    made the decision boundaries of the 252-job grid ten times slower (the sweep's workers
+    have one thread already)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def boundary_figures(r: Report) -> list[Path]:
-    grids = [
-        [
-            [boundary(r, g, f"val_loss {r.run_of(g)['val_loss']:.3f}") if g else None for g in line]
-            for line in cells
+    with one_thread():
+        grids = [
+            [
+                [
+                    boundary(r, g, f"val_loss {r.run_of(g)['val_loss']:.3f}") if g else None
+                    for g in line
+                ]
+                for line in cells
+            ]
+            for _, cells in r.panels()
         ]
-        for _, cells in r.panels()
-    ]
     title = (
         f"decision boundaries (colour: sigmoid output, blue 0 to red 1; line: 0.5), "
         f"seed {r.seed}, validation points ({r.context})"
@@ -133,10 +151,11 @@ def boundary_figures(r: Report) -> list[Path]:
     else:
         paths = [figures.plot_boundary_grid(grids[0], r.row, r.col, title, path)]
     ranked = r.ranked
-    big = {
-        name: boundary(r, g, f"{g.describe(r.swept)}, mean val_loss {g.mean('val_loss'):.3f},")
-        for name, g in (("best", ranked[0]), ("worst", ranked[-1]))
-    }
+    with one_thread():
+        big = {
+            name: boundary(r, g, f"{g.describe(r.swept)}, mean val_loss {g.mean('val_loss'):.3f},")
+            for name, g in (("best", ranked[0]), ("worst", ranked[-1]))
+        }
     title = f"best and worst configuration by mean val_loss ({r.context})"
     paths.append(figures.plot_boundaries(big, title, r.out / "boundaries_best_worst.png"))
     return paths
