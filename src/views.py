@@ -190,6 +190,12 @@ def curve_figures(r: Report) -> list[Path]:
 GRAD_NORM = "grad_norm/layer_{}"  # a history record's key of layer i's weight gradient norm
 
 
+def _number(value: Any) -> float:
+    """A record's value as a float; NaN (left out of the means) if it is none or no number."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if ok else np.nan
+
+
 def grad_norms(histories: list[list[dict[str, float]]]) -> figures.GradNorms | None:
     """Per layer, the geometric mean across runs of the gradient norm at their first and at
     their last epoch (norms spread over decades: the arithmetic mean is the largest run's);
@@ -202,7 +208,7 @@ def grad_norms(histories: list[list[dict[str, float]]]) -> figures.GradNorms | N
         return None
 
     def geometric_mean(records: list[dict[str, float]]) -> np.ndarray:
-        norms = np.array([[x.get(GRAD_NORM.format(i), np.nan) for i in layers] for x in records])
+        norms = np.array([[_number(x.get(GRAD_NORM.format(i))) for i in layers] for x in records])
         with np.errstate(divide="ignore"):  # a norm of 0 makes a mean of 0, off the log axis
             return np.exp(np.nanmean(np.log(norms), axis=0))
 

@@ -90,6 +90,9 @@ def test_gradient_norms_are_the_geometric_mean_across_seeds_per_layer():
     assert views.grad_norms(old) is None
     assert views.grad_norms(old + histories[:1]).first == pytest.approx([1e-6, 1e-5, 1e-4])
     assert views.grad_norms([[{"grad_norm/layer_0": 1.0}]]) is None  # depth 0: one layer
+    garbled = [[{"grad_norm/layer_0": "x", "grad_norm/layer_1": 1e-2}]]  # a hand-edited record
+    both = views.grad_norms(garbled + [[{"grad_norm/layer_0": 1e-4, "grad_norm/layer_1": 1e-4}]])
+    assert both.first == pytest.approx([1e-4, 1e-3])  # its bad value left out of the mean
 
 
 def test_gradient_and_params_figures_of_a_sweep(tmp_path, monkeypatch):
