@@ -37,10 +37,12 @@ class Boundary:
     label: str = ""
 
 
-def _title(fig: plt.Figure, title: str, fontsize: float = 12) -> None:
-    """A suptitle wrapped to the figure's width."""
+def _title(fig: plt.Figure, title: str, fontsize: float = 12) -> int:
+    """A suptitle wrapped to the figure's width; returns its number of lines."""
     chars = int(fig.get_figwidth() * 135 / fontsize)
-    fig.suptitle("\n".join(textwrap.wrap(title, chars)), fontsize=fontsize)
+    lines = textwrap.wrap(title, chars)
+    fig.suptitle("\n".join(lines), fontsize=fontsize)
+    return len(lines)
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -272,17 +274,18 @@ def _colours(labels: list[str]) -> dict[str, np.ndarray]:
     return dict(zip(labels, plt.cm.viridis(np.linspace(0, 0.9, max(len(labels), 1)))))
 
 
-def _legend(fig, handles, legend_title: str, bottom: float, ncol: int = 8) -> None:
-    """The figure's legend below its panels (`bottom`: the fraction of the height it takes),
-    then the layout around it."""
-    fig.legend(
-        handles=handles,
-        title=legend_title,
-        loc="lower center",
-        ncol=min(len(handles), ncol),
-        fontsize=8,
-    )
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+def _legend_and_layout(fig, handles, legend_title: str, title: str, ncol: int = 8) -> None:
+    """The figure's title above its panels and its legend below them, in as many rows as the
+    figure's width needs (an entry takes about 1.5 inches), then the panels in between."""
+    ncol = max(1, min(len(handles), ncol, int(fig.get_figwidth() / 1.5)))
+    rows = -(-len(handles) // ncol)
+    ncol = -(-len(handles) // rows)  # rows filled evenly
+    fig.legend(handles=handles, title=legend_title, loc="lower center", ncol=ncol, fontsize=8)
+    lines = _title(fig, title)
+    height = fig.get_figheight()
+    # Inches: tight_layout leaves the suptitle room, though not from the panels' own titles.
+    bottom, top = 0.3 + 0.2 * rows, 0.1 + 0.17 * lines
+    fig.tight_layout(rect=(0, bottom / height, 1, 1 - top / height))
 
 
 def plot_curves(
@@ -297,7 +300,6 @@ def plot_curves(
     the seeds (min to max) shaded."""
     n = len(panels)
     fig, axes = _panels(n, ncols)
-    nrows = axes.shape[0]
     labels = list(dict.fromkeys(k for curves in panels.values() for k in curves))
     colours = _colours(labels)
     for ax, (name, curves) in zip(axes.flat, panels.items()):
@@ -329,8 +331,7 @@ def plot_curves(
         plt.Line2D([], [], color="grey", ls="--", label="train (mean)"),
         Patch(color="grey", alpha=0.25, label="shaded: lowest to highest seed"),
     ]
-    _title(fig, title)
-    _legend(fig, handles, legend_title, 0.1 if nrows == 1 else 0.06)
+    _legend_and_layout(fig, handles, legend_title, title)
     return _save(fig, path)
 
 
@@ -355,7 +356,6 @@ def plot_gradient_norms(
     panels share the y axis, so that depths compare by orders of magnitude."""
     n = len(panels)
     fig, axes = _panels(n, ncols)
-    nrows = axes.shape[0]
     labels = list(dict.fromkeys(k for lines in panels.values() for k in lines))
     colours = _colours(labels)
     for ax, (name, lines) in zip(axes.flat, panels.items()):
@@ -379,8 +379,7 @@ def plot_gradient_norms(
         plt.Line2D([], [], color="grey", ls="--", label="first epoch"),
         plt.Line2D([], [], color="grey", label="last epoch"),
     ]
-    _title(fig, title)
-    _legend(fig, handles, legend_title, 0.1 if nrows == 1 else 0.06)
+    _legend_and_layout(fig, handles, legend_title, title)
     return _save(fig, path)
 
 
@@ -425,6 +424,5 @@ def plot_params(
         ax.grid(alpha=0.3, which="both")
     axes[0, 0].set_ylabel(ylabel)
     handles = [plt.Line2D([], [], color=colours[k], marker="o", label=str(k)) for k in labels]
-    _title(fig, title)
-    _legend(fig, handles, legend_title, 0.15, ncol=4)
+    _legend_and_layout(fig, handles, legend_title, title, ncol=4)
     return _save(fig, path)
