@@ -26,8 +26,8 @@ import torch
 from omegaconf import OmegaConf
 
 from src.config import ArgumentParser
-from src.generators import make_splits
-from src.nets import OPTIMIZERS, build_mlp
+from src.run.generators import make_splits
+from src.run.nets import OPTIMIZERS, build_mlp
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # (depths, widths, number of seeds)

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from src import benchmark, report, search
+from src import benchmark, search
 from src.autodiff import benchmark as autodiff_benchmark
+from src.report import grid as report
 
 from .conftest import ROOT
 from .test_results import make_sweep

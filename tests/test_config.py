@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from src.config import ConfigError
-from src.train import train, validate
+from src.run.training import train, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 

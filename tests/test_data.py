@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from src.data import GeneratedDataModule
-from src.generators import GENERATORS, make_splits
+from src.run.data import GeneratedDataModule
+from src.run.generators import GENERATORS, make_splits
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))

@@ -12,8 +12,9 @@ from omegaconf import open_dict
 from torch import nn
 
 from src.config import ConfigError
-from src.model import MLPClassifier, seeded_mlp
-from src.nets import (
+from src.run.files import member_dir
+from src.run.model import MLPClassifier, seeded_mlp
+from src.run.nets import (
     MLP,
     StackedBatchNorm,
     StackedLayerNorm,
@@ -21,8 +22,7 @@ from src.nets import (
     StackedMLP,
     mlp_from_hparams,
 )
-from src.runs import member_dir
-from src.train import train, train_stack, validate
+from src.run.training import train, train_stack, validate
 
 from .conftest import wandb_history, wandb_records
 
@@ -257,7 +257,7 @@ def test_a_members_grad_norms_are_a_single_runs(make_cfg, tmp_path):
 def test_the_epoch_value_is_the_mean_of_the_step_norms():
     import pytorch_lightning as pl
 
-    from src.data import GeneratedDataModule
+    from src.run.data import GeneratedDataModule
 
     steps = []
 
@@ -306,7 +306,7 @@ def test_batch_norm_refuses_a_training_batch_of_one_sample(make_cfg):
 
 
 def test_the_options_can_be_searched():
-    from src.search import check_search_space, search_space
+    from src.sweep.search import check_search_space, search_space
 
     from .test_search import search_cfg
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from src.model import MLPClassifier
-from src.nets import ACTIVATIONS, build_mlp, count_parameters
+from src.run.model import MLPClassifier
+from src.run.nets import ACTIVATIONS, build_mlp, count_parameters
 
 
 def expected_params(depth: int, width: int, n_in: int = 2) -> int:

@@ -13,11 +13,19 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from src import figures
-from src.callbacks import GridReport
 from src.config import ConfigError
-from src.report import REPORT_DIR, build, choose_axes, log_to_wandb, main, sweep_name, write_report
-from src.results import RESULTS_FILE, collect
+from src.report import figures
+from src.report.callback import GridReport
+from src.report.grid import (
+    REPORT_DIR,
+    build,
+    choose_axes,
+    log_to_wandb,
+    main,
+    sweep_name,
+    write_report,
+)
+from src.report.results import RESULTS_FILE, collect
 
 from .conftest import ROOT, TINY, wandb_records
 from .test_results import MALFORMED, make_sweep, write_malformed
@@ -228,7 +236,7 @@ def test_a_report_names_its_sweep_without_an_absolute_path(tmp_path, monkeypatch
 
 
 def test_learning_curve_bands_suit_a_log_axis():
-    from src.views import curve
+    from src.report.views import curve
 
     # Seeds that spread over decades, as at depth 2-5 with width 3: mean - std < 0 there.
     finals = [0.0001, 0.0003, 0.69]
@@ -283,7 +291,7 @@ def test_malformed_job_records_do_not_take_the_report_down(tmp_path, capsys):
     best = report.ranked[0]
     assert len(best.ok) == sum(1 for r in best.runs if r["job_dir"] not in reasons)
     # A search's views read the same records (from a sweep's master config, as Hydra saves it).
-    from src.search import write_search_views
+    from src.report.search import write_search_views
 
     (sweep / "multirun.yaml").write_text("hydra: {sweeper: {params: null}, overrides: {task: []}}")
 

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from src import figures, views
 from src.config import ConfigError
-from src.nets import MLP
-from src.report import (
+from src.report import figures, views
+from src.report.grid import (
     AUTO,
     CAPTIONS,
     REPORT_DIR,
@@ -24,7 +23,8 @@ from src.report import (
     main,
     write_report,
 )
-from src.results import collect
+from src.report.results import collect
+from src.run.nets import MLP
 
 from .test_report import is_png
 from .test_results import make_sweep

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.nets import build_mlp
-from src.results import RESULTS_FILE, SweepError, collect, swept_keys, write_results
+from src.report.results import RESULTS_FILE, SweepError, collect, swept_keys, write_results
+from src.run.nets import build_mlp
 
 DATA = {
     "name": "xor",
@@ -238,9 +238,9 @@ def write_malformed(job: Path, kind: str) -> str:
 def test_a_malformed_metrics_file_is_a_failed_job_with_the_reason(tmp_path, kind, caplog):
     from omegaconf import OmegaConf
 
-    from src.callbacks import SweepSummary
-    from src.runs import read_metrics
-    from src.sweep import finished_metrics
+    from src.run.files import read_metrics
+    from src.sweep.jobs import finished_metrics
+    from src.sweep.summary import SweepSummary
 
     sweep = make_sweep(tmp_path / "sweep", depths=(0,), widths=(1,), seeds=(0, 1))
     good, bad = (sweep / "logger=none,model.depth=0,model.width=1" / f"seed={s}" for s in (0, 1))

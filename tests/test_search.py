@@ -13,15 +13,10 @@ from omegaconf import OmegaConf, open_dict
 from optuna.distributions import CategoricalDistribution, LogUniformDistribution
 
 from src.config import ConfigError
-from src.results import collect
-from src.search import (
-    StartSearch,
-    check_resume,
-    check_search_space,
-    search_space,
-    write_search_views,
-)
-from src.train import train
+from src.report.results import collect
+from src.report.search import write_search_views
+from src.run.training import train
+from src.sweep.search import StartSearch, check_resume, check_search_space, search_space
 
 from .conftest import CONF, ROOT
 from .test_results import job_record
@@ -44,7 +39,7 @@ def test_the_space_composes_as_the_report_specifies():
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed == 0
     assert cfg.trainer.max_epochs == 50
     assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "trial=${hydra.job.num}"
-    assert cfg.hydra.callbacks.search._target_ == "src.search.StartSearch"
+    assert cfg.hydra.callbacks.search._target_ == "src.sweep.search.StartSearch"
     # What the Optuna sweeper builds from it:
     space, fixed = create_params_from_overrides([f"{k}={v}" for k, v in sweeper.params.items()])
     assert space == {

@@ -10,11 +10,11 @@ import torch
 from hydra.core.config_store import ConfigStore
 
 from hydra_plugins.seed_stacking_sweeper.sweeper import SeedStackingSweeper
-from src.data import GeneratedDataModule
-from src.model import MLPClassifier
-from src.nets import MLP
-from src.runs import member_dir
-from src.train import train, train_stack
+from src.run.data import GeneratedDataModule
+from src.run.files import member_dir
+from src.run.model import MLPClassifier
+from src.run.nets import MLP
+from src.run.training import train, train_stack
 
 from .conftest import wandb_history, wandb_records, wandb_run_info
 
@@ -204,7 +204,7 @@ def test_one_wandb_run_per_seed_with_its_own_history(make_cfg, tmp_path):
 
 def test_seeds_must_be_a_list_of_distinct_integers(make_cfg):
     from src.config import ConfigError
-    from src.train import validate
+    from src.run.training import validate
 
     for bad in ("seeds=[1,1]", "seeds=[]", "seeds=3", "seeds=[a]"):
         with pytest.raises(ConfigError, match="seeds="):
@@ -216,7 +216,7 @@ def test_seeds_must_be_a_list_of_distinct_integers(make_cfg):
 def test_member_records_look_like_single_runs(tmp_path):
     from omegaconf import OmegaConf
 
-    from src.sweep import member_overrides, write_member_record
+    from src.sweep.jobs import member_overrides, write_member_record
 
     overrides = member_overrides(["model.depth=1", "++seeds=[0,4]", "x=2"], 4)
     assert overrides == ["model.depth=1", "seed=4", "x=2"]

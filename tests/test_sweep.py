@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from src.runs import run_group, sweep_files, unique_dir
+from src.run.files import run_group, sweep_files, unique_dir
 
 from .conftest import ROOT, TINY
 
@@ -85,6 +85,7 @@ def test_multirun_layout_wandb_runs_and_a_failing_job(tmp_path):
 def test_a_sweeps_main_process_does_not_import_torch():
     # What `python -m src.train -m` loads before its workers train (Hydra's callbacks included):
     # torch and Lightning are imported where a run trains: launching 42 jobs costs no 5 s import.
-    code = "import sys, src.train, src.callbacks; print('torch' in sys.modules)"
+    modules = "src.train, src.sweep.checks, src.sweep.summary, src.report.callback"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr

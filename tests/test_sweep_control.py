@@ -8,18 +8,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from src.config import ConfigError
-from src.runs import write_json_atomic
-from src.sweep import (
-    STATE_FILE,
-    check_launcher,
-    check_resume,
-    clear_attempt,
-    eta_seconds,
-    finished_metrics,
-    mark_unfinished,
-    plan,
-    progress_line,
-)
+from src.run.files import write_json_atomic
+from src.sweep.checks import check_launcher, check_resume, mark_unfinished, plan
+from src.sweep.jobs import clear_attempt, finished_metrics
+from src.sweep.progress import STATE_FILE, eta_seconds, progress_line
 
 from .test_results import job_record
 

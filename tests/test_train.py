@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from src.nets import build_mlp
-from src.train import train
+from src.run.nets import build_mlp
+from src.run.training import train
 
 from .conftest import wandb_history, wandb_records
 
@@ -52,7 +52,7 @@ def test_a_run_writes_metrics_and_weights(make_cfg, tmp_path):
 
 def test_logged_loss_is_the_loss_of_the_saved_model(make_cfg, tmp_path):
     train(make_cfg("model.depth=1", "model.width=3"))
-    from src.data import GeneratedDataModule
+    from src.run.data import GeneratedDataModule
 
     cfg = make_cfg()
     dm = GeneratedDataModule(**cfg.data)

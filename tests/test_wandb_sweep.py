@@ -7,7 +7,7 @@ import yaml
 from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-from src.train import train, validate
+from src.run.training import train, validate
 
 from .conftest import CONF
 

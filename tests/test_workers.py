@@ -5,7 +5,7 @@ import os
 from hydra import compose, initialize_config_dir
 from joblib import Parallel, delayed
 
-from src.workers import pool
+from src.report.workers import pool
 
 from .conftest import CONF
 

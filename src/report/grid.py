@@ -4,7 +4,7 @@
     python -m src.report <sweep dir> --rows model.depth --cols model.lr --seed 2
     python -m src.report <sweep dir> --facet model.residual
 
-Written at the end of every multirun by src.callbacks.GridReport; works on a partial or
+Written at the end of every multirun by src.report.callback.GridReport; works on a partial or
 interrupted sweep too. Failed, diverged and missing jobs stay in results.csv and are left out
 of the means. A swept key on neither axis can be the facet: the grid is drawn once per value
 of it, side by side (by default, when it is the only such key and has at most 4 values).
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from src.config import ArgumentParser, ConfigError
-from src.results import (
+from src.report.results import (
     RESULTS_FILE,
     Axis,
     SweepError,
@@ -34,7 +34,7 @@ from src.results import (
     values,
     write_results,
 )
-from src.runs import read_metrics
+from src.run.files import read_metrics
 
 REPORT_DIR = "report"
 DEFAULT_ROWS, DEFAULT_COLS = "model.depth", "model.width"
@@ -244,7 +244,7 @@ def build(
     )
 
 
-# The views of src/views.py, in the order the page shows them.
+# The views of src/report/views.py, in the order the page shows them.
 VIEWS = (
     "search_figures",
     "data_figure",
@@ -257,8 +257,8 @@ VIEWS = (
 
 
 def draw(r: Report, view: str) -> list[Path]:
-    """Draw one view; src/views.py (torch, matplotlib) is imported by whoever draws."""
-    from src import views
+    """Draw one view; src/report/views.py (torch, matplotlib) is imported by whoever draws."""
+    from src.report import views
 
     return getattr(views, view)(r)
 
@@ -342,7 +342,7 @@ def log_to_wandb(sweep_dir: Path, logger_cfg: Any) -> None:
     """One wandb run (job_type report) with the report's figures and the results table."""
     import wandb
 
-    from src.loggers import start_wandb_run
+    from src.run.loggers import start_wandb_run
 
     sweep_dir = Path(sweep_dir)
     results = collect(sweep_dir)

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from src.generators import make_splits
+from src.run.generators import make_splits
 
 
 class GeneratedDataModule(pl.LightningDataModule):

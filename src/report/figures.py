@@ -1,4 +1,4 @@
-"""The report's figures, drawn from plain arrays (src/report.py computes them from a sweep).
+"""The report's figures, drawn from plain arrays (src/report/views.py computes them from a sweep).
 
 Every function writes one PNG to `path` and returns it. Rows of a grid are drawn top to
 bottom in the order given, columns left to right, like a table.
@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from src.results import Axis  # noqa: E402  (figures.Axis: the grid axes they draw)
+from src.report.results import Axis  # noqa: E402  (figures.Axis: the grid axes they draw
 
 CLASS_COLOURS = ("#2166ac", "#b2182b")  # class 0 blue, class 1 red: the ends of RdBu_r
 DPI = 100

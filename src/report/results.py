@@ -4,7 +4,7 @@ A job folder is any folder under the sweep root holding `.hydra/overrides.yaml`;
 one column per override key (`model.depth`, `seed`, ...), its status ("ok", "diverged",
 "failed", or "missing" for a job that was interrupted or is still running), its final and best
 metrics from metrics.json, its folder relative to the sweep root, and for a failed job the
-reason (a malformed metrics.json counts as failed, src.runs.read_metrics says how).
+reason (a malformed metrics.json counts as failed, src.run.files.read_metrics says how).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from src.runs import read_metrics, sweep_files
+from src.run.files import read_metrics, sweep_files
 
 RESULTS_FILE = "results.csv"
 METRIC_KEYS = (

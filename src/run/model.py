@@ -1,4 +1,4 @@
-"""The LightningModule for `model`: K MLPs of src/nets.py trained side by side as classifiers.
+"""The LightningModule for `model`: K MLPs of src/run/nets.py trained side by side as classifiers.
 
 A single run is K = 1. A sweep's repetitions of one configuration (its seeds) are K members of
 one stacked model: member k starts from the weights a single run with seed `seeds[k]` starts
@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from src.nets import MLP, OPTIMIZERS, StackedMLP
+from src.run.nets import MLP, OPTIMIZERS, StackedMLP
 
 SPLITS = ("train", "val", "test")
 

@@ -1,5 +1,5 @@
-"""The report's views: each draws figures of a sweep's Report (src/report.py) and returns
-their paths. Kept apart from src/report.py because they need torch and matplotlib: a sweep's
+"""The report's views: each draws figures of a sweep's Report (src/report/grid.py) and returns
+their paths. Kept apart from grid.py because they need torch and matplotlib: a sweep's
 main process can write its report through its workers without importing either.
 """
 
@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from src import figures
-from src.generators import make_splits
-from src.nets import mlp_from_hparams
-from src.report import Group, Report
+from src.report import figures
+from src.report.grid import Group, Report
+from src.run.generators import make_splits
+from src.run.nets import mlp_from_hparams
 
 MESH = 120  # decision boundaries: points per side of the evaluation mesh
 
@@ -264,14 +264,14 @@ def params_figures(r: Report, metric: str = "val_loss") -> list[Path]:
 
 
 def search_figures(r: Report) -> list[Path]:
-    """A hyperparameter search's own views (src/search.py), when the sweep was a search."""
+    """A hyperparameter search's own views (src/report/search.py), when the sweep was a search."""
     multirun = r.sweep_dir / "multirun.yaml"
     if (
         not multirun.exists()
         or OmegaConf.select(OmegaConf.load(multirun), "hydra.sweeper.n_trials") is None
     ):
         return []
-    from src.search import write_search_views
+    from src.report.search import write_search_views
 
     written = write_search_views(r.sweep_dir, r.results, r.out)
     return [path for path in written if path.suffix == ".png"]

@@ -1,0 +1,40 @@
+"""The report at the end of every multirun (a Hydra callback, `hydra.callbacks.report`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from src.report.grid import log_to_wandb, write_report
+from src.report.workers import pool
+
+log = logging.getLogger(__name__)
+
+
+class GridReport(Callback):
+    """Writes results.csv and the report (src/report/grid.py) into the sweep folder at the end;
+    logs them as one wandb run when the wandb logger is on. Never fails the sweep."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:  # the figures are drawn by the sweep's idle workers, if it has some
+            workers = pool(OmegaConf.select(config, "hydra.launcher"))
+            report_dir = write_report(sweep_dir, workers=workers)
+        except Exception as error:  # results.csv is written first, so it survives this
+            log.error(f"report not written: {type(error).__name__}: {error}")
+            return
+        log.info(f"report: {report_dir / 'index.html'}")
+        if config.get("logger") and config.logger.get("kind") == "wandb":
+            try:  # by a worker, if there is one: it has wandb and its service running already
+                if workers is None:
+                    log_to_wandb(sweep_dir, config.logger)
+                else:
+                    from joblib import delayed
+
+                    workers([delayed(log_to_wandb)(sweep_dir, config.logger)])
+            except Exception as error:
+                log.error(f"report not logged to wandb: {type(error).__name__}: {error}")

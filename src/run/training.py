@@ -1,0 +1,248 @@
+"""One training run: `train(cfg)` trains one seed, `train_stack(cfg, seeds, dirs)` the seeds
+of one configuration as one stacked model; each writes its runs' metrics.json and model.pt.
+
+`validate(cfg)` refuses, before any training, every value training cannot use.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from src.config import (
+    ConfigError,
+    require_choice,
+    require_int,
+    require_number,
+)
+from src.run.files import METRICS_FILE, run_group, write_json_atomic
+from src.run.loggers import KINDS, WANDB_MODES, build_logger, close_logger
+
+log = logging.getLogger(__name__)
+
+
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse any value training cannot use, naming the key (raises ConfigError)."""
+    # torch-backed modules, imported where used: a sweep's main process never needs torch.
+    from src.run.generators import GENERATORS
+    from src.run.nets import ACTIVATIONS, INITS, NORMS, OPTIMIZERS
+
+    require_int("seed", cfg.seed)
+    seeds = cfg.get("seeds")
+    if seeds is not None:
+        if not isinstance(seeds, ListConfig) or not seeds or len(set(seeds)) < len(seeds):
+            raise ConfigError("seeds", seeds, "null, or a list of distinct integers")
+        for seed in seeds:
+            require_int("seeds", seed)
+        if len(seeds) > 1 and cfg.logger.get("watch"):
+            raise ConfigError(
+                "logger.watch",
+                True,
+                "false when seeds are stacked (its histograms would mix the seeds); "
+                "add hydra.sweeper.stack_seeds=false",
+            )
+    m = cfg.model
+    require_int("model.depth", m.depth, minimum=0)
+    require_int("model.width", m.width, minimum=1)
+    require_choice("model.activation", m.activation, ACTIVATIONS)
+    require_number("model.lr", m.lr, positive=True)
+    require_choice("model.optimizer", m.optimizer, OPTIMIZERS)
+    if not isinstance(m.residual, bool):
+        raise ConfigError("model.residual", m.residual, "a boolean: true or false")
+    require_choice("model.norm", m.norm, NORMS)
+    require_choice("model.init", m.init, INITS)
+    d = cfg.data
+    require_choice("data.name", d.name, GENERATORS)
+    for key in ("n_train", "n_val", "n_test", "batch_size"):
+        require_int(f"data.{key}", d[key], minimum=1)
+    if m.norm == "batch" and m.depth > 0 and (d.n_train % d.batch_size or d.batch_size) == 1:
+        raise ConfigError(  # BatchNorm cannot normalize a batch of one sample
+            "data.batch_size",
+            d.batch_size,
+            f"a size that leaves no training batch of 1 sample (data.n_train={d.n_train}) "
+            "with model.norm=batch",
+        )
+    require_number("data.noise", d.noise, minimum=0)
+    require_int("data.seed", d.seed)
+    t = cfg.trainer
+    require_int("trainer.max_epochs", t.max_epochs, minimum=1)
+    require_int("trainer.num_threads", t.num_threads, minimum=1)
+    require_int("trainer.devices", t.devices, minimum=1)
+    require_choice("trainer.accelerator", t.accelerator, ACCELERATORS)
+    if t.progress_bar not in (None, True, False):
+        raise ConfigError("trainer.progress_bar", t.progress_bar, "true, false or null")
+    require_choice("logger.kind", cfg.logger.kind, KINDS)
+    if cfg.logger.kind == "wandb":
+        require_choice("logger.mode", cfg.logger.mode, WANDB_MODES)
+        require_int("logger.watch_log_freq", cfg.logger.watch_log_freq, minimum=1)
+
+
+def _job_group() -> str:
+    return run_group(HydraConfig.get().job.override_dirname if HydraConfig.initialized() else None)
+
+
+def is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _quiet_lightning() -> None:
+    # Lightning's start-up banners and its advice for big data sets are noise here.
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
+
+
+def _training_stack():
+    """Lightning and the classes built on it, imported on first use: a wrong value is refused
+    before this import (about 5 s), and a sweep's main process, which only launches jobs,
+    never pays for it.
+
+    The first import leaves millions of long-lived objects (torch._dynamo, sympy); freezing
+    them keeps the garbage collector from walking them again, in every full collection and in
+    the one at exit.
+    """
+    first_import = "pytorch_lightning" not in sys.modules
+    import pytorch_lightning as pl
+
+    from src.run.data import GeneratedDataModule
+    from src.run.model import MLPClassifier
+
+    if first_import:
+        gc.freeze()
+    return pl, GeneratedDataModule, MLPClassifier
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """One run of `cfg.seed`: train, test, save weights and metrics.json; return the metrics."""
+    return train_stack(cfg, [cfg.seed], {cfg.seed: Path(cfg.output_dir)})[cfg.seed]
+
+
+def member_config(config: dict[str, Any], seed: int, output_dir: Path) -> dict[str, Any]:
+    """The resolved config of a single run of `seed`, as if trained alone into `output_dir`."""
+    return {**config, "seed": seed, "seeds": None, "output_dir": str(output_dir)}
+
+
+def train_stack(
+    cfg: DictConfig, seeds: list[int], out_dirs: dict[int, Path]
+) -> dict[int, dict[str, Any]]:
+    """Train the seeds together as one stacked model; for each seed in `out_dirs`, write its
+    run (metrics.json, model.pt, logger files) into its folder, and return its metrics.
+
+    Seeds left out of `out_dirs` are trained but not written (a resumed stack whose other
+    seeds finished before). A seed whose files cannot be written is returned as failed.
+    """
+    validate(cfg)
+    pl, GeneratedDataModule, MLPClassifier = _training_stack()
+    import torch
+
+    from src.run.nets import count_parameters
+
+    start = time.perf_counter()
+    _quiet_lightning()
+    torch.set_num_threads(cfg.trainer.num_threads)
+    data = GeneratedDataModule(**cfg.data, shuffle_seeds=seeds)
+    model = MLPClassifier(**cfg.model, seeds=seeds)
+    n_params = count_parameters(model.net) // len(seeds)
+    group = _job_group()
+    config = OmegaConf.to_container(cfg, resolve=True)
+    configs = {seed: member_config(config, seed, out) for seed, out in out_dirs.items()}
+    progress_bar = cfg.trainer.progress_bar
+    if progress_bar is None:
+        progress_bar = HydraConfig.initialized() and not is_multirun()
+    loggers = {}
+    try:
+        for seed, out in out_dirs.items():
+            out.mkdir(parents=True, exist_ok=True)
+            name, concurrent = f"{group}/seed={seed}", len(out_dirs) > 1
+            logger = build_logger(cfg.logger, out, group, name, configs[seed], concurrent)
+            if logger is not None:
+                logger.log_hyperparams({"n_params": n_params})
+                loggers[seeds.index(seed)] = logger
+        if cfg.logger.get("watch") and loggers:  # one seed: validate() refuses watching a stack
+            # idx=0: wandb numbers the models watched in one process (graph_1..., in a
+            # multirun's later jobs); the same histogram names in every job line them up.
+            loggers[0].experiment.watch(
+                model, log=cfg.logger.watch_log, log_freq=cfg.logger.watch_log_freq, idx=0
+            )
+        model.member_loggers = loggers
+        trainer = pl.Trainer(
+            max_epochs=cfg.trainer.max_epochs,
+            accelerator=cfg.trainer.accelerator,
+            devices=cfg.trainer.devices,
+            logger=list(loggers.values()) or False,
+            enable_progress_bar=progress_bar,
+            enable_checkpointing=False,  # weights are saved once, at the end
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=next(iter(out_dirs.values()), None),
+        )
+        trainer.fit(model, datamodule=data)
+        trainer.test(model, datamodule=data, verbose=False)
+    finally:
+        for logger in loggers.values():
+            close_logger(logger)
+
+    seconds = time.perf_counter() - start
+    results = {}
+    for seed, out in out_dirs.items():
+        k = seeds.index(seed)
+        metrics = {
+            **run_metrics(model.history[k], model.test_metrics[k], model.status[k]),
+            "n_params": n_params,
+            "seconds": seconds,
+            "stacked_with": seeds,
+            "history": model.history[k],
+            "config": configs[seed],
+        }
+        hparams = {key: v for key, v in model.hparams.items() if key != "seeds"}
+        state = {name: t.cpu() for name, t in model.net.member_state(k).items()}
+        path = out / "model.pt"
+        try:
+            torch.save({"hparams": hparams, "state_dict": state}, path)
+            path = out / METRICS_FILE
+            write_json_atomic(path, metrics)
+        except Exception as error:
+            log.exception(f"seed={seed}: {path} could not be written")
+            metrics = {
+                "status": "failed",
+                "error": f"writing {path}: {type(error).__name__}: {error}",
+            }
+        results[seed] = metrics
+    return results
+
+
+def run_metrics(
+    history: list[dict[str, float]], test: dict[str, float], status: str
+) -> dict[str, Any]:
+    """The summary of one run: its final epoch, its best validation epoch and its test."""
+    final = history[-1]
+    best = min(history, key=lambda r: r["val_loss"] if math.isfinite(r["val_loss"]) else math.inf)
+    return {
+        "status": status,
+        **{k: final[k] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
+        "test_loss": test["test_loss"],
+        "test_accuracy": test["test_accuracy"],
+        "best_val_loss": best["val_loss"],
+        "best_epoch": best["epoch"],
+        "epochs": len(history),
+    }
+
+
+def objective(metrics: dict[str, Any]) -> float:
+    """What a sweeper minimises: val_loss, or inf for a failed or diverged run."""
+    return metrics["val_loss"] if metrics["status"] == "ok" else math.inf

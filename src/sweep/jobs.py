@@ -1,0 +1,126 @@
+"""One job of a multirun: the seeds of one configuration (or one seed), each written to its
+own `seed=<k>/` folder as a single run's would be.
+
+A seed an earlier attempt finished is skipped (`finished_metrics`); what a killed attempt
+left is cleared (`clear_attempt`), so a retrained job ends with one wandb run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from src.config import (
+    ConfigError,
+)
+from src.run.files import (
+    METRICS_FILE,
+    member_dir,
+    read_metrics,
+    write_json_atomic,
+)
+from src.run.training import objective, train_stack
+from src.sweep.progress import progress_line
+
+log = logging.getLogger(__name__)
+
+
+def _failed(error: Exception) -> dict[str, Any]:
+    if not isinstance(error, ConfigError):  # a bug: keep its traceback in the job's log
+        log.exception("job failed")
+    return {"status": "failed", "error": str(error)}
+
+
+def sweep_job(cfg: DictConfig) -> float | list[float]:
+    """One job of a multirun: one seed, or a stack of seeds (`seeds=[...]`) written one folder
+    each. A seed an earlier attempt finished is not written again (a stack is retrained whole,
+    so that its numbers are those of an uninterrupted sweep), and no job is fatal to the
+    sweep: a refused or crashed one is recorded as failed and the next one starts."""
+    hydra_cfg = HydraConfig.get()
+    stacked = cfg.get("seeds") is not None
+    seeds = list(cfg.seeds) if stacked else [cfg.seed]
+    out = Path(cfg.output_dir)
+    dirs = {s: member_dir(out, s) for s in seeds} if stacked else {cfg.seed: out}
+    results = {s: m for s, m in ((s, finished_metrics(d)) for s, d in dirs.items()) if m}
+    todo = {s: d for s, d in dirs.items() if s not in results}
+    if todo:
+        logs = {}
+        for seed, job_dir in todo.items():
+            clear_attempt(job_dir)
+            logs[seed] = log
+            if stacked:
+                overrides = member_overrides(list(hydra_cfg.overrides.task), seed)
+                write_member_record(cfg, seed, job_dir, overrides)
+                logs[seed] = member_log(job_dir, seed)
+        try:
+            results.update(train_stack(cfg, seeds, todo))
+        except Exception as error:
+            failed = _failed(error)
+            for job_dir in todo.values():
+                job_dir.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(job_dir / METRICS_FILE, failed)
+            results.update(dict.fromkeys(todo, failed))
+        sweep_dir = Path(hydra_cfg.sweep.dir)
+        for seed in todo:
+            overrides = member_overrides(list(hydra_cfg.overrides.task), seed)
+            logs[seed].info(progress_line(sweep_dir, overrides, results[seed]))
+            if stacked:
+                close_member_log(logs[seed])
+    objectives = [objective(results[s]) for s in seeds]
+    return objectives if stacked else objectives[0]
+
+
+FINISHED = ("ok", "diverged")  # a job with one of these statuses is not trained again
+
+
+def member_overrides(task_overrides: list[str], seed: int) -> list[str]:
+    """A stacked job's overrides as a single run of `seed` would have had them: the seeds
+    override (`++seeds=[...]`, where the seed override stood) becomes `seed=<seed>`."""
+    return [
+        f"seed={seed}" if o.split("=", 1)[0].lstrip("+~") == "seeds" else o for o in task_overrides
+    ]
+
+
+def write_member_record(cfg: DictConfig, seed: int, job_dir: Path, overrides: list[str]) -> None:
+    """A stacked seed's `.hydra/` (its resolved config and its overrides), as Hydra writes a
+    single run's: results.csv and resume find the seed's folder as they find any job's."""
+    record = job_dir / ".hydra"
+    record.mkdir(parents=True, exist_ok=True)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config.update(seed=seed, seeds=None, output_dir=str(job_dir))
+    OmegaConf.save(OmegaConf.create(config), record / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), record / "overrides.yaml")
+
+
+def member_log(job_dir: Path, seed: int) -> logging.Logger:
+    """A logger for one seed of a stacked job: its lines go to `<job_dir>/train.log`, and on
+    to the stack's log and the console."""
+    member = log.getChild(f"seed={seed}")
+    handler = logging.FileHandler(job_dir / "train.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    member.addHandler(handler)
+    return member
+
+
+def close_member_log(member: logging.Logger) -> None:
+    for handler in list(member.handlers):
+        member.removeHandler(handler)
+        handler.close()
+
+
+def finished_metrics(job_dir: Path) -> dict[str, Any] | None:
+    """The job's metrics if an earlier attempt finished it (ok or diverged), else None; a
+    malformed metrics.json (read_metrics makes it a failed record) is not finished."""
+    metrics = read_metrics(job_dir)
+    return metrics if metrics and metrics["status"] in FINISHED else None
+
+
+def clear_attempt(job_dir: Path) -> None:
+    """Remove what an unfinished attempt left: its metrics record and its wandb run."""
+    (job_dir / METRICS_FILE).unlink(missing_ok=True)
+    shutil.rmtree(job_dir / "wandb", ignore_errors=True)

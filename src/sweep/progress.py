@@ -1,0 +1,76 @@
+"""The one line a job prints when it ends: `[37/252] ... ETA 3m10s`, counted from the files
+on disk, so it is right whichever process or machine ran the other jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from src.run.files import sweep_files
+
+STATE_FILE = ".sweep.json"  # in the sweep folder: planned job count and start time
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+# The ETA is the rate at which this run's jobs finish, over the interval from the first finish
+# to the latest. Records written within SAME_MOMENT of the first are one finish (a stack writes
+# its seeds one after another), and there is no ETA until MIN_FINISHES more records came in
+# over at least one job's own duration (parallel workers finish their first jobs together).
+SAME_MOMENT = 1.0  # seconds
+
+
+MIN_FINISHES = 3
+
+
+def eta_seconds(
+    finish_times: list[float], done: int, total: int | None, job_seconds: float = 0.0
+) -> float | None:
+    """Seconds until the sweep's `total` records are written, at the rate the records of this
+    run (`finish_times`, their mtimes) came in; None while that rate would mean little."""
+    if not total or done >= total or not finish_times:
+        return None
+    times = sorted(finish_times)
+    start = max(t for t in times if t <= times[0] + SAME_MOMENT)  # end of the first finish
+    later = sum(1 for t in times if t > start)
+    span = times[-1] - start
+    if later < MIN_FINISHES or span <= 0 or span < job_seconds:
+        return None
+    return (total - done) * span / later
+
+
+def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]) -> str:
+    """`[done/total] <overrides> val_loss=... <seconds>s, ETA ...`, from the files on disk, so it
+    counts right whichever process (or machine) ran the other jobs (see eta_seconds)."""
+    try:
+        state = json.loads((sweep_dir / STATE_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        state = {"total": None, "swept": None, "started": time.time()}
+    finished = [p.stat().st_mtime for p in sweep_files(sweep_dir)]
+    done = len(finished)
+    total = state["total"]
+    swept = state["swept"]
+    settings = " ".join(
+        f"{key.rsplit('.', 1)[-1]}={value}"  # model.depth=3 -> depth=3
+        for key, _, value in (o.partition("=") for o in overrides)
+        if swept is None or key in swept
+    )
+    if metrics.get("status") == "failed":
+        result = f"FAILED: {metrics.get('error')}"
+    else:
+        result = f"val_loss={metrics['val_loss']:.4g}"
+        if metrics["status"] != "ok":
+            result += f" ({metrics['status']})"
+        result += f" {metrics['seconds']:.1f}s"
+    line = f"[{done}/{total or '?'}] {settings} {result}"
+    this_run = [t for t in finished if t >= state["started"]]  # not a resumed run's earlier jobs
+    eta = eta_seconds(this_run, done, total, metrics.get("seconds") or 0.0)
+    if eta is not None:
+        line += f", ETA {_duration(eta)}"
+    return line
