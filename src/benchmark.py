@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 from src.config import ArgumentParser
 from src.run.generators import make_splits
-from src.run.nets import OPTIMIZERS, build_mlp
+from src.run.nets import MLP, OPTIMIZERS
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # (depths, widths, number of seeds)
@@ -52,7 +52,7 @@ def _evaluate(net, loss_fn, x, y) -> tuple[float, float]:
 def bare_training(depth: int, width: int, seed: int, splits, data, model, epochs: int) -> dict:
     """One training written as plain PyTorch, doing what src.train does per run."""
     torch.manual_seed(seed)
-    net = build_mlp(depth, width, model.activation)
+    net = MLP(depth, width, model.activation)
     opt = OPTIMIZERS[model.optimizer](net.parameters(), lr=model.lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     order_gen = torch.Generator().manual_seed(seed)

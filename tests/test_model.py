@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from src.run.model import MLPClassifier
-from src.run.nets import ACTIVATIONS, build_mlp, count_parameters
+from src.run.nets import ACTIVATIONS, MLP, count_parameters
 
 
 def expected_params(depth: int, width: int, n_in: int = 2) -> int:
@@ -15,21 +15,21 @@ def expected_params(depth: int, width: int, n_in: int = 2) -> int:
 @pytest.mark.parametrize("depth", [0, 1, 2, 3, 5, 10, 20])
 @pytest.mark.parametrize("width", [1, 2, 20])
 def test_parameter_count_and_output_shape(depth, width):
-    net = build_mlp(depth, width)
+    net = MLP(depth, width)
     assert count_parameters(net) == expected_params(depth, width)
     assert sum(isinstance(m, nn.Linear) for m in net.modules()) == depth + 1
     assert net(torch.zeros(7, 2)).shape == (7, 1)
 
 
 def test_depth_zero_is_logistic_regression():
-    net = build_mlp(0, 10)
+    net = MLP(0, 10)
     x = torch.randn(5, 2)
     assert len(net.layers) == 1 and torch.equal(net(x), net.layers[0](x))
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_activation_between_layers_but_not_on_the_logit(activation):
-    net = build_mlp(2, 4, activation)
+    net = MLP(2, 4, activation)
     assert isinstance(net.activation, ACTIVATIONS[activation])
     x = torch.randn(5, 2)
     a, b, c = net.layers

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from src.report.results import RESULTS_FILE, SweepError, collect, swept_keys, write_results
-from src.run.nets import build_mlp
+from src.run.nets import MLP
 
 DATA = {
     "name": "xor",
@@ -95,7 +95,7 @@ def make_sweep(
             (job / "metrics.json").write_text(json.dumps(record))
             continue
         loss = 0.7 / (1 + depth + width / 10) + 0.01 * seed
-        net = build_mlp(depth, width)
+        net = MLP(depth, width)
         hparams = {
             "depth": depth,
             "width": width,

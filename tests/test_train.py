@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from src.run.nets import build_mlp
+from src.run.nets import MLP
 from src.run.training import train
 
 from .conftest import wandb_history, wandb_records
@@ -46,7 +46,7 @@ def test_a_run_writes_metrics_and_weights(make_cfg, tmp_path):
         assert 0 <= saved[key] <= 1
 
     checkpoint = torch.load(out / "model.pt")
-    net = build_mlp(checkpoint["hparams"]["depth"], checkpoint["hparams"]["width"])
+    net = MLP(checkpoint["hparams"]["depth"], checkpoint["hparams"]["width"])
     net.load_state_dict(checkpoint["state_dict"])
 
 
@@ -58,7 +58,7 @@ def test_logged_loss_is_the_loss_of_the_saved_model(make_cfg, tmp_path):
     dm = GeneratedDataModule(**cfg.data)
     dm.setup()
     checkpoint = torch.load(tmp_path / "run" / "model.pt")
-    net = build_mlp(1, 3)
+    net = MLP(1, 3)
     net.load_state_dict(checkpoint["state_dict"])
     x, y = dm.splits["test"].tensors
     with torch.no_grad():

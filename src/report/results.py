@@ -17,22 +17,9 @@ from typing import Any
 
 import yaml
 
-from src.run.files import read_metrics, sweep_files
+from src.run.files import METRIC_KEYS, read_metrics, sweep_files
 
 RESULTS_FILE = "results.csv"
-METRIC_KEYS = (
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "test_loss",
-    "test_accuracy",
-    "best_val_loss",
-    "best_epoch",
-    "epochs",
-    "n_params",
-    "seconds",
-)
 RESULT_KEYS = ("status", *METRIC_KEYS, "job_dir", "error")  # every column not an override
 
 

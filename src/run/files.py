@@ -79,7 +79,7 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 # What a finished job's record must hold: the final metrics (numbers; finite when ok), its
 # per-epoch history and its resolved config's data section (the report redraws the data).
-RECORD_NUMBERS = (
+METRIC_KEYS = (  # a finished run's final metrics, also results.csv's columns
     "train_loss",
     "train_accuracy",
     "val_loss",
@@ -113,7 +113,7 @@ def record_problem(record: Any) -> str | None:
         return f"has status {status!r}, not one of {', '.join(STATUSES)}"
     if status == "failed":
         return None
-    for key in RECORD_NUMBERS:
+    for key in METRIC_KEYS:
         value = record.get(key)
         if key not in record:
             return f"is {status} but has no {key}"

@@ -126,23 +126,11 @@ def init_linears(layers: nn.ModuleList, init: str, activation: str) -> None:
         nn.init.zeros_(layer.bias)
 
 
-def build_mlp(
-    depth: int,
-    width: int,
-    activation: str = "tanh",
-    in_features: int = 2,
-    residual: bool = False,
-    norm: str = "none",
-    init: str = "default",
-) -> MLP:
-    return MLP(depth, width, activation, in_features, residual, norm, init)
-
-
 def mlp_from_hparams(hparams: Mapping[str, Any]) -> MLP:
     """The MLP a saved model.pt's hparams describe, in eval mode (BatchNorm's running
     statistics), ready for `load_state_dict(saved["state_dict"])`; files written before the
     depth options existed have the defaults."""
-    net = build_mlp(
+    net = MLP(
         hparams["depth"],
         hparams["width"],
         hparams.get("activation", "tanh"),
