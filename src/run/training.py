@@ -19,12 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.config import (
-    ConfigError,
-    require_choice,
-    require_int,
-    require_number,
-)
+from src.config import ConfigError, require_choice, require_int, require_number
 from src.run.files import METRICS_FILE, run_group, write_json_atomic
 from src.run.loggers import KINDS, WANDB_MODES, build_logger, close_logger
 

@@ -15,15 +15,8 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import (
-    ConfigError,
-)
-from src.run.files import (
-    METRICS_FILE,
-    member_dir,
-    read_metrics,
-    write_json_atomic,
-)
+from src.config import ConfigError
+from src.run.files import METRICS_FILE, member_dir, read_metrics, write_json_atomic
 from src.run.training import objective, train_stack
 from src.sweep.progress import progress_line
 
