@@ -22,6 +22,7 @@ from src.config import ConfigError, require_int, require_number
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
 from src.sweep.jobs import finished_metrics
 from src.sweep.progress import STATE_FILE
+from src.sweep.search import check_search_space
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,6 @@ class SweepCheck(Callback):
             check_launcher(config.hydra.launcher)
             check_stacking(config)
             if "n_trials" in config.hydra.sweeper:  # a search: its space, before anything else
-                from src.sweep.search import check_search_space
-
                 check_search_space(config)
             already = check_resume(sweep_dir, config)
         except ConfigError as error:
