@@ -1,6 +1,8 @@
 """The report borrows the sweep's joblib workers: the launcher's own pool, not new processes."""
 
 import os
+import time
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from joblib import Parallel, delayed
@@ -15,13 +17,26 @@ def _launcher(*overrides: str):
         return compose("train", overrides=list(overrides), return_hydra_config=True).hydra.launcher
 
 
-def test_the_report_pool_is_the_workers_the_launcher_ran_the_jobs_on():
+def _meet(folder: str, workers: int) -> int:
+    """Wait until `workers` distinct processes have called this (with one task per worker, none
+    can take two), then give this process's pid: every worker of the pool answers once."""
+    Path(folder, str(os.getpid())).touch()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(folder)) < workers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid()
+
+
+def test_the_report_pool_is_the_workers_the_launcher_ran_the_jobs_on(tmp_path):
     launcher = _launcher("hydra.launcher.n_jobs=2")
     # What Hydra's joblib launcher does with these settings
     settings = {k: v for k, v in launcher.items() if k != "_target_"} | {"backend": "loky"}
-    ran_jobs = set(Parallel(**settings)(delayed(os.getpid)() for _ in range(4)))
-    drew = set(pool(launcher)(delayed(os.getpid)() for _ in range(4)))
-    assert drew <= ran_jobs and os.getpid() not in drew
+    jobs, report = tmp_path / "jobs", tmp_path / "report"
+    jobs.mkdir()
+    report.mkdir()
+    ran_jobs = set(Parallel(**settings)(delayed(_meet)(str(jobs), 2) for _ in range(2)))
+    drew = set(pool(launcher)(delayed(_meet)(str(report), 2) for _ in range(2)))
+    assert len(ran_jobs) == 2 and drew == ran_jobs and os.getpid() not in drew
 
 
 def test_no_pool_for_a_launcher_that_runs_its_jobs_in_this_process():
