@@ -11,7 +11,7 @@ from src.config import ConfigError
 from src.run.files import write_json_atomic
 from src.sweep.checks import check_launcher, check_resume, mark_unfinished, plan
 from src.sweep.jobs import clear_attempt, finished_metrics
-from src.sweep.progress import STATE_FILE, eta_seconds, progress_line
+from src.sweep.progress import STATE_FILE, eta_seconds, progress_line, progress_lines
 
 from .test_results import job_record
 
@@ -149,6 +149,18 @@ def test_progress_line_counts_the_sweep_and_names_the_swept_settings(tmp_path):
 
     failed = progress_line(tmp_path, ["model.depth=3"], {"status": "failed", "error": "boom"})
     assert failed == "[2/4] depth=3 FAILED: boom"
+
+
+def test_a_stacks_progress_lines_share_one_count_and_name_each_seed(tmp_path):
+    state = {"total": 6, "swept": ["model.depth", "seed"], "started": time.time() - 10}
+    (tmp_path / STATE_FILE).write_text(json.dumps(state))
+    write_jobs(tmp_path, [f"model.depth=3/seed={s}" for s in range(3)], [time.time()] * 3)
+    runs = [(["model.depth=3", "seed=0"], {"status": "ok", "val_loss": 0.5, "seconds": 2.0})]
+    runs += [(["model.depth=3", "seed=2"], {"status": "failed", "error": "boom"})]
+    assert progress_lines(tmp_path, runs) == [
+        "[3/6] depth=3 seed=0 val_loss=0.5 2.0s",
+        "[3/6] depth=3 seed=2 FAILED: boom",
+    ]
 
 
 def test_progress_eta_comes_from_the_jobs_throughput_not_the_start_up(tmp_path):

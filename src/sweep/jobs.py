@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.config import ConfigError
 from src.run.files import METRICS_FILE, member_dir, read_metrics, write_json_atomic
 from src.run.training import objective, train_stack
-from src.sweep.progress import progress_line
+from src.sweep.progress import progress_lines
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
                 job_dir.mkdir(parents=True, exist_ok=True)
                 write_json_atomic(job_dir / METRICS_FILE, failed)
             results.update(dict.fromkeys(todo, failed))
-        sweep_dir = Path(hydra_cfg.sweep.dir)
-        for seed in todo:
-            overrides = member_overrides(list(hydra_cfg.overrides.task), seed)
-            logs[seed].info(progress_line(sweep_dir, overrides, results[seed]))
+        task = list(hydra_cfg.overrides.task)
+        runs = [(member_overrides(task, seed), results[seed]) for seed in todo]
+        for seed, line in zip(todo, progress_lines(Path(hydra_cfg.sweep.dir), runs)):
+            logs[seed].info(line)
             if stacked:
                 close_member_log(logs[seed])
     objectives = [objective(results[s]) for s in seeds]

@@ -45,17 +45,27 @@ def eta_seconds(
     return (total - done) * span / later
 
 
-def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]) -> str:
-    """`[done/total] <overrides> val_loss=... <seconds>s, ETA ...`, from the files on disk, so it
-    counts right whichever process (or machine) ran the other jobs (see eta_seconds)."""
+def progress_lines(sweep_dir: Path, runs: list[tuple[list[str], dict[str, Any]]]) -> list[str]:
+    """For each (overrides, metrics) of a job's runs (a stack's seeds), the line
+    `[done/total] <overrides> val_loss=... <seconds>s, ETA ...`, counted from the files on disk,
+    so that it is right whichever process (or machine) ran the other jobs (see eta_seconds).
+    The sweep folder is read once for all of them."""
     try:
         state = json.loads((sweep_dir / STATE_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         state = {"total": None, "swept": None, "started": time.time()}
     finished = [p.stat().st_mtime for p in sweep_files(sweep_dir)]
-    done = len(finished)
-    total = state["total"]
-    swept = state["swept"]
+    this_run = [t for t in finished if t >= state["started"]]  # not a resumed run's earlier jobs
+    return [_line(state, finished, this_run, overrides, metrics) for overrides, metrics in runs]
+
+
+def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]) -> str:
+    """The progress line of one run (see progress_lines)."""
+    return progress_lines(sweep_dir, [(overrides, metrics)])[0]
+
+
+def _line(state, finished, this_run, overrides: list[str], metrics: dict[str, Any]) -> str:
+    done, total, swept = len(finished), state["total"], state["swept"]
     settings = " ".join(
         f"{key.rsplit('.', 1)[-1]}={value}"  # model.depth=3 -> depth=3
         for key, _, value in (o.partition("=") for o in overrides)
@@ -69,7 +79,6 @@ def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]
             result += f" ({metrics['status']})"
         result += f" {metrics['seconds']:.1f}s"
     line = f"[{done}/{total or '?'}] {settings} {result}"
-    this_run = [t for t in finished if t >= state["started"]]  # not a resumed run's earlier jobs
     eta = eta_seconds(this_run, done, total, metrics.get("seconds") or 0.0)
     if eta is not None:
         line += f", ETA {_duration(eta)}"
