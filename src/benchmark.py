@@ -4,11 +4,14 @@
     python -m src.benchmark --card                 # the design-card grid (252 jobs), and 30 seeds
     python -m src.benchmark hydra/launcher=basic   # extra overrides go to the sweeps
 
-Both sides run in fresh processes (start-up counted), one torch thread per training, on the
-same data, batch order, initial weights, epochs and optimizer; the bare loop trains one run
-after another and only keeps what an experimenter needs (losses and accuracies). The sweep's
-final val_loss of every job is compared with the bare loop's, to show that the trainings are
-the same (up to float rounding: a sweep trains a configuration's seeds as one stacked model).
+Every side runs in fresh processes (start-up counted), one torch thread per training, on the
+same data, batch order, initial weights, epochs and optimizer. The bare loop trains one run
+after another and only keeps what an experimenter needs (losses and accuracies); the stacked
+bare loop trains each configuration's seeds as one StackedMLP, in one process: what stacking
+gives without any framework, so the sweep's ratio to it is the framework's own cost. The
+sweep's final val_loss of every run is compared with both, to show that the trainings are the
+same (up to float rounding: a stacked member's batched matmuls sum in another order than a
+lone run's).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from omegaconf import OmegaConf
 
 from src.config import ArgumentParser
 from src.run.generators import make_splits
-from src.run.nets import MLP, OPTIMIZERS
+from src.run.nets import MLP, OPTIMIZERS, StackedMLP
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # (depths, widths, number of seeds)
@@ -43,49 +46,57 @@ def _defaults():
     return data, model, trainer
 
 
-def _evaluate(net, loss_fn, x, y) -> tuple[float, float]:
+def _evaluate(net, loss_fn, x, y) -> torch.Tensor:
     with torch.no_grad():
         logits = net(x).squeeze(-1)
-        return float(loss_fn(logits, y)), float(((logits > 0).float() == y).float().mean())
+        return loss_fn(logits, y.expand_as(logits)).mean(-1)
 
 
-def bare_training(depth: int, width: int, seed: int, splits, data, model, epochs: int) -> dict:
-    """One training written as plain PyTorch, doing what src.train does per run."""
-    torch.manual_seed(seed)
-    net = MLP(depth, width, model.activation)
+def bare_training(depth: int, width: int, seeds: list[int], splits, data, model, epochs: int):
+    """Plain PyTorch doing what src.train does: one seed trains a plain MLP; several train as
+    one StackedMLP (each member from its seed's weights and batch order, the loss the sum of
+    the members' own mean losses), as a sweep's job does. Returns each seed's val_loss."""
+    nets = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        nets.append(MLP(depth, width, model.activation))
+    net = nets[0] if len(seeds) == 1 else StackedMLP(nets)
     opt = OPTIMIZERS[model.optimizer](net.parameters(), lr=model.lr)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    order_gen = torch.Generator().manual_seed(seed)
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+    order_gens = [torch.Generator().manual_seed(seed) for seed in seeds]
     (x, y), (xv, yv), (xt, yt) = splits["train"], splits["val"], splits["test"]
     history = []
     for _ in range(epochs):
         net.train()
-        loss_sum, correct = 0.0, 0
-        for idx in torch.randperm(len(x), generator=order_gen).split(data.batch_size):
+        orders = torch.stack([torch.randperm(len(x), generator=g) for g in order_gens])
+        loss_sum, correct = 0.0, 0.0
+        for idx in (orders[0] if len(seeds) == 1 else orders).split(data.batch_size, dim=-1):
             logits = net(x[idx]).squeeze(-1)
-            loss = loss_fn(logits, y[idx])
+            per_seed = loss_fn(logits, y[idx]).mean(-1)
             opt.zero_grad()
-            loss.backward()
+            per_seed.sum().backward()
             opt.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int(((logits.detach() > 0).float() == y[idx]).sum())
+            loss_sum += per_seed.detach() * idx.shape[-1]
+            correct += ((logits.detach() > 0).float() == y[idx]).sum(-1)
         net.eval()
-        val_loss, val_acc = _evaluate(net, loss_fn, xv, yv)
-        history.append((loss_sum / len(x), correct / len(x), val_loss, val_acc))
-    test_loss, _ = _evaluate(net, loss_fn, xt, yt)
-    return {"val_loss": history[-1][2], "test_loss": test_loss}
+        val_loss = _evaluate(net, loss_fn, xv, yv)
+        history.append((loss_sum / len(x), correct / len(x), val_loss))
+    _evaluate(net, loss_fn, xt, yt)  # the test pass every run ends with
+    return [float(v) for v in history[-1][2].reshape(-1)]
 
 
-def run_bare(grid) -> None:
-    """The bare side: all the grid's trainings in this process; prints their val_loss as JSON."""
+def run_bare(grid, stacked: bool) -> None:
+    """The bare side: all the grid's trainings in this process, one seed after another or one
+    configuration's seeds at a time (`stacked`); prints their val_loss as JSON."""
     depths, widths, n_seeds = grid
     data, model, trainer = _defaults()
     torch.set_num_threads(trainer.num_threads)
     splits = make_splits(data.name, data.n_train, data.n_val, data.n_test, data.noise, data.seed)
+    groups = [list(range(n_seeds))] if stacked else [[seed] for seed in range(n_seeds)]
     results = {}
-    for depth, width, seed in itertools.product(depths, widths, range(n_seeds)):
-        run = bare_training(depth, width, seed, splits, data, model, trainer.max_epochs)
-        results[f"{depth},{width},{seed}"] = run["val_loss"]
+    for depth, width, seeds in itertools.product(depths, widths, groups):
+        val_losses = bare_training(depth, width, seeds, splits, data, model, trainer.max_epochs)
+        results.update({f"{depth},{width},{s}": v for s, v in zip(seeds, val_losses)})
     print(json.dumps(results))
 
 
@@ -113,8 +124,9 @@ def _sweep(overrides: list[str], sweep_dir: Path) -> float:
     return _timed(cmd)
 
 
-def _bare(grid) -> tuple[float, dict[str, float]]:
+def _bare(grid, stacked: bool = False) -> tuple[float, dict[str, float]]:
     cmd = [sys.executable, "-m", "src.benchmark", "--bare", json.dumps(grid)]
+    cmd += ["--stacked"] if stacked else []
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return time.perf_counter() - start, json.loads(done.stdout)
@@ -144,25 +156,27 @@ def _same_trainings(bare: dict[str, float], sweep: dict[str, float]) -> str:
 
     stable = [k for k in bare if int(k.split(",")[0]) <= STABLE_DEPTH]
     chaotic = [k for k in bare if k not in stable]
-    return (
-        f"max |val_loss sweep - bare| = {worst(stable)} at depth <= {STABLE_DEPTH}, "
-        f"{worst(chaotic)} deeper (chaotic)"
-    )
+    return f"{worst(stable)} at depth <= {STABLE_DEPTH}, {worst(chaotic)} deeper (chaotic)"
 
 
 def compare(grid, extra: list[str], tmp: Path) -> float:
-    """Time the grid as a sweep and as the bare loop, and print both; return the sweep's seconds."""
+    """Time the grid as a sweep and as the two bare loops, and print them; return the sweep's
+    seconds. The stacked bare loop is what stacking alone gives, with no framework at all."""
     overrides = _grid_overrides(grid) + extra
     sweep_s = _sweep(overrides, tmp / "grid")
     peak_mb = _peak_mb()  # before the bare process runs: the sweep's processes only
     sweep = _sweep_val_losses(tmp / "grid")
     bare_s, bare = _bare(grid)
+    stacked_s, stacked = _bare(grid, stacked=True)
     n = len(bare)
     print(f"grid: {' '.join(overrides)} ({n} trainings)")
-    print(f"  python -m src.train -m : {sweep_s:7.1f} s")
-    print(f"  bare PyTorch process   : {bare_s:7.1f} s  ({bare_s / n:.2f} s/training)")
-    print(f"  ratio                  : {sweep_s / bare_s:7.2f} x")
-    print(f"  same trainings         : {_same_trainings(bare, sweep)}")
+    print(f"  python -m src.train -m                  : {sweep_s:7.1f} s")
+    print(f"  bare PyTorch process, one seed at a time: {bare_s:7.1f} s  ({bare_s / n:.2f} s/run)")
+    print(f"  ratio                                   : {sweep_s / bare_s:7.2f} x")
+    print(f"  bare PyTorch process, seeds stacked     : {stacked_s:7.1f} s  (one process)")
+    print(f"  ratio to it                             : {sweep_s / stacked_s:7.2f} x")
+    print(f"  max |val_loss sweep - bare|             : {_same_trainings(bare, sweep)}")
+    print(f"  max |val_loss sweep - bare stacked|     : {_same_trainings(stacked, sweep)}")
     print(f"  peak memory, largest process of the sweep: {peak_mb:.0f} MB")
     return sweep_s
 
@@ -196,6 +210,7 @@ def parse_args(argv: list[str] | None = None):
     parser = ArgumentParser(prog="python -m src.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--card", action="store_true", help="the design-card grid, and 30 seeds")
     parser.add_argument("--bare", metavar="GRID", help="run only the bare side (internal)")
+    parser.add_argument("--stacked", action="store_true", help="with --bare: seeds stacked")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the sweeps")
     args = parser.parse_args(argv)
     if args.overrides and args.bare:
@@ -213,7 +228,7 @@ def parse_args(argv: list[str] | None = None):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.bare:
-        return run_bare(json.loads(args.bare))
+        return run_bare(json.loads(args.bare), args.stacked)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if not args.card:
