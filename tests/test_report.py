@@ -297,3 +297,29 @@ def test_malformed_job_records_do_not_take_the_report_down(tmp_path, capsys):
 
     paths = write_search_views(sweep, collect(sweep), tmp_path / "views")
     assert {p.name for p in paths} >= {"history.png", "trial_curves.png", "best_trial.txt"}
+
+
+def test_an_unreadable_model_leaves_its_boundary_blank_and_the_report_whole(tmp_path, monkeypatch):
+    sweep = make_sweep(tmp_path / "sweep")
+    jobs = {
+        (d, w): sweep / f"logger=none,model.depth={d},model.width={w}" / "seed=0"
+        for d, w in [(0, 10), (2, 10)]
+    }
+    (jobs[0, 10] / "model.pt").unlink()  # missing
+    (jobs[2, 10] / "model.pt").write_bytes(b"cut sh")  # corrupt, and the best configuration's
+    grid, big = [], []
+    for name, calls in (("plot_boundary_grid", grid), ("plot_boundaries", big)):
+        plot = getattr(figures, name)
+        monkeypatch.setattr(
+            figures, name, lambda *a, plot=plot, calls=calls: calls.append(a) or plot(*a)
+        )
+
+    assert main([str(sweep)]) == 0
+    out = sweep / REPORT_DIR
+    assert all(is_png(out / name) for name in PNGS)
+    [(cells, _, _, title, _)] = grid
+    blank = [cell is None for line in cells for cell in line]
+    assert sum(blank) == 2 and len(blank) == 4
+    assert "2 unreadable model.pt (missing or corrupt), blank" in title
+    [(boundaries, title, _)] = big
+    assert list(boundaries) == ["worst"] and "the best's model.pt is unreadable" in title

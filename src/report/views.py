@@ -31,12 +31,16 @@ def data_splits(r: Report, data: dict[str, Any]) -> dict[str, tuple[np.ndarray, 
     return r.splits_cache[key]
 
 
-def boundary(r: Report, g: Group, label: str) -> figures.Boundary:
-    """The saved model's sigmoid output on a mesh over its data, validation points on top."""
+def boundary(r: Report, g: Group, label: str) -> figures.Boundary | None:
+    """The saved model's sigmoid output on a mesh over its data, validation points on top;
+    None if its model.pt cannot be loaded (missing, cut short, not this net's weights)."""
     run = r.run_of(g)
-    saved = torch.load(r.sweep_dir / run["job_dir"] / "model.pt", weights_only=True)
-    net = mlp_from_hparams(saved["hparams"])  # residual, norm: the net the job trained
-    net.load_state_dict(saved["state_dict"])
+    try:
+        saved = torch.load(r.sweep_dir / run["job_dir"] / "model.pt", weights_only=True)
+        net = mlp_from_hparams(saved["hparams"])  # residual, norm: the net the job trained
+        net.load_state_dict(saved["state_dict"])
+    except Exception:  # any unreadable file: that panel stays blank, the report goes on
+        return None
     splits = data_splits(r, r.records[run["job_dir"]]["config"]["data"])
     points = np.concatenate([splits["train"][0], splits["val"][0]])
     lo, hi = points.min(axis=0), points.max(axis=0)
@@ -140,9 +144,17 @@ def boundary_figures(r: Report) -> list[Path]:
             ]
             for _, cells in r.panels()
         ]
+    drawn = [
+        (g, b)
+        for (_, cells), panel in zip(r.panels(), grids)
+        for line, boundaries in zip(cells, panel)
+        for g, b in zip(line, boundaries)
+    ]
+    unreadable = sum(g is not None and b is None for g, b in drawn)
+    blank = f"; {unreadable} unreadable model.pt (missing or corrupt), blank" if unreadable else ""
     title = (
         f"decision boundaries (colour: sigmoid output, blue 0 to red 1; line: 0.5), "
-        f"seed {r.seed}, validation points ({r.context})"
+        f"seed {r.seed}, validation points ({r.context}{blank})"
     )
     path = r.out / "boundaries.png"
     if r.facet.key:  # one block of the grid per facet value, side by side
@@ -156,8 +168,13 @@ def boundary_figures(r: Report) -> list[Path]:
             name: boundary(r, g, f"{g.describe(r.swept)}, mean val_loss {g.mean('val_loss'):.3f},")
             for name, g in (("best", ranked[0]), ("worst", ranked[-1]))
         }
-    title = f"best and worst configuration by mean val_loss ({r.context})"
-    paths.append(figures.plot_boundaries(big, title, r.out / "boundaries_best_worst.png"))
+    readable = {name: b for name, b in big.items() if b is not None}
+    if readable:
+        lost = "".join(
+            f"; the {name}'s model.pt is unreadable" for name in big if name not in readable
+        )
+        title = f"best and worst configuration by mean val_loss ({r.context}{lost})"
+        paths.append(figures.plot_boundaries(readable, title, r.out / "boundaries_best_worst.png"))
     return paths
 
 
