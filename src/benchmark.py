@@ -2,7 +2,8 @@
 
     python -m src.benchmark                        # the 36-job grid, and a sweep's fixed cost
     python -m src.benchmark --card                 # the design-card grid (252 jobs), and 30 seeds
-    python -m src.benchmark hydra/launcher=basic   # extra overrides go to the sweeps
+    python -m src.benchmark hydra/launcher=basic   # extra overrides go to the sweeps,
+    python -m src.benchmark model.norm=layer       # and the bare loops follow data/model/trainer
 
 Every side runs in fresh processes (start-up counted), one torch thread per training, on the
 same data, batch order, initial weights, epochs and optimizer. The bare loop trains one run
@@ -24,9 +25,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
-from omegaconf import OmegaConf
 
 from src.config import ArgumentParser
 from src.run.generators import make_splits
@@ -39,11 +40,20 @@ CARD = ((0, 1, 2, 3, 5, 10, 20), (1, 2, 3, 5, 10, 20), 6)
 STABLE_DEPTH = 5  # deeper nets are chaotic: a member may land elsewhere than a lone run
 
 
-def _defaults():
-    data = OmegaConf.load(CONF / "data" / "xor.yaml")
-    model = OmegaConf.load(CONF / "model" / "mlp.yaml")
-    trainer = OmegaConf.load(CONF / "trainer" / "default.yaml")
-    return data, model, trainer
+GRID_KEYS = ("model.depth", "model.width", "seed", "seeds")  # what the benchmark sweeps itself
+
+
+SETTINGS = ("data", "model", "trainer")  # the config sections the bare loops follow
+
+
+def settings(overrides: list[str] = ()) -> dict[str, dict]:
+    """The data, model and trainer settings a sweep with these extra overrides trains with."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides))
+    return {key: OmegaConf.to_container(cfg[key], resolve=True) for key in SETTINGS}
 
 
 def _evaluate(net, loss_fn, x, y) -> torch.Tensor:
@@ -56,10 +66,11 @@ def bare_training(depth: int, width: int, seeds: list[int], splits, data, model,
     """Plain PyTorch doing what src.train does: one seed trains a plain MLP; several train as
     one StackedMLP (each member from its seed's weights and batch order, the loss the sum of
     the members' own mean losses), as a sweep's job does. Returns each seed's val_loss."""
+    options = {"residual": model.residual, "norm": model.norm, "init": model.init}
     nets = []
     for seed in seeds:
         torch.manual_seed(seed)
-        nets.append(MLP(depth, width, model.activation))
+        nets.append(MLP(depth, width, model.activation, **options))
     net = nets[0] if len(seeds) == 1 else StackedMLP(nets)
     opt = OPTIMIZERS[model.optimizer](net.parameters(), lr=model.lr)
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
@@ -85,11 +96,12 @@ def bare_training(depth: int, width: int, seeds: list[int], splits, data, model,
     return [float(v) for v in history[-1][2].reshape(-1)]
 
 
-def run_bare(grid, stacked: bool) -> None:
+def run_bare(grid, stacked: bool, config: dict[str, dict]) -> None:
     """The bare side: all the grid's trainings in this process, one seed after another or one
-    configuration's seeds at a time (`stacked`); prints their val_loss as JSON."""
+    configuration's seeds at a time (`stacked`), with the sweep's settings (`config`, composed
+    by the parent: this process pays for no Hydra); prints their val_loss as JSON."""
     depths, widths, n_seeds = grid
-    data, model, trainer = _defaults()
+    data, model, trainer = (SimpleNamespace(**config[key]) for key in SETTINGS)
     torch.set_num_threads(trainer.num_threads)
     splits = make_splits(data.name, data.n_train, data.n_val, data.n_test, data.noise, data.seed)
     groups = [list(range(n_seeds))] if stacked else [[seed] for seed in range(n_seeds)]
@@ -124,9 +136,9 @@ def _sweep(overrides: list[str], sweep_dir: Path) -> float:
     return _timed(cmd)
 
 
-def _bare(grid, stacked: bool = False) -> tuple[float, dict[str, float]]:
-    cmd = [sys.executable, "-m", "src.benchmark", "--bare", json.dumps(grid)]
-    cmd += ["--stacked"] if stacked else []
+def _bare(grid, extra: list[str], stacked: bool = False) -> tuple[float, dict[str, float]]:
+    bare = json.dumps({"grid": grid, **settings(extra)})
+    cmd = [sys.executable, "-m", "src.benchmark", "--bare", bare] + ["--stacked"] * stacked
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return time.perf_counter() - start, json.loads(done.stdout)
@@ -166,8 +178,8 @@ def compare(grid, extra: list[str], tmp: Path) -> float:
     sweep_s = _sweep(overrides, tmp / "grid")
     peak_mb = _peak_mb()  # before the bare process runs: the sweep's processes only
     sweep = _sweep_val_losses(tmp / "grid")
-    bare_s, bare = _bare(grid)
-    stacked_s, stacked = _bare(grid, stacked=True)
+    bare_s, bare = _bare(grid, extra)
+    stacked_s, stacked = _bare(grid, extra, stacked=True)
     n = len(bare)
     print(f"grid: {' '.join(overrides)} ({n} trainings)")
     print(f"  python -m src.train -m                  : {sweep_s:7.1f} s")
@@ -206,29 +218,30 @@ def fixed_cost(extra: list[str], tmp: Path) -> None:
 
 def parse_args(argv: list[str] | None = None):
     """The command line; a wrong argument (an unknown option, an override Hydra cannot parse,
-    overrides with --bare) ends it in one line, exit status 2."""
+    one of the keys the benchmark sweeps itself) ends it in one line, exit status 2."""
     parser = ArgumentParser(prog="python -m src.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--card", action="store_true", help="the design-card grid, and 30 seeds")
-    parser.add_argument("--bare", metavar="GRID", help="run only the bare side (internal)")
+    parser.add_argument("--bare", metavar="SPEC", help="run only a bare side (internal)")
     parser.add_argument("--stacked", action="store_true", help="with --bare: seeds stacked")
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the sweeps")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.norm=layer")
     args = parser.parse_args(argv)
-    if args.overrides and args.bare:
-        parser.error("overrides go to the sweeps; --bare takes none")
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     for override in args.overrides:
         try:
-            OverridesParser.create().parse_override(override)
+            parsed = OverridesParser.create().parse_override(override)
         except Exception:  # Hydra's message spans lines; say which argument, in one
             parser.error(f"{override!r} is not a Hydra override (key=value)")
+        if parsed.key_or_group in GRID_KEYS:
+            parser.error(f"{override!r}: the benchmark sweeps {', '.join(GRID_KEYS)} itself")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.bare:
-        return run_bare(json.loads(args.bare), args.stacked)
+        spec = json.loads(args.bare)
+        return run_bare(spec.pop("grid"), args.stacked, spec)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if not args.card:

@@ -55,7 +55,7 @@ def _refusals(tmp_path):
         ("src.search", [str(plain), "extra"], "unrecognized arguments: extra"),
         ("src.benchmark", ["--overhed"], "unrecognized arguments: --overhed"),
         ("src.benchmark", ["depth"], "'depth' is not a Hydra override"),
-        ("src.benchmark", ["--bare", "[]", "model.depth=2"], "--bare takes none"),
+        ("src.benchmark", ["model.depth=2"], "the benchmark sweeps model.depth"),
         ("src.autodiff.benchmark", ["overfit"], "unrecognized arguments: overfit"),
     ]
 
