@@ -31,7 +31,7 @@ import torch
 
 from src.config import ArgumentParser
 from src.run.generators import make_splits
-from src.run.nets import MLP, OPTIMIZERS, StackedMLP
+from src.run.nets import OPTIMIZERS, StackedMLP, seeded_mlp
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # (depths, widths, number of seeds)
@@ -67,10 +67,10 @@ def bare_training(depth: int, width: int, seeds: list[int], splits, data, model,
     one StackedMLP (each member from its seed's weights and batch order, the loss the sum of
     the members' own mean losses), as a sweep's job does. Returns each seed's val_loss."""
     options = {"residual": model.residual, "norm": model.norm, "init": model.init}
-    nets = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        nets.append(MLP(depth, width, model.activation, **options))
+    nets = [
+        seeded_mlp(s, depth=depth, width=width, activation=model.activation, **options)
+        for s in seeds
+    ]
     net = nets[0] if len(seeds) == 1 else StackedMLP(nets)
     opt = OPTIMIZERS[model.optimizer](net.parameters(), lr=model.lr)
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
@@ -136,8 +136,8 @@ def _sweep(overrides: list[str], sweep_dir: Path) -> float:
     return _timed(cmd)
 
 
-def _bare(grid, extra: list[str], stacked: bool = False) -> tuple[float, dict[str, float]]:
-    bare = json.dumps({"grid": grid, **settings(extra)})
+def _bare(grid, config: dict[str, dict], stacked: bool = False) -> tuple[float, dict[str, float]]:
+    bare = json.dumps({"grid": grid, **config})
     cmd = [sys.executable, "-m", "src.benchmark", "--bare", bare] + ["--stacked"] * stacked
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -178,8 +178,9 @@ def compare(grid, extra: list[str], tmp: Path) -> float:
     sweep_s = _sweep(overrides, tmp / "grid")
     peak_mb = _peak_mb()  # before the bare process runs: the sweep's processes only
     sweep = _sweep_val_losses(tmp / "grid")
-    bare_s, bare = _bare(grid, extra)
-    stacked_s, stacked = _bare(grid, extra, stacked=True)
+    config = settings(extra)  # the sweep's data, model and trainer, for both bare loops
+    bare_s, bare = _bare(grid, config)
+    stacked_s, stacked = _bare(grid, config, stacked=True)
     n = len(bare)
     print(f"grid: {' '.join(overrides)} ({n} trainings)")
     print(f"  python -m src.train -m                  : {sweep_s:7.1f} s")

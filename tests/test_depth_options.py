@@ -13,7 +13,7 @@ from torch import nn
 
 from src.config import ConfigError
 from src.run.files import member_dir
-from src.run.model import MLPClassifier, seeded_mlp
+from src.run.model import MLPClassifier
 from src.run.nets import (
     MLP,
     StackedBatchNorm,
@@ -21,6 +21,7 @@ from src.run.nets import (
     StackedLinear,
     StackedMLP,
     mlp_from_hparams,
+    seeded_mlp,
 )
 from src.run.training import train, train_stack, validate
 

@@ -19,16 +19,9 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from src.run.nets import MLP, OPTIMIZERS, StackedMLP
+from src.run.nets import OPTIMIZERS, StackedMLP, seeded_mlp
 
 SPLITS = ("train", "val", "test")
-
-
-def seeded_mlp(seed: int, **net_args) -> MLP:
-    """The MLP a single run with this seed starts from (its own random stream, not the caller's)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return MLP(**net_args)
 
 
 class MLPClassifier(pl.LightningModule):

@@ -85,6 +85,13 @@ class MLP(nn.Module):
         return mlp_forward(self, x)
 
 
+def seeded_mlp(seed: int, **net_args) -> MLP:
+    """The MLP a single run with this seed starts from (its own random stream, not the caller's)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MLP(**net_args)
+
+
 def mlp_forward(net: MLP | StackedMLP, x: torch.Tensor) -> torch.Tensor:
     """The forward pass of an MLP, or of a StackedMLP (whose layers take (K, B, features))."""
     *hidden, last = net.layers

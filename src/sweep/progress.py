@@ -56,7 +56,7 @@ def progress_lines(sweep_dir: Path, runs: list[tuple[list[str], dict[str, Any]]]
         state = {"total": None, "swept": None, "started": time.time()}
     finished = [p.stat().st_mtime for p in sweep_files(sweep_dir)]
     this_run = [t for t in finished if t >= state["started"]]  # not a resumed run's earlier jobs
-    return [_line(state, finished, this_run, overrides, metrics) for overrides, metrics in runs]
+    return [_line(state, len(finished), this_run, o, metrics) for o, metrics in runs]
 
 
 def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]) -> str:
@@ -64,8 +64,8 @@ def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]
     return progress_lines(sweep_dir, [(overrides, metrics)])[0]
 
 
-def _line(state, finished, this_run, overrides: list[str], metrics: dict[str, Any]) -> str:
-    done, total, swept = len(finished), state["total"], state["swept"]
+def _line(state, done: int, this_run, overrides: list[str], metrics: dict[str, Any]) -> str:
+    total, swept = state["total"], state["swept"]
     settings = " ".join(
         f"{key.rsplit('.', 1)[-1]}={value}"  # model.depth=3 -> depth=3
         for key, _, value in (o.partition("=") for o in overrides)
