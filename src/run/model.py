@@ -60,7 +60,7 @@ class MLPClassifier(pl.LightningModule):
         self.test_metrics: list[dict[str, float]] = [{} for _ in self.seeds]
         self._diverged_weights: dict[int, dict[str, torch.Tensor]] = {}
         self.member_loggers: dict[int, pl.loggers.Logger] = {}
-        self._val_values: list[dict[str, float]] = []
+        self.val_metrics: list[dict[str, float]] = []  # the last validation epoch's, per member
         # The epoch's sum of per-step weight gradient norms, (depth + 1, K), and its steps.
         self._grad_norm_sum: torch.Tensor | None = None
         self._grad_norm_steps = 0
@@ -126,12 +126,12 @@ class MLPClassifier(pl.LightningModule):
             logger.log_metrics({**row, "epoch": self.current_epoch}, step=self.global_step)
 
     def on_validation_epoch_end(self) -> None:
-        self._val_values = self._epoch_metrics("val")
+        self.val_metrics = self._epoch_metrics("val")
 
     def on_train_epoch_end(self) -> None:
         # Lightning runs validation before this hook, so the epoch's record is complete here.
         # A non-finite value anywhere in it, a gradient norm included, is a divergence.
-        epoch = zip(self._epoch_metrics("train"), self._val_values, self._epoch_grad_norms())
+        epoch = zip(self._epoch_metrics("train"), self.val_metrics, self._epoch_grad_norms())
         for k, (train, val, grads) in enumerate(epoch):
             if self.status[k] != "ok":
                 continue

@@ -133,13 +133,19 @@ def member_config(config: dict[str, Any], seed: int, output_dir: Path) -> dict[s
 
 
 def train_stack(
-    cfg: DictConfig, seeds: list[int], out_dirs: dict[int, Path]
+    cfg: DictConfig,
+    seeds: list[int],
+    out_dirs: dict[int, Path],
+    group: str | None = None,
+    callbacks: list[Any] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Train the seeds together as one stacked model; for each seed in `out_dirs`, write its
     run (metrics.json, model.pt, logger files) into its folder, and return its metrics.
 
     Seeds left out of `out_dirs` are trained but not written (a resumed stack whose other
     seeds finished before). A seed whose files cannot be written is returned as failed.
+    group: the runs' logger group (default: the configuration without the seed);
+    callbacks: Lightning callbacks for the fit (a search's pruning).
     """
     validate(cfg)
     pl, GeneratedDataModule, MLPClassifier = _training_stack()
@@ -153,7 +159,7 @@ def train_stack(
     data = GeneratedDataModule(**cfg.data, shuffle_seeds=seeds)
     model = MLPClassifier(**cfg.model, seeds=seeds)
     n_params = count_parameters(model.net) // len(seeds)
-    group = _job_group()
+    group = group or _job_group()
     config = OmegaConf.to_container(cfg, resolve=True)
     configs = {seed: member_config(config, seed, out) for seed, out in out_dirs.items()}
     progress_bar = cfg.trainer.progress_bar
@@ -185,6 +191,7 @@ def train_stack(
             enable_model_summary=False,
             num_sanity_val_steps=0,
             default_root_dir=next(iter(out_dirs.values()), None),
+            callbacks=callbacks,
         )
         trainer.fit(model, datamodule=data)
         trainer.test(model, datamodule=data, verbose=False)
