@@ -95,7 +95,7 @@ METRIC_KEYS = (  # a finished run's final metrics, also results.csv's columns
 FINITE_WHEN_OK = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "n_params")
 EPOCH_NUMBERS = ("epoch", "train_loss", "val_loss")
 DATA_KEYS = ("name", "n_train", "n_val", "n_test", "noise", "seed")
-STATUSES = ("ok", "diverged", "failed")
+STATUSES = ("ok", "diverged", "pruned", "failed")  # pruned: a search stopped it early
 
 
 def _is_number(value: Any) -> bool:
