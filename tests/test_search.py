@@ -1,194 +1,377 @@
-"""The Bayesian search (hparams_search=bayes): its space, its checks, a real search, the views."""
+"""The Bayesian search (hparams_search=bayes, hydra_plugins/stacked_sweepers/search.py): its
+space, its refusals, the ask-and-tell loop over stacked trials (with a launcher that trains
+nothing), and real searches: resume after kill -9, SQLite storage, pruning, the dashboard."""
+
+from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
+import signal
+import socket
+import statistics
 import subprocess
 import sys
+import time
+import urllib.request
+from pathlib import Path
 
+import optuna
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict
-from optuna.distributions import CategoricalDistribution, LogUniformDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
-from src.config import ConfigError
-from src.report.results import collect
-from src.report.search import write_search_views
+from hydra_plugins.stacked_sweepers.search import StackedSearchSweeper
+from src.report.search import load_study, write_search_report
+from src.run.files import write_json_atomic
 from src.run.training import train
-from src.sweep.search import StartSearch, check_resume, check_search_space, search_space
+from src.sweep.checks import SweepCheck
+from src.sweep.search import check_search_space, study_storage
 
 from .conftest import CONF, ROOT
 from .test_results import job_record
 
-VIEWS = ["parallel_coordinates.png", "importance.png", "history.png", "trial_curves.png"]
+SMALL = ["data.n_train=200", "data.n_val=100", "data.n_test=100", "logger=none"]
 
 
-def search_cfg(*overrides: str):
-    """The search's master config, as the sweeper sees it (hydra node included)."""
+def search_cfg(*overrides: str, sweep_dir: Path | None = None):
+    """The search's master config, as the sweeper sees it (hydra node included): composed
+    without the sweeps, which a multirun leaves to its sweeper."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    plain = [o.input_line for o in parsed if not o.is_sweep_override()]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", ["hparams_search=bayes", *overrides], return_hydra_config=True)
+        cfg = compose("train", ["hparams_search=bayes", *plain], return_hydra_config=True)
     OmegaConf.set_readonly(cfg, False)
+    with open_dict(cfg):
+        cfg.hydra.overrides.task = [o for o in overrides if not o.startswith("hydra.")]
+        if sweep_dir is not None:
+            cfg.hydra.sweep.dir = str(sweep_dir)
     return cfg
+
+
+def sweeper_of(cfg) -> StackedSearchSweeper:
+    settings = OmegaConf.to_container(cfg.hydra.sweeper)
+    settings.pop("_target_")
+    sweeper = StackedSearchSweeper(**settings)
+    sweeper.config = cfg
+    return sweeper
 
 
 def test_the_space_composes_as_the_report_specifies():
     cfg = search_cfg()
     sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("StackedSearchSweeper")
     assert sweeper.direction == "minimize" and sweeper.n_trials == 30
-    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed == 0
+    assert sweeper.sampler.name == "tpe" and sweeper.sampler.seed == 0 and sweeper.pruner is None
     assert cfg.trainer.max_epochs == 50
-    assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "trial=${hydra.job.num}"
-    assert cfg.hydra.callbacks.search._target_ == "src.sweep.search.StartSearch"
-    # What the Optuna sweeper builds from it:
-    space, fixed = create_params_from_overrides([f"{k}={v}" for k, v in sweeper.params.items()])
+    space, fixed, seeds = sweeper_of(cfg).space([])
     assert space == {
         "model.depth": CategoricalDistribution([1, 2, 3, 5]),
         "model.width": CategoricalDistribution([5, 10, 20, 30]),
-        "model.lr": LogUniformDistribution(0.001, 0.1),
+        "model.lr": FloatDistribution(0.001, 0.1, log=True),
         "data.batch_size": CategoricalDistribution([32, 64, 128]),
     }
-    assert not fixed
+    assert fixed == [] and seeds == ["0", "1", "2"]  # seed is each trial's stack, not a dimension
     check_search_space(cfg)  # the default space passes its own check
 
 
-def test_trial_count_seed_and_space_are_overridable():
-    cfg = search_cfg("hydra.sweeper.n_trials=7", "hydra.sweeper.sampler.seed=3")
-    assert cfg.hydra.sweeper.n_trials == 7 and cfg.hydra.sweeper.sampler.seed == 3
-    # The command line's sweeps win over the config's; a fixed value leaves the space.
-    cfg.hydra.overrides.task = ["model.lr=tag(log,interval(0.0001,1))", "model.depth=3"]
-    space = search_space(cfg)
-    assert set(space) == {"model.width", "model.lr", "data.batch_size"}
-    assert space["model.lr"][1].value().start == 0.0001
+@pytest.mark.parametrize(
+    "override, key, expected",
+    [
+        ("model.width=choice(4,8)", "model.width", CategoricalDistribution([4, 8])),
+        ("model.width=4,8,16", "model.width", CategoricalDistribution([4, 8, 16])),
+        ("model.width=range(2,10,2)", "model.width", IntDistribution(2, 8, step=2)),
+        ("model.lr=interval(0.1,0.5)", "model.lr", FloatDistribution(0.1, 0.5)),
+        ("model.lr=tag(log,interval(1e-4,1))", "model.lr", FloatDistribution(1e-4, 1, log=True)),
+        ("model.width=tag(int,interval(2,64))", "model.width", IntDistribution(2, 64)),
+        ("model.activation=choice(tanh,relu)", "model.activation",
+         CategoricalDistribution(["tanh", "relu"])),
+    ],
+)  # fmt: skip
+def test_each_kind_of_sweep_is_its_distribution_and_the_command_line_wins(override, key, expected):
+    cfg = search_cfg(override, "model.depth=3", "seed=5")
+    space, fixed, seeds = sweeper_of(cfg).space([override, "model.depth=3", "seed=5"])
+    assert space[key] == expected
+    assert "model.depth" not in space and fixed == ["model.depth=3"]  # a fixed value leaves
+    assert seeds == ["5"]  # one seed per trial
+
+
+def refusal(cfg, capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_:
+        SweepCheck().on_multirun_start(cfg)
+    return exit_.value.code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
-    "key, value, named",
+    "overrides, named",
     [
-        ("params", {"model.dpth": "choice(1, 2)"}, "hydra.sweeper.params.model.dpth="),
-        ("params", {"model.depth": "choice()"}, "hydra.sweeper.params.model.depth="),
-        ("params", {"model.depth": "range(5, 1)"}, "hydra.sweeper.params.model.depth="),
-        ("params", {"model.lr": "tag(log, interval(0, 0.1))"}, "hydra.sweeper.params.model.lr="),
-        ("params", {"model.lr": "interval(0.1, 0.01)"}, "hydra.sweeper.params.model.lr="),
-        ("task", ["model.lr=tag(log,interval(-1,0.1))"], "model.lr="),
-        ("task", ["model.widht=choice(1,2)"], "model.widht="),
-        ("n_trials", 0, "hydra.sweeper.n_trials=0"),
+        (["model.dpth=choice(1,2)"], "model.dpth="),
+        (["params:model.dpth=choice(1,2)"], "hydra.sweeper.params.model.dpth="),
+        (["params:model.depth=choice()"], "hydra.sweeper.params.model.depth="),
+        (["params:model.lr=tag(log, interval(0, 0.1))"], "hydra.sweeper.params.model.lr="),
+        (["model.lr=tag(log,interval(0,0.1))"], "model.lr="),
+        (["model.lr=tag(log,interval(-1,0.1))"], "model.lr="),
+        (["model.lr=interval(0.1,0.01)"], "model.lr="),
+        (["model.lr=interval(0.1,0.1)"], "model.lr="),
+        (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0"),
+        (["hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0"),
+        (["hydra.sweeper.sampler.name=annealing"], "hydra.sweeper.sampler.name='annealing'"),
+        (["hydra.sweeper.pruner=mediam"], "hydra.sweeper.pruner='mediam'"),
+        (["hydra.sweeper.direction=down"], "hydra.sweeper.direction='down'"),
+        (["hydra.sweeper.storage=nosuchdb://x/y"], "hydra.sweeper.storage="),
+        (["seed=1,1,2"], "seed="),
     ],
 )
-def test_a_bad_search_is_refused_in_one_line_before_any_trial(tmp_path, capsys, key, value, named):
-    cfg = search_cfg()
-    with open_dict(cfg):
-        if key == "params":
-            cfg.hydra.sweeper.params.update(value)
-        elif key == "task":
-            cfg.hydra.overrides.task = value
-        else:
-            cfg.hydra.sweeper[key] = value
-    cfg.hydra.sweep.dir = str(tmp_path / "sweep")
-    with pytest.raises(ConfigError, match="is not allowed"):
-        check_search_space(cfg)
-    with pytest.raises(SystemExit) as exit_:
-        StartSearch().on_multirun_start(cfg)
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and err.startswith(f"error: {named}") and err.count("\n") == 1
-    assert not (tmp_path / "sweep").exists()
+def test_a_bad_search_is_refused_in_one_line_before_any_trial(tmp_path, capsys, overrides, named):
+    # "params:" entries are written in hydra.sweeper.params, as a config file would.
+    given = [o for o in overrides if not o.startswith("params:")]
+    cfg = search_cfg(*given, sweep_dir=tmp_path / "s")
+    for entry in overrides:
+        if entry.startswith("params:"):
+            key, value = entry.removeprefix("params:").split("=", 1)
+            with open_dict(cfg):
+                cfg.hydra.sweeper.params[key] = value
+    code, err = refusal(cfg, capsys)
+    assert code == 2 and err.startswith(f"error: {named}") and err.count("\n") == 1, err
+    assert "is not allowed" in err
+    assert not (tmp_path / "s").exists()  # nothing written: no trial ran
 
 
-def test_a_rerun_into_the_folder_must_be_the_same_search(tmp_path):
-    cfg = search_cfg()
-    cfg.hydra.sweep.dir = str(tmp_path)
-    check_resume(cfg)  # a new folder
-    OmegaConf.save(cfg, tmp_path / "multirun.yaml")
-    cfg.hydra.sweeper.n_trials = 40
-    check_resume(cfg)  # the same search, more trials: replays the first 30
-    for key, value, reason in [
-        ("sampler", {"seed": 1}, "sampler"),
-        ("params", {"model.width": "choice(5, 10)"}, "params"),
-        ("storage", "sqlite:///x.db", "storage"),
-    ]:
-        other = search_cfg()
-        other.hydra.sweep.dir = str(tmp_path)
-        other.hydra.sweeper = OmegaConf.merge(other.hydra.sweeper, {key: value})
-        if key == "storage":
-            OmegaConf.save(other, tmp_path / "multirun.yaml")
-        with pytest.raises(ConfigError, match=reason):
-            check_resume(other)
+class FakeLauncher:
+    """Runs no training: writes each trial's seeds' metrics.json with val_loss a function of
+    the parameters, as a stacked job would, and records the batches it was handed."""
+
+    def __init__(self, sweep_dir: Path, outcome=None):
+        self.sweep_dir, self.batches, self.outcome = sweep_dir, [], outcome or (lambda p, s: "ok")
+
+    def launch(self, jobs, initial_job_idx):
+        self.batches.append((initial_job_idx, [list(j) for j in jobs]))
+        results = []
+        for n, job in enumerate(jobs, start=initial_job_idx):
+            params = dict(o.split("=", 1) for o in job if not o.startswith("++"))
+            seeds = json.loads(next(o for o in job if o.startswith("++seeds=")).split("=", 1)[1])
+            out = self.sweep_dir / f"trial={n}"
+            for seed in seeds:
+                status = self.outcome(params, seed)
+                loss = float(params["model.lr"]) * (1 + seed)
+                record = job_record(status, loss=loss)
+                if status == "failed":
+                    record = {"status": "failed", "error": "a bad value"}
+                (out / f"seed={seed}").mkdir(parents=True)
+                write_json_atomic(out / f"seed={seed}" / "metrics.json", record)
+            hydra_cfg = OmegaConf.create({"hydra": {"runtime": {"output_dir": str(out)}}})
+            results.append(
+                JobReturn(overrides=job, hydra_cfg=hydra_cfg, status=JobStatus.COMPLETED)
+            )
+        return results
 
 
-def test_a_small_search_runs_writes_its_views_and_its_best_trial_reruns(tmp_path, make_cfg):
+def fake_search(tmp_path, *overrides, outcome=None):
     sweep = tmp_path / "sweep"
-    small = ["data.n_train=200", "data.n_val=100", "data.n_test=100", "trainer.max_epochs=2"]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "src.train",
-            "-m",
-            "hparams_search=bayes",
-            "hydra.sweeper.n_trials=4",
-            "logger=none",
-            "hydra/launcher=basic",  # one trial after another: no worker processes to start
-            "model.depth=choice(-1,2)",  # -1 fails: a bad trial, and the search goes on
-            f"hydra.sweep.dir={sweep}",
-            *small,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    cfg = search_cfg("hydra.sweeper.n_trials=5", *overrides, sweep_dir=sweep)
+    sweeper = sweeper_of(cfg)
+    sweeper.launcher = FakeLauncher(sweep, outcome)
+    sweeper.sweep(list(cfg.hydra.overrides.task))
+    storage = study_storage(None, sweep)
+    return sweeper, optuna.load_study(study_name="bayes", storage=storage)
+
+
+def test_each_trial_is_one_job_of_its_seeds_scored_by_their_mean(tmp_path):
+    sweeper, study = fake_search(tmp_path, "hydra.sweeper.n_jobs=2")
+    # n_trials=5, two at a time: batches of 2, 2, 1, each launched as its trials' numbers.
+    assert [(first, len(jobs)) for first, jobs in sweeper.launcher.batches] == [
+        (0, 2),
+        (2, 2),
+        (4, 1),
+    ]
+    assert all(job[-1] == "++seeds=[0,1,2]" for _, jobs in sweeper.launcher.batches for job in jobs)
+    first_pair = [job for job in sweeper.launcher.batches[0][1]]
+    assert first_pair[0] != first_pair[1]  # two trials asked at once differ
+    assert len(study.trials) == 5
+    for trial in study.trials:
+        assert trial.state == TrialState.COMPLETE
+        folder = tmp_path / "sweep" / f"trial={trial.number}"
+        written = {
+            str(s): json.loads((folder / f"seed={s}" / "metrics.json").read_text())["val_loss"]
+            for s in (0, 1, 2)
+        }
+        assert trial.user_attrs["seed_values"] == written
+        assert trial.value == pytest.approx(statistics.fmean(written.values()))
+    best = OmegaConf.load(tmp_path / "sweep" / "optimization_results.yaml")
+    assert best.best_value == pytest.approx(min(t.value for t in study.trials))
+
+
+def test_a_failed_seed_fails_the_trial_a_diverged_one_makes_it_the_worst(tmp_path):
+    def outcome(params, seed):
+        depth = int(params["model.depth"])
+        return {1: "failed", 5: "diverged"}.get(depth, "ok") if seed == 1 else "ok"
+
+    _, study = fake_search(tmp_path, "hydra.sweeper.n_trials=15", "model.depth=choice(1,2,5)",
+                           "hydra.sweeper.sampler.name=random",
+                           outcome=outcome)  # fmt: skip
+    by_depth = {}
+    for t in study.trials:
+        by_depth.setdefault(t.params["model.depth"], []).append(t)
+    assert set(by_depth) == {1, 2, 5} and len(study.trials) == 15  # the search went on
+    assert all(
+        t.state == TrialState.FAIL and "seed=1" in t.user_attrs["error"] for t in by_depth[1]
+    )
+    assert all(t.state == TrialState.COMPLETE and t.value == math.inf for t in by_depth[5])
+    assert all(t.state == TrialState.COMPLETE and math.isfinite(t.value) for t in by_depth[2])
+
+
+def test_a_rerun_with_another_space_is_refused_in_one_line(tmp_path, capsys):
+    fake_search(tmp_path)
+    cfg = search_cfg("model.width=choice(5,10)", sweep_dir=tmp_path / "sweep")
+    sweeper = sweeper_of(cfg)
+    sweeper.launcher = FakeLauncher(tmp_path / "sweep")
+    with pytest.raises(SystemExit) as exit_:
+        sweeper.sweep(["model.width=choice(5,10)"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "model.width" in err, err
+    assert sweeper.launcher.batches == []
+
+
+def run_search(sweep: Path, *overrides: str, wait_for: Path | None = None, timeout=300):
+    """`python -m src.train -m hparams_search=bayes ...` into `sweep`; with `wait_for`, killed
+    with SIGKILL (its process group, as a scheduler would) once that file exists."""
+    command = [sys.executable, "-m", "src.train", "-m", "hparams_search=bayes", *SMALL,
+               "hydra/launcher=basic", f"hydra.sweep.dir={sweep}", *overrides]  # fmt: skip
+    if wait_for is None:
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while not wait_for.exists():
+        assert process.poll() is None, "the search ended before it could be killed"
+        assert time.monotonic() < deadline, f"{wait_for} never appeared"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return None
+
+
+def finished_files(sweep: Path) -> dict[Path, tuple[int, bytes]]:
+    return {
+        p: (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sweep.rglob("metrics.json")
+        if json.loads(p.read_text())["status"] == "ok"
+    }
+
+
+def test_a_killed_search_resumes_to_n_trials_without_rewriting_a_finished_trial(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["hydra.sweeper.n_trials=4", "trainer.max_epochs=15", "seed=range(2)"]
+    run_search(sweep, *args, wait_for=sweep / "trial=1" / "seed=1" / "metrics.json")
+    before = finished_files(sweep)
+    assert before, "no trial had finished when the search was killed"
+    done = run_search(sweep, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    study = load_study(sweep)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 4
+    for trial in study.trials:
+        if trial.state == TrialState.FAIL:  # left running by the kill: closed, asked again
+            assert "error" not in trial.user_attrs
+            retried = [t for t in study.trials if t.user_attrs.get("retry_of") == trial.number]
+            assert len(retried) == 1 and retried[0].params == trial.params
+    after = finished_files(sweep)
+    assert all(after[p] == before[p] for p in before)  # not one finished file rewritten
+    assert len(after) == 4 * 2
+
+
+def test_a_search_on_sqlite_storage_writes_its_report_and_its_best_trial_retrains(
+    tmp_path, make_cfg
+):
+    sweep, db = tmp_path / "sweep", tmp_path / "bayes.db"
+    done = run_search(
+        sweep,
+        "hydra.sweeper.n_trials=3",
+        "trainer.max_epochs=2",
+        f"hydra.sweeper.storage=sqlite:///{db}",
+        "model.depth=choice(-1,2)",  # -1 is refused by the job: a failed trial, the search goes on
     )
     output = done.stdout + done.stderr
-    rows = collect(sweep)
-    assert len(rows) == 4, output
-    statuses = sorted(r["status"] for r in rows)
-    assert "failed" in statuses and "ok" in statuses, output
-    assert done.returncode == 1, output  # finished, and says that some trials failed
-    best = OmegaConf.load(sweep / "optimization_results.yaml")
-    ok_losses = [r["val_loss"] for r in rows if r["status"] == "ok"]
-    assert best.best_value == pytest.approx(min(ok_losses))
-    assert (sweep / "multirun.yaml").exists()
-
-    paths = write_search_views(sweep, rows, sweep / "report")
-    assert [p.name for p in paths] == [*VIEWS, "best_trial.txt"]
-    assert all(p.stat().st_size > 5000 for p in paths if p.suffix == ".png")
-    text = (sweep / "report" / "best_trial.txt").read_text()
+    assert done.returncode == 1, output  # finished, and says that some runs failed
+    assert db.exists() and not (sweep / "study.journal").exists()
+    study = optuna.load_study(study_name="bayes", storage=f"sqlite:///{db}")
+    assert len(study.trials) == 3
+    states = {t.params["model.depth"]: t.state for t in study.trials}
+    assert states.get(-1, TrialState.FAIL) == TrialState.FAIL
+    report = write_search_report(sweep)
+    text = (report / "best_trial.txt").read_text()
+    if TrialState.COMPLETE not in states.values():
+        pytest.skip("the sampler tried depth=-1 only")
     command = shlex.split(text.splitlines()[-1])
-    assert command[:3] == ["python", "-m", "src.train"]
-    overrides = [o for o in command[3:] if not o.startswith("logger=")]
-    metrics = train(make_cfg(*overrides, tiny=False))
-    assert metrics["val_loss"] == pytest.approx(min(ok_losses), rel=1e-4)
+    assert command[:3] == ["python", "-m", "src.train"] and command[-1].startswith("seeds=[")
+    overrides = [o for o in command[3:] if not o.startswith(("logger=", "seeds=", "hparams"))]
+    metrics = train(make_cfg(*overrides, "seed=0", tiny=False))
+    assert metrics["val_loss"] == pytest.approx(study.best_trial.user_attrs["seed_values"]["0"])
+    page = (report / "index.html").read_text()
+    assert "<h1>Search report:" in page and "Grid report" not in page and "± nan" not in page
 
 
-def synthetic_rows(sweep):
-    """Eight trials as src.results.collect gives them, with histories in the job folders."""
-    rows = []
-    for n in range(8):
-        lr = 0.001 * 10 ** (n / 4)
-        status = "diverged" if n == 6 else "failed" if n == 7 else "ok"
-        loss = 0.5 / (1 + 10 * n) if status == "ok" else math.inf
-        row = {"model.depth": [1, 2, 3, 5][n % 4], "model.width": [5, 30][n % 2], "model.lr": lr}
-        row |= {"data.batch_size": 64, "seed": 0, "status": status, "job_dir": f"trial={n}"}
-        row |= {"val_loss": None if status == "failed" else loss, "val_accuracy": 0.9}
-        rows.append(row)
-        if status != "failed":
-            history = [
-                {"epoch": e, "train_loss": loss * (3 - e), "train_accuracy": 0.9,
-                 "val_loss": loss * (3 - e), "val_accuracy": 0.8 + e / 20}
-                for e in range(3)
-            ]  # fmt: skip
-            record = {**job_record(status), "history": history}
-            (sweep / f"trial={n}").mkdir(parents=True)
-            (sweep / f"trial={n}" / "metrics.json").write_text(json.dumps(record))
-    return rows[::-1]  # in any order
-
-
-def test_views_on_a_synthetic_results_table(tmp_path, capsys):
+def test_pruning_stops_trials_and_records_them_as_pruned(tmp_path):
     sweep = tmp_path / "sweep"
-    paths = write_search_views(sweep, synthetic_rows(sweep), tmp_path / "out")
-    assert [p.name for p in paths] == [*VIEWS, "best_trial.txt"]
-    text = (tmp_path / "out" / "best_trial.txt").read_text()
-    assert text.startswith("best trial: trial=5 (val_loss=0.009804")
-    assert "python -m src.train model.depth=2 model.width=30 model.lr=0.0177" in text
-    assert "seed" not in text  # not swept, so not a parameter of the search
-    assert capsys.readouterr().out == text  # printed too
-    assert write_search_views(sweep, [], tmp_path / "none") == []
+    done = run_search(
+        sweep,
+        "hydra.sweeper.n_trials=10",
+        "hydra.sweeper.pruner=median",
+        "+hydra.sweeper.pruner_args.n_startup_trials=2",
+        "trainer.max_epochs=8",
+        "seed=0",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    study = load_study(sweep)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, [t.state for t in study.trials]
+    results = (sweep / "results.csv").read_text()
+    assert results.count(",pruned,") == len(pruned)
+    for trial in pruned:  # stopped before the last epoch, its values in the study
+        record = json.loads(
+            (sweep / f"trial={trial.number}" / "seed=0" / "metrics.json").read_text()
+        )
+        assert record["status"] == "pruned" and record["epochs"] < 8
+        assert sorted(trial.intermediate_values) == list(range(record["epochs"]))
+    assert "pruned" in done.stdout + done.stderr  # counted at the end
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_dashboard_serves_the_study_journal_over_http(tmp_path):
+    _, study = fake_search(tmp_path)
+    port = free_port()
+    dashboard = Path(sys.executable).parent / "optuna-dashboard"
+    server = subprocess.Popen(
+        [str(dashboard), str(tmp_path / "sweep" / "study.journal"), "--port", str(port), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline, studies = time.monotonic() + 60, None
+        while studies is None:
+            assert server.poll() is None, "optuna-dashboard exited"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
+                    studies = json.load(r)["study_summaries"]
+            except OSError:
+                assert time.monotonic() < deadline, "optuna-dashboard never answered"
+                time.sleep(0.2)
+        (summary,) = studies
+        assert summary["study_name"] == "bayes"
+        url = f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            served = json.load(r)["trials"]
+        assert [t["values"][0] for t in served] == pytest.approx([t.value for t in study.trials])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

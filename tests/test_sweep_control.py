@@ -37,9 +37,16 @@ def test_plan_counts_the_grid_and_names_the_swept_keys():
     assert plan(master(["seed=0,1"], params={"model.lr": "0.1,0.01"})) == (4, ["model.lr", "seed"])
 
 
-def test_plan_of_a_search_is_its_trial_count():
-    config = master([], params={"model.lr": "tag(log, interval(0.001, 0.1))"}, n_trials=30)
-    assert plan(config) == (30, ["model.lr"])
+SEARCH = "hydra_plugins.stacked_sweepers.search.StackedSearchSweeper"
+
+
+def test_plan_of_a_search_is_its_trials_times_their_seeds():
+    params = {"model.lr": "tag(log, interval(0.001, 0.1))", "seed": "range(3)"}
+    config = master([], params=params, sweeper=SEARCH, n_trials=30, seed_key="seed")
+    assert plan(config) == (90, ["model.lr"])
+    config.hydra.overrides.task = ["seed=4", "model.depth=choice(1,2)"]  # one seed a trial
+    config.seed = 4
+    assert plan(config) == (30, ["model.depth", "model.lr"])
 
 
 @pytest.mark.parametrize(

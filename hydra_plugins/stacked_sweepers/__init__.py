@@ -1,6 +1,11 @@
-"""A Hydra sweeper that launches the seeds of a configuration as one job (seed_stacking).
+"""The project's Hydra sweepers; both launch the seeds of a configuration as one job.
 
-It expands a sweep exactly as Hydra's BasicSweeper does, then merges the jobs that differ only
-in `seed` into one job that receives all their seeds as `++seeds=[...]`, and launches those
-through the configured launcher. The task trains them as one stacked model.
+- `grid.SeedStackingSweeper` (`hydra/sweeper=seed_stacking`, the default): every combination,
+  expanded as Hydra's BasicSweeper does, with the jobs that differ only in `seed` merged into
+  one job that receives all their seeds as `++seeds=[...]`;
+- `search.StackedSearchSweeper` (`hydra/sweeper=stacked_search`, `hparams_search=bayes`): an
+  Optuna study asked for trials, each trial one job of the swept seeds, scored by their mean.
+
+`overrides` holds what both share: expanding overrides and grouping seeds. The task trains a
+job's seeds as one stacked model.
 """

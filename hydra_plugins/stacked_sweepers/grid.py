@@ -2,62 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
 from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-
-def expand(overrides: list[Override]) -> list[list[str]]:
-    """Every job's overrides, as BasicSweeper builds them: the cartesian product of the values
-    of each key, keys in the order first given (a key given twice keeps the later values)."""
-    choices: dict[str, list[str]] = {}
-    for override in overrides:
-        key = override.get_key_element()
-        if not override.is_sweep_override():
-            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
-        elif override.is_discrete_sweep():
-            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
-        else:
-            raise HydraException(
-                f"{SeedStackingSweeper.__name__} does not support sweep type : "
-                f"{override.value_type.name}"
-            )
-    return [list(job) for job in itertools.product(*choices.values())]
-
-
-def _bare_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def stack(jobs: list[list[str]], seed_key: str, stack_key: str) -> list[list[str]]:
-    """Merge the jobs that differ only in `seed_key`: one job per configuration, in the order
-    of its first job, with `++<stack_key>=[s1,s2,...]` where the seed override stood."""
-    groups: dict[tuple[int, tuple[str, ...]], list[str]] = {}
-    for job in jobs:
-        at = next(i for i, override in enumerate(job) if _bare_key(override) == seed_key)
-        rest = tuple(job[:at] + job[at + 1 :])
-        groups.setdefault((at, rest), []).append(job[at].split("=", 1)[1])
-    return [
-        [*rest[:at], f"++{stack_key}=[{','.join(seeds)}]", *rest[at:]]
-        for (at, rest), seeds in groups.items()
-    ]
-
-
-def seed_is_swept(overrides: list[Override], seed_key: str) -> bool:
-    """Whether the last override of `seed_key` sweeps more than one value."""
-    found = [o for o in overrides if o.key_or_group == seed_key]
-    if not found or not found[-1].is_discrete_sweep():
-        return False
-    return len(list(found[-1].sweep_string_iterator())) > 1
+from .overrides import expand, parse, stack, swept_seeds
 
 
 class SeedStackingSweeper(Sweeper):
@@ -93,12 +48,10 @@ class SeedStackingSweeper(Sweeper):
 
     def job_batches(self, arguments: list[str]) -> list[list[list[str]]]:
         """The jobs' overrides, in batches of at most `max_batch_size` jobs."""
-        loader = self.hydra_context.config_loader if self.hydra_context else None
-        parser = OverridesParser.create(config_loader=loader)
-        given = [f"{key}={value}" for key, value in self.params.items()] + list(arguments)
-        overrides = parser.parse_overrides(given)
+        overrides = parse(self.params, arguments, self.hydra_context)
         jobs = expand(overrides)
-        if self.stack_seeds and seed_is_swept(overrides, self.seed_key):
+        seeds = swept_seeds(overrides, self.seed_key)
+        if self.stack_seeds and seeds is not None and len(seeds) > 1:
             jobs = stack(jobs, self.seed_key, self.stack_key)
         size = self.max_batch_size if self.max_batch_size not in (None, -1) else len(jobs)
         return [jobs[i : i + size] for i in range(0, len(jobs), max(size, 1))]

@@ -11,19 +11,35 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.report.grid import log_to_wandb, write_report
 from src.report.workers import pool
+from src.sweep.search import is_search
 
 log = logging.getLogger(__name__)
 
 
+def write_search_report(sweep_dir: Path) -> Path:
+    from src.report.search import write_search_report as write  # matplotlib, optuna: by a worker
+
+    return write(sweep_dir)
+
+
 class GridReport(Callback):
-    """Writes results.csv and the report (src/report/grid.py) into the sweep folder at the end;
-    logs them as one wandb run when the wandb logger is on. Never fails the sweep."""
+    """Writes results.csv and the report (a grid's, src/report/grid.py, or a search's,
+    src/report/search.py) into the sweep folder at the end; logs them as one wandb run when
+    the wandb logger is on. Never fails the sweep."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        search = is_search(config.hydra.sweeper)
         try:  # the figures are drawn by the sweep's idle workers, if it has some
             workers = pool(OmegaConf.select(config, "hydra.launcher"))
-            report_dir = write_report(sweep_dir, workers=workers)
+            if not search:
+                report_dir = write_report(sweep_dir, workers=workers)
+            elif workers is None:
+                report_dir = write_search_report(sweep_dir)
+            else:
+                from joblib import delayed
+
+                (report_dir,) = workers([delayed(write_search_report)(sweep_dir)])
         except Exception as error:  # results.csv is written first, so it survives this
             log.error(f"report not written: {type(error).__name__}: {error}")
             return

@@ -1,248 +1,306 @@
-"""The views of a finished search, as the report read them off wandb (part 4): parallel
-coordinates of all trials coloured by val_loss, parameter importance beside correlation
-with val_loss, the optimisation history, the learning curves, and the best trial as a
-command line.
+"""A search's report, drawn from its Optuna study: `<sweep>/results.csv` and `<sweep>/report/`.
 
-    python -m src.search <sweep dir>     # into <sweep dir>/report/
+    python -m src.search <sweep dir>
+
+Written at the end of every search (src/report/callback.py) and on demand. Its views: the
+best trial with the command that retrains it, a table of the best trials, parallel
+coordinates, parameter importance beside correlation, the optimisation history, the trials'
+learning curves and, when the search pruned, each trial's per-epoch values.
 """
 
 from __future__ import annotations
 
+import html
 import math
-import re
 import shlex
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import LogNorm, Normalize
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
 from src.config import ArgumentParser
-from src.report.results import RESULT_KEYS, SweepError, collect
-from src.run.files import read_metrics
-from src.sweep.search import is_log_scale, search_space
+from src.report.results import SweepError, collect, write_results
+from src.run.files import member_dir, read_metrics
 
-METRIC = "val_loss"
+REPORT_DIR = "report"
+TOP = 10  # trials in the page's table
+TARGET = "mean val_loss"  # a trial's value: the mean of its seeds' final val_loss
+CAPTIONS = {  # figure file stem: its heading on the page
+    "parallel_coordinates": "Every trial's parameters and value",
+    "importance": "Which parameters matter, and in which direction",
+    "history": "The search's progress",
+    "trial_curves": "Learning curves of the trials",
+    "intermediate_values": "Each trial's value by epoch (what pruning compares)",
+}
 
 
-CMAP = "viridis_r"  # bright = low val_loss
+def load_study(sweep_dir: Path) -> Any:
+    """The study of a search's folder, from the storage its multirun.yaml names."""
+    import optuna
 
+    from src.sweep.search import is_search, study_storage
 
-def trial_number(row: dict[str, Any], default: int) -> int:
-    """The Hydra job number, from a `trial=<n>` job folder (else `default`)."""
-    match = re.search(r"trial=(\d+)", str(row.get("job_dir", "")))
-    return int(match.group(1)) if match else default
-
-
-def _parameters(sweep_dir: Path, rows: list[dict[str, Any]]) -> dict[str, bool]:
-    """The swept keys and whether each is searched on a log scale."""
     multirun = Path(sweep_dir) / "multirun.yaml"
-    if multirun.exists():
-        space = search_space(OmegaConf.load(multirun))
-        found = {k: is_log_scale(o) for k, (_, o) in space.items() if any(k in r for r in rows)}
-        if found:
-            return found
-    keys = dict.fromkeys(k for row in rows for k in row if k not in RESULT_KEYS)
-    return {k: False for k in keys if len({str(row.get(k)) for row in rows}) > 1}
+    if not multirun.is_file():
+        raise SweepError(f"{sweep_dir} is not a sweep (no multirun.yaml)")
+    config = OmegaConf.load(multirun)
+    sweeper = config.hydra.sweeper
+    if not is_search(sweeper):
+        target = sweeper.get("_target_", "?").rsplit(".", 1)[-1]
+        raise SweepError(
+            f"{sweep_dir} is not a search (its sweeper is {target}): python -m src.report"
+        )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(
+            study_name=sweeper.study_name, storage=study_storage(sweeper.storage, sweep_dir)
+        )
+    except Exception as error:
+        raise SweepError(f"{sweep_dir}: its study cannot be loaded ({error})") from None
 
 
-def _metric(row: dict[str, Any]) -> float:
-    value = row.get(METRIC)
-    ok = row.get("status", "ok") == "ok" and isinstance(value, (int, float))
-    return float(value) if ok and math.isfinite(value) else math.inf
+def completed(study: Any) -> list[Any]:
+    from optuna.trial import TrialState
+
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if math.isfinite(t.value)
+    ]
 
 
-def _coordinates(values: list[Any], log: bool) -> tuple[np.ndarray, list[tuple[float, str]]]:
-    """Values mapped to [0, 1] (log10 first when `log`; strings by order), and axis ticks."""
-    if all(isinstance(v, (int, float)) for v in values):
-        raw = np.array(values, dtype=float)
-        x = np.log10(raw) if log else raw
-    else:
-        names = sorted({str(v) for v in values})
-        x = np.array([names.index(str(v)) for v in values], dtype=float)
-    lo, hi = float(x.min()), float(x.max())
-    scaled = (x - lo) / (hi - lo) if hi > lo else np.full_like(x, 0.5)
-    distinct = sorted(set(values), key=lambda v: x[values.index(v)])
-    if len(distinct) <= 6:
-        ticks = [(float(scaled[values.index(v)]), f"{v:.3g}" if isinstance(v, float) else str(v))
-                 for v in distinct]  # fmt: skip
-    else:
-        points = np.linspace(lo, hi, 5)
-        ticks = [(float(i / 4), f"{10**p if log else p:.3g}") for i, p in enumerate(points)]
-    return scaled, ticks
+def retrain_command(sweep_dir: Path, trial: Any) -> str:
+    """The command that trains a trial's configuration again, its seeds as one stack: the
+    trial's overrides, the epochs the search trained for (hparams_search sets them) and seeds."""
+    seeds = trial.user_attrs.get("seeds", [0])
+    seed_dir = member_dir(Path(sweep_dir) / f"trial={trial.number}", seeds[0])
+    overrides = [str(o) for o in OmegaConf.load(seed_dir / ".hydra" / "overrides.yaml")]
+    config = OmegaConf.load(seed_dir / ".hydra" / "config.yaml")
+    keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in ("seed", "seeds")]
+    if not any(o.startswith("trainer.max_epochs=") for o in keep):
+        keep.append(f"trainer.max_epochs={config.trainer.max_epochs}")
+    keep.append(f"seeds=[{','.join(map(str, seeds))}]")
+    return "python -m src.train " + " ".join(shlex.quote(o) for o in keep)
 
 
-def _loss_norm(losses: np.ndarray) -> Normalize:
-    finite = losses[np.isfinite(losses)]
-    if len(finite) == 0:
-        return Normalize(0, 1)
-    lo, hi = float(finite.min()), float(finite.max())
-    return LogNorm(lo, hi) if lo > 0 and hi > lo else Normalize(lo, hi + 1e-12)
+def seed_spread(trial: Any) -> str:
+    values = [v for v in trial.user_attrs.get("seed_values", {}).values() if v is not None]
+    if len(values) < 2:
+        return f"{trial.value:.4g}"
+    return f"{trial.value:.4g} ± {statistics.stdev(values):.2g} ({len(values)} seeds)"
 
 
-def parallel_coordinates(rows, params: dict[str, bool], path: Path) -> None:
-    losses = np.array([_metric(r) for r in rows])
-    norm = _loss_norm(losses)
-    finite = np.isfinite(losses)
-    columns = [_coordinates([r.get(k) for r in rows], log) for k, log in params.items()]
-    metric_log = isinstance(norm, LogNorm)
-    if finite.any():
-        metric = _coordinates(list(losses[finite]), metric_log)
-        y = np.full(len(rows), 1.08)  # diverged and failed trials above the top
-        y[finite] = metric[0]
-        columns.append((y, metric[1] + ([(1.08, "diverged/failed")] if not finite.all() else [])))
-    names = [k + (" (log)" if log else "") for k, log in params.items()]
-    names.append(METRIC + (" (log)" if metric_log else ""))
-    fig = Figure(figsize=(2.2 * len(columns) + 1.5, 5), layout="constrained")
-    ax = fig.add_subplot()
-    cmap = fig.colorbar(ScalarMappable(norm, CMAP), ax=ax, label=METRIC).cmap
-    for i in np.argsort(-np.where(finite, losses, np.inf), kind="stable"):  # best on top
-        color = cmap(norm(losses[i])) if finite[i] else "lightgrey"
-        ax.plot(range(len(columns)), [c[0][i] for c in columns], color=color, lw=1.2, alpha=0.8)
-    for x, (_, ticks) in enumerate(columns):
-        ax.axvline(x, color="black", lw=0.8)
-        for y, label in ticks:
-            ax.text(x - 0.03, y, label, ha="right", va="center", fontsize=8)
-    ax.set_xticks(range(len(columns)), names[: len(columns)])
-    ax.set_yticks([])
-    ax.set_xlim(-0.4, len(columns) - 0.8)
-    ax.set_ylim(-0.05, 1.13)
-    for side in ("left", "right", "top"):
-        ax.spines[side].set_visible(False)
-    ax.set_title(f"{len(rows)} trials, coloured by {METRIC}")
-    fig.savefig(path, dpi=120)
-
-
-def _importance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Random-forest importance of each column for y (what wandb's importance panel shows)."""
-    from sklearn.ensemble import RandomForestRegressor
-
-    forest = RandomForestRegressor(n_estimators=200, random_state=0).fit(x, y)
-    return forest.feature_importances_
-
-
-def importance(rows, params: dict[str, bool], path: Path) -> None:
-    losses = np.array([_metric(r) for r in rows])
-    ok = [r for r, loss in zip(rows, losses) if math.isfinite(loss)]
-    x = np.column_stack([_coordinates([r.get(k) for r in ok], log)[0] for k, log in params.items()])
-    y = losses[np.isfinite(losses)]
-    enough = len(ok) >= 3 and np.ptp(y) > 0
-    weights = _importance(x, y) if enough else np.zeros(len(params))
-    correlation = np.array(
-        [np.corrcoef(col, y)[0, 1] if enough and np.ptp(col) > 0 else 0.0 for col in x.T]
+def best_trial_text(sweep_dir: Path, study: Any) -> str:
+    trials = completed(study)
+    if not trials:
+        return "no trial has completed with a finite value yet\n"
+    best = min(trials, key=lambda t: t.value)
+    per_seed = ", ".join(
+        f"seed={s}: {v:.4g}" for s, v in best.user_attrs.get("seed_values", {}).items()
     )
-    names = [k + (" (log)" if log else "") for k, log in params.items()]
-    fig = Figure(figsize=(10, 1.2 + 0.5 * len(params)), layout="constrained")
+    lines = [
+        f"best trial: {best.number}, mean val_loss {seed_spread(best)}",
+        f"  per seed: {per_seed}",
+        *[f"  {k} = {v}" for k, v in best.params.items()],
+        "retrain it:",
+        "  " + retrain_command(sweep_dir, best),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# Optuna's importance says how much a parameter matters, not in which direction; wandb's
+# panel, which the report read, shows the correlation beside it, so this view does too.
+def correlations(trials: list[Any], study: Any) -> dict[str, float]:
+    """Pearson correlation of each parameter (log10 on a log scale, a choice by its index)
+    with the trials' values."""
+    import numpy as np
+
+    result = {}
+    values = np.array([t.value for t in trials])
+    for name in study.best_trial.params:
+        dist = next(t.distributions[name] for t in trials if name in t.distributions)
+        column = []
+        for t in trials:
+            v = t.params.get(name)
+            if hasattr(dist, "choices"):
+                column.append(float(dist.choices.index(v)))
+            else:
+                column.append(math.log10(v) if getattr(dist, "log", False) else float(v))
+        column = np.array(column)
+        ok = np.ptp(column) > 0 and np.ptp(values) > 0
+        result[name] = float(np.corrcoef(column, values)[0, 1]) if ok else 0.0
+    return result
+
+
+def importance_figure(study: Any, path: Path) -> Path | None:
+    import optuna
+    from matplotlib.figure import Figure
+
+    trials = completed(study)
+    if len(trials) < 2:
+        return None
+    importances = optuna.importance.get_param_importances(study)
+    corr = correlations(trials, study)
+    names = sorted(importances, key=importances.get)
+    fig = Figure(figsize=(10, 1.4 + 0.5 * len(names)), layout="constrained")
     left, right = fig.subplots(1, 2, sharey=True)
-    order = np.argsort(weights)
-    left.barh(np.array(names)[order], weights[order], color="tab:blue")
-    left.set_xlabel("importance (random forest, mean decrease in impurity)")
-    colors = ["tab:green" if c < 0 else "tab:red" for c in correlation[order]]
-    right.barh(np.array(names)[order], correlation[order], color=colors)
+    left.barh(names, [importances[n] for n in names], color="tab:blue")
+    left.set_xlabel("importance (Optuna's fANOVA)")
+    right.barh(names, [corr[n] for n in names],
+               color=["tab:green" if corr[n] < 0 else "tab:red" for n in names])  # fmt: skip
     right.axvline(0, color="black", lw=0.8)
     right.set_xlim(-1, 1)
-    right.set_xlabel(f"correlation with {METRIC} (of log10 where the axis is log)")
-    note = "" if enough else " (too few finished trials to tell)"
-    fig.suptitle(f"Parameters and {METRIC}: {len(ok)} finished trials{note}")
-    fig.savefig(path, dpi=120)
+    right.set_xlabel("correlation with mean val_loss (log10 on log-scale axes)")
+    fig.suptitle(f"{len(trials)} completed trials")
+    fig.savefig(path, dpi=110)
+    return path
 
 
-def history(rows, path: Path) -> None:
-    trials = np.array([trial_number(r, i) for i, r in enumerate(rows)])
-    losses = np.array([_metric(r) for r in rows])
-    finite = np.isfinite(losses)
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    ax.scatter(trials[finite], losses[finite], color="tab:blue", s=18, label=METRIC)
-    if finite.any():
-        ax.step(trials, np.minimum.accumulate(losses), where="post", color="tab:orange",
-                label="best so far")  # fmt: skip
-        ax.set_yscale("log" if losses[finite].min() > 0 else "linear")
-    if not finite.all():
-        ax.scatter(trials[~finite], np.full((~finite).sum(), 0.97), marker="x", color="red",
-                   transform=ax.get_xaxis_transform(), label="diverged/failed")  # fmt: skip
-    ax.set_xlabel("trial")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(METRIC)
-    ax.legend()
-    ax.set_title("Optimisation history")
-    fig.savefig(path, dpi=120)
+def optuna_figure(plot: str, study: Any, path: Path, **args: Any) -> Path:
+    """One of optuna.visualization.matplotlib's views, saved."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as views
+    from optuna.exceptions import ExperimentalWarning
+
+    with warnings.catch_warnings():  # its matplotlib views are marked experimental
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        ax = getattr(views, plot)(study, **args)
+    figure = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+    figure.set_size_inches(max(figure.get_size_inches()[0], 9), 5)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
 
 
-def learning_curves(sweep_dir: Path, rows, path: Path) -> None:
-    losses = np.array([_metric(r) for r in rows])
-    norm = _loss_norm(losses)
-    panels = [("train_loss", True), ("val_loss", True), ("val_accuracy", False)]
-    fig = Figure(figsize=(15, 4.5), layout="constrained")
-    axes = fig.subplots(1, 3)
-    cmap = fig.colorbar(ScalarMappable(norm, CMAP), ax=axes, label=f"final {METRIC}").cmap
-    for i in np.argsort(-np.where(np.isfinite(losses), losses, np.inf), kind="stable"):
-        epochs = rows[i].get("history")
-        if epochs is None:
-            epochs = (read_metrics(Path(sweep_dir) / rows[i]["job_dir"]) or {}).get("history")
-        color = cmap(norm(losses[i])) if np.isfinite(losses[i]) else "lightgrey"
-        for ax, (key, _) in zip(axes, panels):
-            values = [e.get(key, math.nan) for e in epochs or []]
-            values = [v if v is not None and math.isfinite(v) else math.nan for v in values]
-            ax.plot([e["epoch"] for e in epochs or []], values, color=color, lw=1, alpha=0.8)
-    for ax, (key, log) in zip(axes, panels):
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(key)
-        if log:
-            ax.set_yscale("log")
-    fig.suptitle(f"Learning curves of {len(rows)} trials")
-    fig.savefig(path, dpi=120)
+def curves_figure(sweep_dir: Path, study: Any, path: Path) -> Path | None:
+    """Each trial's mean val_loss per epoch over its seeds, coloured by its value."""
+    import numpy as np
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    trials = completed(study)
+    if not trials:
+        return None
+    values = [t.value for t in trials]
+    positive = min(values) > 0 and max(values) > min(values)
+    norm = LogNorm(min(values), max(values)) if positive else None
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    axes = fig.subplots(1, 2)
+    cmap = fig.colorbar(ScalarMappable(norm, "viridis_r"), ax=axes, label="trial value").cmap
+    for trial in sorted(trials, key=lambda t: -t.value):  # best drawn last, on top
+        histories = []
+        for seed in trial.user_attrs.get("seeds", []):
+            record = read_metrics(member_dir(Path(sweep_dir) / f"trial={trial.number}", seed))
+            if record and record.get("history"):
+                histories.append(record["history"])
+        if not histories:
+            continue
+        epochs = min(len(h) for h in histories)
+        colour = cmap(norm(trial.value)) if norm else "tab:blue"
+        for ax, key in zip(axes, ("train_loss", "val_loss")):
+            mean = np.mean([[e[key] for e in h[:epochs]] for h in histories], axis=0)
+            ax.plot(range(epochs), mean, color=colour, lw=1, alpha=0.8)
+    for ax, key in zip(axes, ("train_loss", "val_loss")):
+        ax.set(xlabel="epoch", ylabel=f"{key} (mean of the trial's seeds)", yscale="log")
+    fig.suptitle(f"Learning curves of {len(trials)} completed trials")
+    fig.savefig(path, dpi=110)
+    return path
 
 
-def best_trial(sweep_dir: Path, rows, params: dict[str, bool]) -> str:
-    """The best finished trial: its metrics, parameters and a command line that re-runs it."""
-    i = min(range(len(rows)), key=lambda j: _metric(rows[j]))
-    row = rows[i]
-    overrides_file = Path(sweep_dir) / str(row.get("job_dir")) / ".hydra" / "overrides.yaml"
-    if overrides_file.exists():
-        overrides = list(OmegaConf.load(overrides_file))
-    else:
-        overrides = [f"{k}={row[k]}" for k in params]
-    scores = ", ".join(f"{k}={row[k]:.4g}" for k in (METRIC, "val_accuracy") if k in row)
-    return "\n".join(
-        [
-            f"best trial: {row.get('job_dir', i)} ({scores})",
-            *[f"  {k} = {row.get(k)}" for k in params],
-            "re-run it:",
-            "  python -m src.train " + " ".join(shlex.quote(o) for o in overrides),
-            "",
-        ]
+def trial_table(study: Any) -> str:
+    """The best TOP trials, then how many trials ended in each state."""
+    from collections import Counter
+
+    trials = sorted(completed(study), key=lambda t: t.value)[:TOP]
+    names = list(study.best_trial.params) if trials else []
+    head = ["trial", "mean val_loss", *names]
+    rows = [[t.number, seed_spread(t), *(_short(t.params.get(n)) for n in names)] for t in trials]
+    lines = ["<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in head) + "</tr>"]
+    lines += [
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
+    ]
+    states = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    count = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    return f"<p>{count}.</p>\n<table>\n" + "\n".join(lines) + "\n</table>"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def write_search_report(sweep_dir: Path) -> Path:
+    """results.csv, the search's figures, best_trial.txt and index.html; the report folder."""
+    sweep_dir = Path(sweep_dir)
+    study = load_study(sweep_dir)
+    write_results(sweep_dir, collect(sweep_dir))
+    out = sweep_dir / REPORT_DIR
+    out.mkdir(exist_ok=True)
+    for stale in out.glob("*.png"):
+        stale.unlink()
+    figures: list[Path | None] = []
+    trials = completed(study)
+    if trials:
+        params = list(study.best_trial.params)
+        figures.append(
+            optuna_figure(
+                "plot_parallel_coordinate",
+                study,
+                out / "parallel_coordinates.png",
+                target_name=TARGET,
+            )
+            if params
+            else None
+        )
+        figures.append(importance_figure(study, out / "importance.png") if params else None)
+        history = out / "history.png"
+        figures.append(
+            optuna_figure("plot_optimization_history", study, history, target_name=TARGET)
+        )
+        figures.append(curves_figure(sweep_dir, study, out / "trial_curves.png"))
+    if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+        path = out / "intermediate_values.png"
+        figures.append(optuna_figure("plot_intermediate_values", study, path))
+    best = best_trial_text(sweep_dir, study)
+    (out / "best_trial.txt").write_text(best)
+    write_page(sweep_dir, study, best, [p for p in figures if p is not None])
+    return out
+
+
+def write_page(sweep_dir: Path, study: Any, best: str, figures: list[Path]) -> Path:
+    from src.report.grid import sweep_name
+
+    name = html.escape(sweep_name(sweep_dir))
+    images = "\n".join(
+        f'<h2>{CAPTIONS[p.stem]}</h2>\n<img src="{p.name}" alt="{p.stem}">' for p in figures
     )
-
-
-def write_search_views(sweep_dir: Path, rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """The comparison views of a search's trials as PNGs (and best_trial.txt) in out_dir."""
-    sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not rows:
-        return []
-    rows = sorted(rows, key=lambda r: trial_number(r, 0))
-    params = _parameters(sweep_dir, rows)
-    paths = []
-    if params:
-        parallel_coordinates(rows, params, out_dir / "parallel_coordinates.png")
-        importance(rows, params, out_dir / "importance.png")
-        paths += [out_dir / "parallel_coordinates.png", out_dir / "importance.png"]
-    history(rows, out_dir / "history.png")
-    learning_curves(sweep_dir, rows, out_dir / "trial_curves.png")
-    paths += [out_dir / "history.png", out_dir / "trial_curves.png"]
-    if any(math.isfinite(_metric(r)) for r in rows):
-        text = best_trial(sweep_dir, rows, params)
-        print(text, end="")
-        (out_dir / "best_trial.txt").write_text(text)
-        paths.append(out_dir / "best_trial.txt")
-    return paths
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Search: {name}</title>
+<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}}
+table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px}}
+img{{max-width:100%}} pre{{background:#f4f4f4;padding:1em;white-space:pre-wrap}}</style>
+</head><body>
+<h1>Search report: {name}</h1>
+<p>Study <b>{html.escape(study.study_name)}</b>: each trial trains its seeds as one stack
+and is scored by their mean val_loss. Every run: <a href="../results.csv">results.csv</a>.</p>
+<h2>The best trial</h2>
+<pre>{html.escape(best)}</pre>
+<h2>The best trials</h2>
+{trial_table(study)}
+{images}
+</body></html>
+"""
+    path = sweep_dir / REPORT_DIR / "index.html"
+    path.write_text(page)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,12 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        rows = collect(args.sweep_dir)
-        if not rows:
-            raise SweepError(f"{args.sweep_dir}: no trials yet")
+        out = write_search_report(args.sweep_dir)
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for written in write_search_views(args.sweep_dir, rows, args.sweep_dir / "report"):
-        print(written)
+    print((out / "best_trial.txt").read_text(), end="")
+    print(f"report: {out / 'index.html'}")
     return 0

@@ -22,18 +22,20 @@ from src.config import ConfigError, require_int, require_number
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
 from src.sweep.jobs import finished_metrics
 from src.sweep.progress import STATE_FILE
-from src.sweep.search import check_search_space
+from src.sweep.search import check_search_space, is_search, search_space, trial_seeds
 
 log = logging.getLogger(__name__)
 
 
 def plan(config: DictConfig) -> tuple[int | None, list[str]]:
-    """How many jobs the sweep will launch (the grid's size, or the search's trial count),
-    and which keys it varies."""
+    """How many runs the sweep will write (the grid's size, or the search's trials times their
+    seeds), and which keys it varies."""
     sweeper = config.hydra.sweeper
     params = sweeper.get("params") or {}
-    if "n_trials" in sweeper:
-        return int(sweeper.n_trials), sorted(params)
+    if is_search(sweeper):
+        seeds = len(trial_seeds(config, sweeper.seed_key))
+        swept = sorted(k for k in search_space(config) if k != sweeper.seed_key)
+        return int(sweeper.n_trials) * seeds, swept
     arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
     total, swept = 1, []
     for override in OverridesParser.create().parse_overrides(arguments):
@@ -120,7 +122,7 @@ class SweepCheck(Callback):
         try:
             check_launcher(config.hydra.launcher)
             check_stacking(config)
-            if "n_trials" in config.hydra.sweeper:  # a search: its space, before anything else
+            if is_search(config.hydra.sweeper):  # a search: its space, before anything else
                 check_search_space(config)
             already = check_resume(sweep_dir, config)
         except ConfigError as error:

@@ -19,6 +19,7 @@ from src.config import ConfigError
 from src.run.files import METRICS_FILE, member_dir, read_metrics, write_json_atomic
 from src.run.training import objective, train_stack
 from src.sweep.progress import progress_lines
+from src.sweep.search import is_search
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
                 write_member_record(cfg, seed, job_dir, overrides)
                 logs[seed] = member_log(job_dir, seed)
         try:
-            results.update(train_stack(cfg, seeds, todo))
+            results.update(train_stack(cfg, seeds, todo, **trial_settings(hydra_cfg)))
         except Exception as error:
             failed = _failed(error)
             for job_dir in todo.values():
@@ -68,7 +69,21 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
     return objectives if stacked else objectives[0]
 
 
-FINISHED = ("ok", "diverged")  # a job with one of these statuses is not trained again
+def trial_settings(hydra_cfg: DictConfig) -> dict[str, Any]:
+    """For a search's trial: its wandb group (the trial, in this sweep) and, when the search
+    prunes, the callback that reports each epoch to the study; nothing for a grid's job."""
+    if not is_search(hydra_cfg.sweeper):
+        return {}
+    sweep_dir, number = Path(hydra_cfg.sweep.dir), hydra_cfg.job.num
+    settings: dict[str, Any] = {"group": f"{sweep_dir.parent.name}/{sweep_dir.name}/trial={number}"}
+    if hydra_cfg.sweeper.pruner is not None:
+        from src.sweep.pruning import TrialPruning  # Lightning and Optuna: in the worker only
+
+        settings["callbacks"] = [TrialPruning(hydra_cfg.sweeper, sweep_dir, number)]
+    return settings
+
+
+FINISHED = ("ok", "diverged", "pruned")  # a job with one of these statuses is not trained again
 
 
 def member_overrides(task_overrides: list[str], seed: int) -> list[str]:

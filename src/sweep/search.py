@@ -1,33 +1,51 @@
-"""The Bayesian search (conf/hparams_search/bayes.yaml, Hydra's Optuna sweeper): its space
-checked before the first trial, and resume into the folder of the same search.
+"""The Bayesian search (hparams_search=bayes): its space, sampler, pruner and study storage.
+
+The space is written in Hydra's override syntax (`choice`, `range`, `interval`,
+`tag(log, interval(...))`) and turned here into Optuna distributions; a swept `seed` is not a
+dimension but each trial's stack of seeds. Every setting is checked before the first trial
+(`check_search_space`, a wrong one is a ConfigError naming its key). The sweeper that runs the
+study is hydra_plugins/stacked_sweepers/search.py; Optuna is imported only where used, so a
+grid sweep never pays for it.
 """
 
 from __future__ import annotations
 
-import sys
+import inspect
 from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, require_int
+from src.config import ConfigError, require_choice, require_int
 
+STUDY_FILE = "study.journal"  # in the sweep folder, unless hydra.sweeper.storage names another
+SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "gp": "GPSampler", "qmc": "QMCSampler"}
+PRUNERS = {
+    "median": "MedianPruner",
+    "percentile": "PercentilePruner",
+    "hyperband": "HyperbandPruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "threshold": "ThresholdPruner",
+    "wilcoxon": "WilcoxonPruner",
+    "nop": "NopPruner",
+}
+DIRECTIONS = ("minimize", "maximize")
+SEARCH_SWEEPER = "StackedSearchSweeper"
 _ABSENT = object()
 
 
-def search_space(config: DictConfig) -> dict[str, tuple[str, Override]]:
-    """The swept parameters, parsed as the Optuna sweeper does: `key -> (name, override)`.
+def is_search(sweeper: DictConfig | None) -> bool:
+    """Whether a sweep's `hydra.sweeper` node is the search's."""
+    return sweeper is not None and str(sweeper.get("_target_", "")).endswith(SEARCH_SWEEPER)
 
-    `hydra.sweeper.params` first, then the command line's overrides, which win; a fixed value
-    on the command line takes its key out of the space. `name` is where the entry was written.
-    Raises ConfigError for an entry Hydra cannot parse.
-    """
-    params = config.hydra.sweeper.get("params") or {}
-    entries = [(f"hydra.sweeper.params.{k}", f"{k}={v}") for k, v in params.items()]
-    entries += [(text.split("=", 1)[0], text) for text in config.hydra.overrides.task]
+
+def parse_space(params: dict[str, str] | None, task: list[str]) -> dict[str, tuple[str, Override]]:
+    """Every key's override, `key -> (where it was written, override)`: `hydra.sweeper.params`
+    first, then the command line's, which win. Raises ConfigError for one Hydra cannot parse."""
+    entries = [(f"hydra.sweeper.params.{k}", f"{k}={v}") for k, v in (params or {}).items()]
+    entries += [(text.split("=", 1)[0], text) for text in task]
     parser = OverridesParser.create()
     space = {}
     for name, text in entries:
@@ -39,15 +57,84 @@ def search_space(config: DictConfig) -> dict[str, tuple[str, Override]]:
                 name, text.split("=", 1)[-1], f"a sweep Hydra parses ({reason})"
             ) from None
         space[override.get_key_element()] = (name, override)
+    return space
+
+
+def search_space(config: DictConfig) -> dict[str, tuple[str, Override]]:
+    """The swept keys of a search's config (a fixed value on the command line takes its key
+    out of the space), the seed key included."""
+    space = parse_space(config.hydra.sweeper.get("params"), list(config.hydra.overrides.task))
     return {key: entry for key, entry in space.items() if entry[1].is_sweep_override()}
+
+
+def distribution(override: Override) -> Any:
+    """The Optuna distribution of one swept override. `range(a, b)` is a..b-1 as everywhere in
+    Hydra; `interval` a float range, `tag(log, ...)` on a log scale, `tag(int, ...)` integers."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if override.is_interval_sweep():
+        interval = override.value()
+        log = "log" in interval.tags
+        if "int" in interval.tags:
+            return IntDistribution(int(interval.start), int(interval.end), log=log)
+        return FloatDistribution(float(interval.start), float(interval.end), log=log)
+    values = list(override.sweep_iterator())
+    if override.is_range_sweep() and not override.value().shuffle and len(values) > 1:
+        start, step = values[0], values[1] - values[0]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values) and step > 0:
+            return IntDistribution(start, values[-1], step=step)
+    return CategoricalDistribution(values)
+
+
+def override_value(value: Any) -> str:
+    """A trial's parameter value written back as an override's value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str) and not value.replace("_", "").replace(".", "").isalnum():
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return str(value)
+
+
+def trial_seeds(config: DictConfig, seed_key: str = "seed") -> list[int]:
+    """The seeds every trial trains as one stack: the swept seed's values, else the one seed."""
+    swept = search_space(config).get(seed_key)
+    if swept is None:
+        return [OmegaConf.select(config, seed_key)]
+    return list(swept[1].sweep_iterator())
+
+
+def _check_seeds(name: str, override: Override) -> None:
+    if not override.is_discrete_sweep():
+        raise ConfigError(name, override.input_line.split("=", 1)[-1], "a list or range of seeds")
+    seeds = list(override.sweep_iterator())
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(name, override.input_line.split("=", 1)[-1], "a list of integer seeds")
+    if len(set(seeds)) < len(seeds):
+        raise ConfigError(name, override.input_line.split("=", 1)[-1], "distinct seeds")
 
 
 def check_search_space(config: DictConfig) -> None:
     """Refuse a search that cannot run as meant, naming the key (raises ConfigError)."""
-    require_int("hydra.sweeper.n_trials", config.hydra.sweeper.n_trials, minimum=1)
-    require_int("hydra.sweeper.n_jobs", config.hydra.sweeper.n_jobs, minimum=1)
-    for key, (name, override) in search_space(config).items():
+    sweeper = config.hydra.sweeper
+    require_int("hydra.sweeper.n_trials", sweeper.n_trials, minimum=1)
+    require_int("hydra.sweeper.n_jobs", sweeper.n_jobs, minimum=1)
+    require_choice("hydra.sweeper.direction", sweeper.direction, DIRECTIONS)
+    require_choice("hydra.sweeper.sampler.name", sweeper.sampler.name, SAMPLERS)
+    if sweeper.pruner is not None:
+        require_choice("hydra.sweeper.pruner", sweeper.pruner, PRUNERS)
+    make_sampler(sweeper.sampler)
+    make_pruner(sweeper.pruner, sweeper.pruner_args)
+    if sweeper.storage is not None and "://" in str(sweeper.storage):
+        study_storage(sweeper.storage, Path(config.hydra.sweep.dir))  # a URL that opens
+    seed_key = sweeper.get("seed_key", "seed")
+    space = search_space(config)
+    for key, (name, override) in space.items():
         text = override.input_line.split("=", 1)[-1]
+        if key == seed_key:
+            _check_seeds(name, override)
+            continue
         found = OmegaConf.select(config, key, default=_ABSENT, throw_on_resolution_failure=False)
         if key.startswith(("hydra.", "+", "~")) or found is _ABSENT:
             raise ConfigError(name, text, f"a key of the training config (there is no {key})")
@@ -57,56 +144,73 @@ def check_search_space(config: DictConfig) -> None:
             if not (interval.start < interval.end and (interval.start > 0 or not log)):
                 bounds = "0 < min < max" if log else "min < max"
                 raise ConfigError(name, text, f"an interval with {bounds}")
-        else:  # choice(...) or range(...)
+        else:  # choice(...), range(...) or a list
             values = list(override.sweep_iterator())
             if not values:
                 raise ConfigError(name, text, "a non-empty list of choices")
             if not all(isinstance(v, (str, int, float, bool, type(None))) for v in values):
                 raise ConfigError(name, text, "choices that are numbers, strings or booleans")
+    if not [k for k in space if k != seed_key]:
+        raise ConfigError("hydra.sweeper.params", "{}", "at least one swept key to search")
 
 
-def _settings(config: DictConfig) -> dict[str, Any]:
-    """What decides which trials a search proposes: the sweeper (but n_trials) and overrides."""
-    sweeper = OmegaConf.to_container(config.hydra.sweeper)
-    sweeper.pop("n_trials", None)
-    return {**sweeper, "command line": sorted(config.hydra.overrides.task)}
+def make_sampler(conf: Any) -> Any:
+    """The Optuna sampler `hydra.sweeper.sampler.name` names, given those of the other sampler
+    settings its constructor takes (a seed, n_startup_trials, constant_liar, ...)."""
+    import optuna
+
+    settings = OmegaConf.to_container(conf) if isinstance(conf, DictConfig) else dict(conf)
+    name = settings.pop("name")
+    require_choice("hydra.sweeper.sampler.name", name, SAMPLERS)
+    cls = getattr(optuna.samplers, SAMPLERS[name])
+    taken = inspect.signature(cls).parameters
+    args = {k: v for k, v in settings.items() if k in taken}
+    if "seed" in args and args["seed"] is not None:
+        require_int("hydra.sweeper.sampler.seed", args["seed"])
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            "hydra.sweeper.sampler", settings, f"settings {name} takes ({error})"
+        ) from None
 
 
-def check_resume(config: DictConfig) -> None:
-    """Rerun into its own folder, a search replays: its seeded sampler proposes the same trials,
-    and src.train reads back the trials that finished instead of training them again. Refuse a
-    rerun that would not propose the same trials (raises ConfigError)."""
-    previous = Path(config.hydra.sweep.dir) / "multirun.yaml"
-    if not previous.exists():
-        return
-    before, now = _settings(OmegaConf.load(previous)), _settings(config)
-    changed = [k for k in {**before, **now} if before.get(k) != now.get(k)]
-    reason = None
-    if changed:
-        reason = f"this search differs from the one there in: {', '.join(changed)}"
-    elif config.hydra.sweeper.storage is not None:
-        reason = "a search with a storage resumes from it, into a new folder"
-    elif config.hydra.sweeper.sampler.get("seed") is None:
-        reason = "only a seeded sampler proposes the same trials again"
-    if reason:
-        raise ConfigError("hydra.sweep.dir", str(previous.parent), f"a new folder ({reason})")
+def make_pruner(name: str | None, args: Any = None) -> Any:
+    """The Optuna pruner `hydra.sweeper.pruner` names (None: no pruning)."""
+    if name is None:
+        return None
+    import optuna
+
+    require_choice("hydra.sweeper.pruner", name, PRUNERS)
+    args = OmegaConf.to_container(args) if isinstance(args, DictConfig) else dict(args or {})
+    try:
+        return getattr(optuna.pruners, PRUNERS[name])(**args)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            "hydra.sweeper.pruner_args", args, f"arguments {name} takes ({error})"
+        ) from None
 
 
-def is_log_scale(override: Override) -> bool:
-    return override.is_interval_sweep() and "log" in override.value().tags
+def study_storage(storage: str | None, sweep_dir: Path) -> Any:
+    """The study's Optuna storage: a journal file (by default `<sweep>/study.journal`, or a
+    path), else an Optuna storage URL (sqlite:///..., postgresql://...). Raises ConfigError
+    naming hydra.sweeper.storage if it cannot be opened."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    try:
+        if storage is None or "://" not in str(storage):
+            path = Path(sweep_dir) / STUDY_FILE if storage is None else Path(storage)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        return optuna.storages.RDBStorage(str(storage))
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(
+            "hydra.sweeper.storage", storage, f"an Optuna storage that opens ({reason})"
+        ) from None
 
 
-class StartSearch(Callback):
-    """Before the Optuna sweeper starts: check its space (one line and exit 2 if bad), and
-    save the sweep's config as <sweep dir>/multirun.yaml, as Hydra's basic sweeper does."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            check_search_space(config)
-            check_resume(config)
-        except ConfigError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(config, sweep_dir / "multirun.yaml")
+def describe_space(distributions: dict[str, Any], seeds: list[int]) -> dict[str, str]:
+    """What a study is a study of, kept on it: a rerun with another space is refused."""
+    return {"seeds": repr(list(seeds)), **{k: repr(d) for k, d in sorted(distributions.items())}}
