@@ -3,7 +3,7 @@
 import pytest
 from hydra import compose, initialize_config_dir
 
-from hydra_plugins.seed_stacking_sweeper.sweeper import SeedStackingSweeper
+from hydra_plugins.stacked_sweepers.grid import SeedStackingSweeper
 
 from .conftest import CONF
 
