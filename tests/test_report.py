@@ -16,15 +16,8 @@ from omegaconf import OmegaConf
 from src.config import ConfigError
 from src.report import figures
 from src.report.callback import GridReport
-from src.report.grid import (
-    REPORT_DIR,
-    build,
-    choose_axes,
-    log_to_wandb,
-    main,
-    sweep_name,
-    write_report,
-)
+from src.report.grid import REPORT_DIR, log_to_wandb, main, sweep_name, write_report
+from src.report.layout import build, choose_axes
 from src.report.results import RESULTS_FILE, collect
 
 from .conftest import ROOT, TINY, wandb_records
@@ -142,8 +135,9 @@ def test_workers_draw_the_same_report(tmp_path):
 
 def test_callback_logs_a_report_error_and_goes_on(tmp_path, caplog):
     (tmp_path / "multirun.yaml").write_text("hydra: {}\n")  # a sweep with no job yet
+    sweeper = {"_target_": "hydra_plugins.stacked_sweepers.grid.SeedStackingSweeper"}
     config = OmegaConf.create(
-        {"hydra": {"sweep": {"dir": str(tmp_path)}}, "logger": {"kind": "none"}}
+        {"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": sweeper}, "logger": {"kind": "none"}}
     )
     with caplog.at_level(logging.ERROR):
         GridReport().on_multirun_end(config)
@@ -290,13 +284,6 @@ def test_malformed_job_records_do_not_take_the_report_down(tmp_path, capsys):
     report = build(sweep)
     best = report.ranked[0]
     assert len(best.ok) == sum(1 for r in best.runs if r["job_dir"] not in reasons)
-    # A search's views read the same records (from a sweep's master config, as Hydra saves it).
-    from src.report.search import write_search_views
-
-    (sweep / "multirun.yaml").write_text("hydra: {sweeper: {params: null}, overrides: {task: []}}")
-
-    paths = write_search_views(sweep, collect(sweep), tmp_path / "views")
-    assert {p.name for p in paths} >= {"history.png", "trial_curves.png", "best_trial.txt"}
 
 
 def test_an_unreadable_model_leaves_its_boundary_blank_and_the_report_whole(tmp_path, monkeypatch):

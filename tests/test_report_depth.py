@@ -13,16 +13,8 @@ import torch
 
 from src.config import ConfigError
 from src.report import figures, views
-from src.report.grid import (
-    AUTO,
-    CAPTIONS,
-    REPORT_DIR,
-    VIEWS,
-    build,
-    choose_facet,
-    main,
-    write_report,
-)
+from src.report.grid import CAPTIONS, REPORT_DIR, VIEWS, main, write_report
+from src.report.layout import AUTO, build, choose_facet
 from src.report.results import collect
 from src.run.nets import MLP
 
@@ -283,7 +275,7 @@ def test_workers_draw_the_faceted_report(tmp_path):
     page = (here / REPORT_DIR / "index.html").read_text()
     assert (there / REPORT_DIR / "index.html").read_text() == page.replace("here", "there")
     assert all(is_png(there / REPORT_DIR / f"{stem}.png") for stem in CAPTIONS)
-    assert len(VIEWS) == 7
+    assert len(VIEWS) == 6
 
 
 @pytest.mark.parametrize(

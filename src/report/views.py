@@ -1,6 +1,7 @@
-"""The report's views: each draws figures of a sweep's Report (src/report/grid.py) and returns
-their paths. Kept apart from grid.py because they need torch and matplotlib: a sweep's
-main process can write its report through its workers without importing either.
+"""The report's views: each draws figures of a sweep's Report (src/report/layout.py) and
+returns their paths. Kept apart from grid.py (the page) because they need torch and
+matplotlib: a sweep's main process writes its report through its workers without importing
+either. Both import the Report from layout.py; neither imports the other at its top.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from src.report import figures
-from src.report.grid import Group, Report
+from src.report.layout import Group, Report
 from src.run.generators import make_splits
 from src.run.nets import mlp_from_hparams
 
@@ -278,17 +278,3 @@ def params_figures(r: Report, metric: str = "val_loss") -> list[Path]:
     ylabel = f"{metric} (log scale)"
     path = r.out / "params.png"
     return [figures.plot_params(panels, xlabel, ylabel, r.row.key, title, path)]
-
-
-def search_figures(r: Report) -> list[Path]:
-    """A hyperparameter search's own views (src/report/search.py), when the sweep was a search."""
-    multirun = r.sweep_dir / "multirun.yaml"
-    if (
-        not multirun.exists()
-        or OmegaConf.select(OmegaConf.load(multirun), "hydra.sweeper.n_trials") is None
-    ):
-        return []
-    from src.report.search import write_search_views
-
-    written = write_search_views(r.sweep_dir, r.results, r.out)
-    return [path for path in written if path.suffix == ".png"]

@@ -1,0 +1,212 @@
+"""The report's data laid out: a sweep's runs grouped by configuration and placed on the grid.
+
+`build(sweep_dir)` reads the job folders (results.csv first), groups the runs by configuration
+(`Group`), chooses the grid's axes and facet, and returns the `Report` that both sides draw
+from: grid.py its page and wandb run, views.py its figures. Neither imports the other's side:
+this module needs neither torch nor matplotlib, so a sweep's main process can lay a report out
+and leave the drawing to its workers.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from src.config import ConfigError
+from src.report.results import (
+    Axis,
+    SweepError,
+    collect,
+    override_keys,
+    swept_keys,
+    values,
+    write_results,
+)
+from src.run.files import read_metrics
+
+REPORT_DIR = "report"
+DEFAULT_ROWS, DEFAULT_COLS = "model.depth", "model.width"
+AUTO = "auto"  # --facet's default: the only swept key on neither axis, if it has few values
+MAX_AUTO_FACET = 4  # values of a key faceted by default; more are tuned away
+
+
+@dataclass
+class Group:
+    """One configuration (every override but the seed) and its runs, one per seed."""
+
+    config: dict[str, Any]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[dict[str, Any]]:
+        return [r for r in self.runs if r["status"] == "ok"]
+
+    def mean(self, metric: str) -> float:
+        xs = [r[metric] for r in self.ok]
+        return statistics.fmean(xs) if xs else float("nan")
+
+    def std(self, metric: str) -> float:
+        xs = [r[metric] for r in self.ok]
+        return statistics.stdev(xs) if len(xs) > 1 else float("nan")
+
+    def pm(self, metric: str) -> str:
+        return f"{self.mean(metric):.4f} ± {self.std(metric):.4f}"
+
+    def describe(self, keys: list[str]) -> str:
+        return ", ".join(f"{k}={self.config.get(k)}" for k in keys)
+
+
+def group_runs(results: list[dict[str, Any]]) -> list[Group]:
+    keys = [k for k in override_keys(results) if k != "seed"]
+    groups: dict[tuple, Group] = {}
+    for row in results:
+        config = {k: row.get(k) for k in keys}
+        groups.setdefault(tuple(config.values()), Group(config)).runs.append(row)
+    return list(groups.values())
+
+
+def choose_axes(
+    results: list[dict[str, Any]], rows: str | None, cols: str | None
+) -> tuple[str | None, str | None]:
+    """The keys asked for (they must be swept), else depth x width, else the first swept keys;
+    None for an axis with no swept key left to put on it."""
+    swept = swept_keys(results)
+    for option, key in (("--rows", rows), ("--cols", cols)):
+        if key is not None and key not in swept:
+            raise ConfigError(option, key, "a swept key: " + (", ".join(swept) or "none"))
+    if rows is not None and rows == cols:
+        raise ConfigError("--cols", cols, "a key other than --rows")
+    free = [k for k in dict.fromkeys([DEFAULT_ROWS, DEFAULT_COLS, *swept]) if k in swept]
+    free = [k for k in free if k not in (rows, cols)]
+    rows = rows if rows is not None else (free.pop(0) if free else None)
+    cols = cols if cols is not None else (free.pop(0) if free else None)
+    return rows, cols
+
+
+def choose_facet(
+    results: list[dict[str, Any]], rows: str | None, cols: str | None, facet: str | None
+) -> str | None:
+    """The swept key whose values get a grid each, side by side; None for no facet.
+
+    facet: a swept key on neither axis; None or "none": no facet; AUTO: the swept key on
+    neither axis when there is exactly one and it has at most MAX_AUTO_FACET values."""
+    extra = [k for k in swept_keys(results) if k not in (rows, cols)]
+    if facet == AUTO:
+        one = len(extra) == 1 and len(values(results, extra[0])) <= MAX_AUTO_FACET
+        return extra[0] if one else None
+    if facet is None or facet == "none":
+        return None
+    if facet not in extra:
+        allowed = "none, or a swept key on neither axis: " + (", ".join(extra) or "none")
+        raise ConfigError("--facet", facet, allowed)
+    return facet
+
+
+@dataclass
+class Report:
+    """What the figures are drawn from: the sweep's runs, grouped and laid out as the grid."""
+
+    sweep_dir: Path
+    out: Path
+    results: list[dict[str, Any]]
+    row: Axis
+    col: Axis
+    facet: Axis  # key "" and values [None]: no facet, one grid
+    seed: int
+    groups: list[Group]
+    # Per facet value, per cell, its best configuration (None: no finished run).
+    grids: dict[Any, list[list[Group | None]]]
+    records: dict[str, dict[str, Any]]  # metrics.json of each finished job, by job_dir
+    swept: list[str]
+    tuned: list[str]  # swept keys on neither axis nor the facet: the best of them per cell
+    context: str  # for titles: facet, tuned and fixed keys, jobs left out
+    splits_cache: dict = field(default_factory=dict)
+
+    @property
+    def cells(self) -> list[list[Group | None]]:
+        """The grid of a report without a facet (its only one)."""
+        (cells,) = self.grids.values()
+        return cells
+
+    def panels(self) -> list[tuple[str, list[list[Group | None]]]]:
+        """Each facet value's name for titles ("" without a facet) and its grid."""
+        return [
+            (self.facet.name(v) if self.facet.key else "", cells) for v, cells in self.grids.items()
+        ]
+
+    @property
+    def ranked(self) -> list[Group]:
+        return sorted((g for g in self.groups if g.ok), key=lambda g: g.mean("val_loss"))
+
+    def run_of(self, g: Group) -> dict[str, Any]:
+        """The run drawn for a configuration: the chosen seed's, else its first finished one."""
+        return next((r for r in g.ok if r.get("seed") == self.seed), g.ok[0])
+
+
+def left_out(results: list[dict[str, Any]]) -> str:
+    counts = Counter(r["status"] for r in results if r["status"] != "ok")
+    if not counts:
+        return f"all {len(results)} jobs finished ok"
+    what = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return f"{sum(counts.values())} of {len(results)} jobs left out of the means ({what})"
+
+
+def build(
+    sweep_dir: Path,
+    rows: str | None = None,
+    cols: str | None = None,
+    seed: int | None = None,
+    facet: str | None = None,
+) -> Report:
+    """Aggregate the sweep, write results.csv, and lay its runs out as the report's grid,
+    one grid per value of `facet` (see choose_facet; None: one grid)."""
+    sweep_dir = Path(sweep_dir)
+    results = collect(sweep_dir)
+    write_results(sweep_dir, results)  # first: whatever fails below, the results are kept
+    finished = [r for r in results if r["status"] == "ok"]
+    if not finished:
+        raise SweepError(f"{sweep_dir}: no finished jobs yet ({len(results)} job folders)")
+    row_key, col_key = choose_axes(results, rows, cols)
+    facet_key = choose_facet(results, row_key, col_key, facet)
+    seeds = values(finished, "seed")
+    if seed is not None and seed not in seeds:
+        raise ConfigError(
+            "--seed", seed, "a seed with finished jobs: " + ", ".join(map(str, seeds))
+        )
+    swept = swept_keys(results)
+    tuned = [k for k in swept if k not in (row_key, col_key, facet_key)]
+    fixed = [k for k in override_keys(results) if k != "seed" and k not in swept]
+    context = [
+        f"one grid per {facet_key}" if facet_key else "",
+        f"best over {', '.join(tuned)}" if tuned else "",
+        "fixed: " + ", ".join(f"{k}={results[0].get(k)}" for k in fixed) if fixed else "",
+        left_out(results),
+    ]
+    groups = group_runs(results)
+    row = Axis(row_key or "", values(results, row_key))
+    col = Axis(col_key or "", values(results, col_key))
+    facets = Axis(facet_key or "", values(results, facet_key))
+    keys = (row_key, col_key, facet_key)
+
+    def best(*where: Any) -> Group | None:
+        cell = [g for g in groups if g.ok and tuple(g.config.get(k) for k in keys) == where]
+        return min(cell, key=lambda g: g.mean("val_loss"), default=None)
+
+    return Report(
+        sweep_dir=sweep_dir,
+        out=sweep_dir / REPORT_DIR,
+        results=results,
+        row=row,
+        col=col,
+        facet=facets,
+        seed=seeds[0] if seed is None else seed,
+        groups=groups,
+        grids={f: [[best(r, c, f) for c in col.values] for r in row.values] for f in facets.values},
+        records={r["job_dir"]: read_metrics(sweep_dir / r["job_dir"]) for r in finished},
+        swept=swept,
+        tuned=tuned,
+        context="; ".join(part for part in context if part),
+    )
