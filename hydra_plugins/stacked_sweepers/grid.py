@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.core.plugins import Plugins
-from hydra.errors import HydraException
+from hydra.errors import ConfigCompositionException, HydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from .overrides import expand, parse, stack, swept_seeds
+from .overrides import check_jobs, expand, parse, stack, swept_seeds
 
 
 class SeedStackingSweeper(Sweeper):
@@ -59,12 +60,18 @@ class SeedStackingSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> list[Sequence[Any]]:
         assert self.config is not None and self.launcher is not None
         batches = self.job_batches(arguments)
+        try:  # every job, before any runs
+            check_jobs(self.hydra_context.config_loader, self.config, sum(batches, []))
+        except ConfigCompositionException as error:
+            reason = " ".join(str(error).split())
+            cause = f" ({' '.join(str(error.__cause__).split())})" if error.__cause__ else ""
+            print(f"error: {reason}{cause}", file=sys.stderr)
+            sys.exit(2)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         returns, first_job = [], 0
         for batch in batches:
-            self.validate_batch_is_legal(batch)  # composes every job: fails before any runs
             results = self.launcher.launch(batch, initial_job_idx=first_job)
             for result in results:
                 _ = result.return_value  # raises if the job raised

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from hydra.errors import HydraException
+from hydra.errors import ConfigCompositionException, HydraException
 from hydra.types import HydraContext
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 
 def parse(
@@ -66,3 +70,96 @@ def swept_seeds(overrides: list[Override], seed_key: str) -> list[str] | None:
     if not found or not found[-1].is_discrete_sweep():
         return None
     return list(found[-1].sweep_string_iterator())
+
+
+def config_groups(loader: Any, parent: str = "") -> set[str]:
+    """Every config group Hydra knows (`data`, `hydra/launcher`, ...)."""
+    groups = set()
+    for name in loader.list_groups(parent):
+        group = f"{parent}/{name}" if parent else name
+        groups |= {group} | config_groups(loader, group)
+    return groups
+
+
+def apply_override(cfg: DictConfig, override: Override) -> None:
+    """Apply a value override to a composed config as Hydra does when it composes a job
+    (the same rules for key=, +key=, ++key= and ~key); raises ConfigCompositionException."""
+    key, value = override.key_or_group, override.value()
+    try:
+        if override.is_delete():
+            found = OmegaConf.select(cfg, key, throw_on_missing=False)
+            if found is None or (value is not None and value != found):
+                raise ConfigCompositionException(f"Could not delete {key} from the config")
+            parent, _, leaf = key.rpartition(".")
+            with open_dict(cfg):
+                del (OmegaConf.select(cfg, parent) if parent else cfg)[leaf]
+        elif override.is_add():
+            if OmegaConf.select(cfg, key, throw_on_missing=False) is not None and not isinstance(
+                value, (dict, list)
+            ):
+                raise ConfigCompositionException(
+                    f"Could not append to config. An item is already at '{key}'"
+                )
+            OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+        elif override.is_force_add():
+            OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+        else:
+            try:
+                OmegaConf.update(cfg, key, value, merge=True)
+            except (ConfigAttributeError, ConfigKeyError) as error:
+                raise ConfigCompositionException(
+                    f"Could not override '{key}'. To append to your config use "
+                    f"+{override.input_line}"
+                ) from error
+    except OmegaConfBaseException as error:
+        raise ConfigCompositionException(f"Error merging override {override.input_line}") from error
+
+
+def _entangled(overrides: list[Override]) -> bool:
+    """Whether two of a job's value overrides touch one node (one key inside another's)."""
+    keys = sorted(o.key_or_group for o in overrides)
+    return any(b == a or b.startswith(a + ".") for a, b in zip(keys, keys[1:]))
+
+
+def _keeps_shape(cfg: DictConfig, override: Override) -> bool:
+    """Whether applying the override leaves every key of cfg in place: a new scalar for an
+    existing scalar (so later checks on the same config see what a fresh copy would)."""
+    if override.is_add() or override.is_delete() or override.is_force_add():
+        return False
+    value = override.value()
+    node = OmegaConf.select(cfg, override.key_or_group, default=None, throw_on_missing=False)
+    scalar = not isinstance(value, (dict, list))
+    return node is not None and not OmegaConf.is_config(node) and scalar
+
+
+def check_jobs(loader: Any, master: DictConfig, jobs: list[list[str]]) -> None:
+    """Raise ConfigCompositionException for the first job Hydra could not compose, as
+    Sweeper.validate_batch_is_legal does, without composing each job: Hydra composes one
+    config per combination of config-group choices, and each distinct value override is
+    applied once to a copy of it (a job whose value overrides touch one node, all together).
+    On a grid this is a compose per group choice instead of one per job."""
+    parser = OverridesParser.create(config_loader=loader)
+    parsed = {text: parser.parse_override(text) for text in {o for job in jobs for o in job}}
+    groups = config_groups(loader)
+    is_group = {
+        text: o.key_or_group in groups or o.package is not None for text, o in parsed.items()
+    }
+    combos: dict[tuple[str, ...], list[list[Override]]] = {}
+    for job in jobs:
+        choice = tuple(o for o in job if is_group[o])
+        combos.setdefault(choice, []).append([parsed[o] for o in job if not is_group[o]])
+    for choice, value_jobs in combos.items():
+        composed = loader.load_sweep_config(master_config=master, sweep_overrides=list(choice))
+        shared = copy.deepcopy(composed)  # takes the overrides that leave its shape alone
+        checked: set[str] = set()
+        for overrides in value_jobs:
+            if _entangled(overrides):
+                cfg = copy.deepcopy(composed)
+                for override in overrides:
+                    apply_override(cfg, override)
+                continue
+            for override in overrides:
+                if override.input_line not in checked:
+                    keeps = _keeps_shape(shared, override)
+                    apply_override(shared if keeps else copy.deepcopy(composed), override)
+                    checked.add(override.input_line)

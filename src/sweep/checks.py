@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from src.config import ConfigError, require_int, require_number
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
 from src.sweep.jobs import finished_metrics
+from src.sweep.lifetime import end_sweep_on_signals
+from src.sweep.lock import lock_sweep
 from src.sweep.progress import STATE_FILE
 from src.sweep.search import check_search_space, is_search, search_space, trial_seeds
 
@@ -120,6 +123,7 @@ class SweepCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
+            lock_sweep(sweep_dir)  # first: of two sweeps started at once, one goes on
             check_launcher(config.hydra.launcher)
             check_stacking(config)
             if is_search(config.hydra.sweeper):  # a search: its space, before anything else
@@ -130,17 +134,18 @@ class SweepCheck(Callback):
             sys.exit(2)
         total, swept = plan(config)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        state = {"total": total, "swept": swept, "started": time.time()}
+        state = {"total": total, "swept": swept, "started": time.time(), "pid": os.getpid()}
         (sweep_dir / STATE_FILE).write_text(json.dumps(state))
         launcher = config.hydra.launcher._target_.rsplit(".", 1)[-1]
         resumed = f", {already} already finished (skipped)" if already else ""
         log.info(f"Sweep of {total or '?'} jobs into {sweep_dir} ({launcher}){resumed}")
-        # If the sweep is cut short (a worker killed or crashed, Ctrl-C), the jobs in flight
-        # must show up as failed rather than vanish: mark them on the way out.
+        # If the sweep is cut short (a worker killed or crashed, a signal), the jobs in
+        # flight must show up as failed rather than vanish: mark them on the way out.
         atexit.register(mark_unfinished, sweep_dir)
+        end_sweep_on_signals(sweep_dir, mark_unfinished)
 
 
-def mark_unfinished(sweep_dir: Path) -> list[Path]:
+def mark_unfinished(sweep_dir: Path, quiet: bool = False) -> list[Path]:
     """Record every started job of the sweep that has no metrics.json as failed."""
     unfinished = [
         overrides.parent.parent
@@ -151,5 +156,6 @@ def mark_unfinished(sweep_dir: Path) -> list[Path]:
     error = "its process ended before the job finished (killed or crashed); rerun the sweep"
     for job_dir in unfinished:
         write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
-        print(f"failed: {job_dir.relative_to(sweep_dir)}: {error}", file=sys.stderr)
+        if not quiet:
+            print(f"failed: {job_dir.relative_to(sweep_dir)}: {error}", file=sys.stderr)
     return unfinished

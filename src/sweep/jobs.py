@@ -18,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from src.config import ConfigError
 from src.run.files import METRICS_FILE, member_dir, read_metrics, write_json_atomic
 from src.run.training import objective, train_stack
-from src.sweep.progress import progress_lines
+from src.sweep.lifetime import die_with_parent
+from src.sweep.progress import main_pid, progress_lines
 from src.sweep.search import is_search
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
     so that its numbers are those of an uninterrupted sweep), and no job is fatal to the
     sweep: a refused or crashed one is recorded as failed and the next one starts."""
     hydra_cfg = HydraConfig.get()
+    if str(hydra_cfg.launcher.get("_target_", "")).endswith("JoblibLauncher"):
+        die_with_parent(main_pid(Path(hydra_cfg.sweep.dir)))
     stacked = cfg.get("seeds") is not None
     seeds = list(cfg.seeds) if stacked else [cfg.seed]
     out = Path(cfg.output_dir)

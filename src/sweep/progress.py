@@ -45,6 +45,14 @@ def eta_seconds(
     return (total - done) * span / later
 
 
+def main_pid(sweep_dir: Path) -> int | None:
+    """The pid of the sweep's main process, as its state file records it."""
+    try:
+        return json.loads((sweep_dir / STATE_FILE).read_text()).get("pid")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def progress_lines(sweep_dir: Path, runs: list[tuple[list[str], dict[str, Any]]]) -> list[str]:
     """For each (overrides, metrics) of a job's runs (a stack's seeds), the line
     `[done/total] <overrides> val_loss=... <seconds>s, ETA ...`, counted from the files on disk,
