@@ -123,11 +123,11 @@ class SweepCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            lock_sweep(sweep_dir)  # first: of two sweeps started at once, one goes on
             check_launcher(config.hydra.launcher)
             check_stacking(config)
             if is_search(config.hydra.sweeper):  # a search: its space, before anything else
                 check_search_space(config)
+            lock_sweep(sweep_dir)  # before reading what is there: of two sweeps, one goes on
             already = check_resume(sweep_dir, config)
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
