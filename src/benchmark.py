@@ -1,7 +1,9 @@
 """Framework cost: sweeps through `python -m src.train -m` against a bare PyTorch loop.
 
-    python -m src.benchmark                        # the 36-job grid, and a sweep's fixed cost
+    python -m src.benchmark                        # the 36-job grid, a sweep's fixed cost,
+                                                   # and the planning of 2,000 and 20,000 jobs
     python -m src.benchmark --card                 # the design-card grid (252 jobs), and 30 seeds
+    python -m src.benchmark --planning             # only the planning
     python -m src.benchmark hydra/launcher=basic   # extra overrides go to the sweeps,
     python -m src.benchmark model.norm=layer       # and the bare loops follow data/model/trainer
 
@@ -175,14 +177,15 @@ def compare(grid, extra: list[str], tmp: Path) -> float:
     """Time the grid as a sweep and as the two bare loops, and print them; return the sweep's
     seconds. The stacked bare loop is what stacking alone gives, with no framework at all."""
     overrides = _grid_overrides(grid) + extra
+    depths, widths, seeds = grid
+    n = len(depths) * len(widths) * seeds
+    print(f"grid: {' '.join(overrides)} ({n} trainings), each side in turn:")
     sweep_s = _sweep(overrides, tmp / "grid")
     peak_mb = _peak_mb()  # before the bare process runs: the sweep's processes only
     sweep = _sweep_val_losses(tmp / "grid")
     config = settings(extra)  # the sweep's data, model and trainer, for both bare loops
     bare_s, bare = _bare(grid, config)
     stacked_s, stacked = _bare(grid, config, stacked=True)
-    n = len(bare)
-    print(f"grid: {' '.join(overrides)} ({n} trainings)")
     print(f"  python -m src.train -m                  : {sweep_s:7.1f} s")
     print(f"  bare PyTorch process, one seed at a time: {bare_s:7.1f} s  ({bare_s / n:.2f} s/run)")
     print(f"  ratio                                   : {sweep_s / bare_s:7.2f} x")
@@ -217,11 +220,65 @@ def fixed_cost(extra: list[str], tmp: Path) -> None:
         print(f"  {what:<42}: {_timed(cmd):5.1f} s")
 
 
+PLANNED = (2_000, 20_000)  # grid sizes whose planning is timed: depth x 100 widths
+
+
+def _first_job_start(grid: list[str], sweep_dir: Path) -> float:
+    """Seconds from the command to the first job's start (its .hydra/ written); then the
+    sweep is stopped (SIGTERM: it ends its workers and says so)."""
+    cmd = [sys.executable, "-m", "src.train", "-m", *grid, f"hydra.sweep.dir={sweep_dir}"]
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not any(sweep_dir.glob("*/seed=*/.hydra/overrides.yaml")):
+        if process.poll() is not None:
+            sys.exit(f"error: the sweep ended before its first job: {' '.join(cmd)}")
+        time.sleep(0.02)
+    seconds = time.perf_counter() - start
+    process.terminate()
+    process.wait()
+    return seconds
+
+
+def planning(tmp: Path) -> None:
+    """The time to the first job of a large grid, against composing every job in Hydra one
+    after another before the first (Sweeper.validate_batch_is_legal, what the sweep did
+    before): that one is the measured time, less this check, plus N composes, timed on 50."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from hydra_plugins.stacked_sweepers.overrides import check_jobs, expand, parse
+
+    small = ["logger=none", "trainer.max_epochs=1", "data.n_train=50", "data.n_val=20",
+             "data.n_test=20"]  # fmt: skip
+    print("planning a large grid (the command to its first job's start):", flush=True)
+    for n in PLANNED:
+        grid = [f"model.depth=range({n // 100})", "model.width=range(1,101)", *small]
+        now = _first_job_start(grid, tmp / f"plan{n}")
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            master = compose("train", small, return_hydra_config=True)
+            loader = GlobalHydra.instance().config_loader()
+            jobs = expand(parse(None, grid))
+            start = time.perf_counter()
+            check_jobs(loader, master, jobs)
+            check = time.perf_counter() - start
+            start = time.perf_counter()
+            for job in jobs[:50]:
+                loader.load_sweep_config(master_config=master, sweep_overrides=job)
+            each = (time.perf_counter() - start) / 50
+        before = now - check + n * each
+        print(f"  {n:>6} configurations: {now:6.1f} s (the check of every job: {check:.2f} s); "
+              f"composing each job first: {before:7.1f} s ({each * 1000:.0f} ms a job)",
+              flush=True)  # fmt: skip
+
+
 def parse_args(argv: list[str] | None = None):
     """The command line; a wrong argument (an unknown option, an override Hydra cannot parse,
     one of the keys the benchmark sweeps itself) ends it in one line, exit status 2."""
     parser = ArgumentParser(prog="python -m src.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--card", action="store_true", help="the design-card grid, and 30 seeds")
+    parser.add_argument(
+        "--planning", action="store_true", help="only the planning of 2,000 and 20,000 jobs"
+    )
     parser.add_argument("--bare", metavar="SPEC", help="run only a bare side (internal)")
     parser.add_argument("--stacked", action="store_true", help="with --bare: seeds stacked")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.norm=layer")
@@ -240,14 +297,18 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured
     if args.bare:
         spec = json.loads(args.bare)
         return run_bare(spec.pop("grid"), args.stacked, spec)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if args.planning:
+            return planning(tmp)
         if not args.card:
             compare(SMALL, args.overrides, tmp)
             fixed_cost(args.overrides, tmp)
+            planning(tmp)
             return
         sweep_s = compare(CARD, args.overrides, tmp)
         depths, widths, _ = CARD

@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 
 from src.config import ConfigError
 from src.run.files import write_json_atomic
-from src.sweep.checks import check_launcher, check_resume, mark_unfinished, plan
+from src.sweep import progress
+from src.sweep.checks import SweepCheck, check_launcher, check_resume, mark_unfinished, plan
 from src.sweep.jobs import clear_attempt, finished_metrics
 from src.sweep.progress import STATE_FILE, eta_seconds, progress_line, progress_lines
 
@@ -206,3 +207,28 @@ def test_eta_waits_for_a_few_finishes_over_a_job_s_own_duration():
     assert eta_seconds(second_round, 40, 40) is None  # done
     assert eta_seconds(second_round, 8, None) is None  # a sweep of unknown size
     assert eta_seconds([], 0, 40) is None
+
+
+@pytest.mark.parametrize(
+    "task, named",
+    [
+        (["seed=range(0)"], "error: seed='range(0)' is not allowed: a sweep over at least one"),
+        (["seed=1,1,2"], "error: seed='1,1,2' is not allowed: a sweep over distinct values"),
+        (["model.depth=2,2"], "error: model.depth='2,2' is not allowed: a sweep over distinct"),
+    ],
+)
+def test_an_empty_or_repeating_grid_is_refused_before_any_job(tmp_path, capsys, task, named):
+    config = master(task, sweeper="x.SeedStackingSweeper", stack_seeds=True)
+    config.hydra.sweep = {"dir": str(tmp_path / "sweep")}
+    config.hydra.launcher = {"_target_": "x.BasicLauncher"}
+    with pytest.raises(SystemExit) as exit_:
+        SweepCheck().on_multirun_start(config)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(named) and err.count("\n") == 1
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_progress_line_shortens_a_searched_float():
+    state = {"total": 3, "swept": ["model.lr"], "started": 0.0}
+    record = {"status": "ok", "val_loss": 0.5, "seconds": 1.0}
+    assert "lr=0.08459 " in progress._line(state, 1, [], ["model.lr=0.08459126528049378"], record)

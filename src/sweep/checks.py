@@ -51,6 +51,22 @@ def plan(config: DictConfig) -> tuple[int | None, list[str]]:
     return total, swept
 
 
+def check_grid_values(config: DictConfig) -> None:
+    """Refuse a grid key swept over no value (an empty sweep) or over one value twice (two
+    jobs into one folder; a seed twice in one stack)."""
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    for override in OverridesParser.create().parse_overrides(arguments):
+        if not override.is_discrete_sweep():
+            continue
+        values = list(override.sweep_string_iterator())
+        text = override.input_line.split("=", 1)[-1] if override.input_line else "?"
+        if not values:
+            raise ConfigError(override.get_key_element(), text, "a sweep over at least one value")
+        if len(set(values)) < len(values):
+            raise ConfigError(override.get_key_element(), text, "a sweep over distinct values")
+
+
 def _sweep_signature(config: DictConfig) -> dict[str, Any]:
     """What two sweeps must share to write into one folder: the sweeper, the overridden keys,
     and the values of the keys that are not swept (which jobs exist may differ)."""
@@ -127,6 +143,8 @@ class SweepCheck(Callback):
             check_stacking(config)
             if is_search(config.hydra.sweeper):  # a search: its space, before anything else
                 check_search_space(config)
+            else:
+                check_grid_values(config)
             lock_sweep(sweep_dir)  # before reading what is there: of two sweeps, one goes on
             already = check_resume(sweep_dir, config)
         except ConfigError as error:
@@ -137,8 +155,9 @@ class SweepCheck(Callback):
         state = {"total": total, "swept": swept, "started": time.time(), "pid": os.getpid()}
         (sweep_dir / STATE_FILE).write_text(json.dumps(state))
         launcher = config.hydra.launcher._target_.rsplit(".", 1)[-1]
-        resumed = f", {already} already finished (skipped)" if already else ""
-        log.info(f"Sweep of {total or '?'} jobs into {sweep_dir} ({launcher}){resumed}")
+        resumed = f"; {already} finished runs found there, skipped" if already else ""
+        runs = f"{total} run{'s' if total != 1 else ''}" if total else "an unknown number of runs"
+        log.info(f"Sweep of {runs} into {sweep_dir} ({launcher}){resumed}")
         # If the sweep is cut short (a worker killed or crashed, a signal), the jobs in
         # flight must show up as failed rather than vanish: mark them on the way out.
         atexit.register(mark_unfinished, sweep_dir)

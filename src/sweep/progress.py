@@ -72,10 +72,19 @@ def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]
     return progress_lines(sweep_dir, [(overrides, metrics)])[0]
 
 
+def _short(value: str) -> str:
+    """A search's long float (lr=0.08459126528049378) to 4 significant digits."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if len(value) > 8 and "." in value else value
+
+
 def _line(state, done: int, this_run, overrides: list[str], metrics: dict[str, Any]) -> str:
     total, swept = state["total"], state["swept"]
     settings = " ".join(
-        f"{key.rsplit('.', 1)[-1]}={value}"  # model.depth=3 -> depth=3
+        f"{key.rsplit('.', 1)[-1]}={_short(value)}"  # model.depth=3 -> depth=3
         for key, _, value in (o.partition("=") for o in overrides)
         if swept is None or key in swept
     )
