@@ -262,3 +262,48 @@ def test_a_malformed_metrics_file_is_a_failed_job_with_the_reason(tmp_path, kind
     gc.unfreeze()  # what the summary froze for the process's exit
     assert exit_.value.code == 1
     assert "1 failed, 1 ok" in caplog.text and reason in caplog.text
+
+
+def _in_epoch(i: int, change):
+    """A record whose history[i] is `change(history[i])` (None: the epoch removed from it)."""
+
+    def text(r):
+        history = [dict(e) for e in r["history"]]
+        history[i] = change(history[i])
+        return json.dumps({**r, "history": history})
+
+    return text
+
+
+# A record valid but for one later epoch: every epoch is checked, not only the first.
+LATER_EPOCH = {
+    "no epoch number": lambda e: {k: v for k, v in e.items() if k != "epoch"},
+    "no train_loss": lambda e: {k: v for k, v in e.items() if k != "train_loss"},
+    "train_loss not a number": lambda e: {**e, "train_loss": [0.1]},
+    "train_loss null": lambda e: {**e, "train_loss": None},
+    "val_loss a string": lambda e: {**e, "val_loss": "0.1"},
+    "val_loss a boolean": lambda e: {**e, "val_loss": True},
+    "epoch a string": lambda e: {**e, "epoch": "2"},
+    "not a dict: a number": lambda e: 0.5,
+    "not a dict: a list": lambda e: list(e.values()),
+    "not a dict: null": lambda e: None,
+}
+
+
+@pytest.mark.parametrize("kind", LATER_EPOCH)
+def test_every_epoch_of_the_history_is_checked(tmp_path, kind):
+    from src.run.files import read_metrics
+
+    sweep = make_sweep(tmp_path / "sweep", depths=(0,), widths=(1,), seeds=(0, 1), epochs=4)
+    good, bad = (sweep / "logger=none,model.depth=0,model.width=1" / f"seed={s}" for s in (0, 1))
+    record = json.loads((bad / "metrics.json").read_text())
+    (bad / "metrics.json").write_text(_in_epoch(2, LATER_EPOCH[kind])(record))
+    assert json.loads((bad / "metrics.json").read_text())["history"][:2] == record["history"][:2]
+    failed = read_metrics(bad)
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("malformed metrics.json: it has history[2]="), failed
+    assert "history[0]" not in failed["error"] and "history[1]" not in failed["error"]
+    assert read_metrics(good)["status"] == "ok"
+    rows = collect(sweep)
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert "history[2]" in rows[1]["error"] and rows[1]["val_loss"] is None
