@@ -33,7 +33,7 @@ from src.run.training import train
 from src.sweep.checks import SweepCheck
 from src.sweep.search import check_search_space, study_storage
 
-from .conftest import CONF, ROOT
+from .conftest import CONF, ROOT, wandb_records, wandb_run_info
 from .test_results import job_record
 
 SMALL = ["data.n_train=200", "data.n_val=100", "data.n_test=100", "logger=none"]
@@ -295,6 +295,7 @@ def test_a_search_on_sqlite_storage_writes_its_report_and_its_best_trial_retrain
         "trainer.max_epochs=2",
         f"hydra.sweeper.storage=sqlite:///{db}",
         "model.depth=choice(-1,2)",  # -1 is refused by the job: a failed trial, the search goes on
+        "logger=wandb",
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output  # finished, and says that some runs failed
@@ -312,6 +313,17 @@ def test_a_search_on_sqlite_storage_writes_its_report_and_its_best_trial_retrain
     overrides = [o for o in command[3:] if not o.startswith(("logger=", "seeds=", "hparams"))]
     metrics = train(make_cfg(*overrides, "seed=0", tiny=False))
     assert metrics["val_loss"] == pytest.approx(study.best_trial.user_attrs["seed_values"]["0"])
+    for trial in study.trials:  # every seed of every trial a wandb run, grouped by its trial
+        if trial.state != TrialState.COMPLETE:
+            continue
+        for seed in (0, 1, 2):
+            (record,) = wandb_records(sweep / f"trial={trial.number}" / f"seed={seed}" / "wandb")
+            info = wandb_run_info(record)
+            group = f"{sweep.parent.name}/{sweep.name}/trial={trial.number}"
+            assert info["group"] == group and info["display_name"] == f"{group}/seed={seed}"
+            assert info["job_type"] == "train"
+            assert info["config"]["model"]["depth"] == trial.params["model.depth"]
+            assert info["config"]["seed"] == seed
     page = (report / "index.html").read_text()
     assert "<h1>Search report:" in page and "Grid report" not in page and "± nan" not in page
 
@@ -375,3 +387,37 @@ def test_the_dashboard_serves_the_study_journal_over_http(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_search_views_show_the_trials_values(tmp_path):
+    import numpy as np
+
+    from src.report.search import curves_figure, importance_figure, optuna_figure
+
+    _, study = fake_search(tmp_path, "hydra.sweeper.n_trials=6")
+    values = [t.value for t in study.trials]
+    history = optuna_figure("plot_optimization_history", study).axes[0]
+    drawn = history.collections[0].get_offsets()[:, 1]
+    assert list(drawn) == pytest.approx(values)  # one point per trial, at its value
+
+    left, right = importance_figure(study).axes[:2]
+    names = [t.get_text() for t in left.get_yticklabels()]
+    importances = optuna.importance.get_param_importances(study)
+    assert [b.get_width() for b in left.patches] == pytest.approx([importances[n] for n in names])
+    for name, bar in zip(names, right.patches):  # the correlation, as computed here
+        dist = study.trials[0].distributions[name]
+        column = [t.params[name] for t in study.trials]
+        if hasattr(dist, "choices"):
+            column = [dist.choices.index(v) for v in column]
+        elif dist.log:
+            column = np.log10(column)
+        expected = np.corrcoef(column, values)[0, 1] if np.ptp(column) > 0 else 0.0
+        assert bar.get_width() == pytest.approx(expected)
+
+    val_panel = curves_figure(tmp_path / "sweep", study).axes[1]
+    best = min(study.trials, key=lambda t: t.value)
+    folder = tmp_path / "sweep" / f"trial={best.number}"
+    histories = [json.loads((folder / f"seed={s}" / "metrics.json").read_text())["history"]
+                 for s in (0, 1, 2)]  # fmt: skip
+    mean = np.mean([[e["val_loss"] for e in h] for h in histories], axis=0)
+    assert val_panel.lines[-1].get_ydata() == pytest.approx(mean)  # the best drawn last

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from src.config import ArgumentParser
 from src.report.results import SweepError, collect, write_results
 from src.run.files import member_dir, read_metrics
+from src.sweep.lock import holder
 
 REPORT_DIR = "report"
 TOP = 10  # trials in the page's table
@@ -134,7 +135,7 @@ def correlations(trials: list[Any], study: Any) -> dict[str, float]:
     return result
 
 
-def importance_figure(study: Any, path: Path) -> Path | None:
+def importance_figure(study: Any) -> Any:
     import optuna
     from matplotlib.figure import Figure
 
@@ -154,12 +155,11 @@ def importance_figure(study: Any, path: Path) -> Path | None:
     right.set_xlim(-1, 1)
     right.set_xlabel("correlation with mean val_loss (log10 on log-scale axes)")
     fig.suptitle(f"{len(trials)} completed trials")
-    fig.savefig(path, dpi=110)
-    return path
+    return fig
 
 
-def optuna_figure(plot: str, study: Any, path: Path, **args: Any) -> Path:
-    """One of optuna.visualization.matplotlib's views, saved."""
+def optuna_figure(plot: str, study: Any, **args: Any) -> Any:
+    """One of optuna.visualization.matplotlib's views."""
     import warnings
 
     import matplotlib
@@ -169,18 +169,18 @@ def optuna_figure(plot: str, study: Any, path: Path, **args: Any) -> Path:
     import optuna.visualization.matplotlib as views
     from optuna.exceptions import ExperimentalWarning
 
-    with warnings.catch_warnings():  # its matplotlib views are marked experimental
+    with warnings.catch_warnings():  # marked experimental; a one-value axis warns
         warnings.simplefilter("ignore", ExperimentalWarning)
+        warnings.simplefilter("ignore", UserWarning)
         ax = getattr(views, plot)(study, **args)
     figure = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
     figure.set_size_inches(max(figure.get_size_inches()[0], 9), 5)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    plt.close(figure)  # out of pyplot's registry; the Figure itself stays usable
+    return figure
 
 
-def curves_figure(sweep_dir: Path, study: Any, path: Path) -> Path | None:
+def curves_figure(sweep_dir: Path, study: Any) -> Any:
     """Each trial's mean val_loss per epoch over its seeds, coloured by its value."""
     import numpy as np
     from matplotlib.cm import ScalarMappable
@@ -212,8 +212,7 @@ def curves_figure(sweep_dir: Path, study: Any, path: Path) -> Path | None:
     for ax, key in zip(axes, ("train_loss", "val_loss")):
         ax.set(xlabel="epoch", ylabel=f"{key} (mean of the trial's seeds)", yscale="log")
     fig.suptitle(f"Learning curves of {len(trials)} completed trials")
-    fig.savefig(path, dpi=110)
-    return path
+    return fig
 
 
 def trial_table(study: Any) -> str:
@@ -246,32 +245,25 @@ def write_search_report(sweep_dir: Path) -> Path:
     out.mkdir(exist_ok=True)
     for stale in out.glob("*.png"):
         stale.unlink()
-    figures: list[Path | None] = []
-    trials = completed(study)
-    if trials:
-        params = list(study.best_trial.params)
-        figures.append(
-            optuna_figure(
-                "plot_parallel_coordinate",
-                study,
-                out / "parallel_coordinates.png",
-                target_name=TARGET,
+    drawn = {}
+    if completed(study):
+        if study.best_trial.params:
+            drawn["parallel_coordinates"] = optuna_figure(
+                "plot_parallel_coordinate", study, target_name=TARGET
             )
-            if params
-            else None
-        )
-        figures.append(importance_figure(study, out / "importance.png") if params else None)
-        history = out / "history.png"
-        figures.append(
-            optuna_figure("plot_optimization_history", study, history, target_name=TARGET)
-        )
-        figures.append(curves_figure(sweep_dir, study, out / "trial_curves.png"))
+            drawn["importance"] = importance_figure(study)
+        drawn["history"] = optuna_figure("plot_optimization_history", study, target_name=TARGET)
+        drawn["trial_curves"] = curves_figure(sweep_dir, study)
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
-        path = out / "intermediate_values.png"
-        figures.append(optuna_figure("plot_intermediate_values", study, path))
+        drawn["intermediate_values"] = optuna_figure("plot_intermediate_values", study)
+    figures = []
+    for name, figure in drawn.items():
+        if figure is not None:
+            figure.savefig(out / f"{name}.png", dpi=110)
+            figures.append(out / f"{name}.png")
     best = best_trial_text(sweep_dir, study)
     (out / "best_trial.txt").write_text(best)
-    write_page(sweep_dir, study, best, [p for p in figures if p is not None])
+    write_page(sweep_dir, study, best, figures)
     return out
 
 
@@ -309,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         "sweep_dir", type=Path, help="the folder of a search (hparams_search=bayes)"
     )
     args = parser.parse_args(argv)
+    running = holder(args.sweep_dir)
+    if running:
+        print(f"the search is running ({running}): drawing what has finished", file=sys.stderr)
     try:
         out = write_search_report(args.sweep_dir)
     except SweepError as error:
