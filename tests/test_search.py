@@ -421,3 +421,26 @@ def test_the_search_views_show_the_trials_values(tmp_path):
                  for s in (0, 1, 2)]  # fmt: skip
     mean = np.mean([[e["val_loss"] for e in h] for h in histories], axis=0)
     assert val_panel.lines[-1].get_ydata() == pytest.approx(mean)  # the best drawn last
+
+
+def test_a_search_whose_trials_all_failed_still_reports(tmp_path, capsys):
+    from src.report.search import main
+
+    _, study = fake_search(tmp_path, outcome=lambda params, seed: "failed")
+    assert {t.state for t in study.trials} == {TrialState.FAIL}
+    assert main([str(tmp_path / "sweep")]) == 0
+    assert "no trial has completed" in capsys.readouterr().out
+    page = (tmp_path / "sweep" / "report" / "index.html").read_text()
+    assert "5 fail" in page and not list((tmp_path / "sweep" / "report").glob("*.png"))
+
+
+def test_a_grid_sweep_is_not_a_search(tmp_path, capsys):
+    from src.report.search import main
+
+    sweep = tmp_path / "grid"
+    sweep.mkdir()
+    grid = {"hydra": {"sweeper": {"_target_": "x.SeedStackingSweeper"}}}
+    OmegaConf.save(OmegaConf.create(grid), sweep / "multirun.yaml")
+    assert main([str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a search (its sweeper is SeedStackingSweeper)" in err
