@@ -75,3 +75,21 @@ def test_validation_and_test_are_one_batch_each():
     dm.setup()
     assert [len(x) for x, _ in dm.val_dataloader()] == [40]
     assert [len(x) for x, _ in dm.test_dataloader()] == [30]
+
+
+def test_each_epoch_of_a_loader_is_a_new_order_and_a_single_runs():
+    # One loader walked epoch after epoch, as Lightning does (it asks for the loader once).
+    both = GeneratedDataModule(n_train=50, batch_size=8, shuffle_seeds=[0, 3])
+    one = GeneratedDataModule(n_train=50, batch_size=8, shuffle_seeds=[3])
+    both.setup(), one.setup()
+    stacked, alone = both.train_dataloader(), one.train_dataloader()
+    orders = []
+    for epoch in range(3):
+        xs = torch.cat([x for x, _ in stacked], dim=1)
+        x = torch.cat([x for x, _ in alone], dim=1)
+        assert torch.equal(xs[1], x[0]), epoch  # member 1 sees seed 3's batches
+        assert not torch.equal(xs[0], xs[1])  # and member 0 its own
+        orders.append(x[0])
+    for epoch in (1, 2):
+        assert not torch.equal(orders[epoch], orders[epoch - 1]), epoch
+        assert sorted(orders[epoch].tolist()) == sorted(orders[epoch - 1].tolist())

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hydra.core.config_store import ConfigStore
 
-from hydra_plugins.seed_stacking_sweeper.sweeper import SeedStackingSweeper
+from hydra_plugins.stacked_sweepers.grid import SeedStackingSweeper
 from src.run.data import GeneratedDataModule
 from src.run.files import member_dir
 from src.run.model import MLPClassifier
@@ -121,6 +121,95 @@ def test_each_member_writes_a_run_and_matches_a_single_run_up_to_rounding(make_c
     saved = torch.load(dirs[1] / "model.pt")
     net = MLP(saved["hparams"]["depth"], saved["hparams"]["width"])
     net.load_state_dict(saved["state_dict"])  # the plain MLP takes a member's weights
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path / "model.pt", weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_each_member_trains_to_its_single_runs_weights(make_cfg, tmp_path, optimizer):
+    # SGD's step is the gradient times lr: a member whose loss were scaled (a mean over the
+    # members instead of their sum, 1/K each) would take smaller steps and end elsewhere.
+    # Adam divides the scale away; SGD does not. Same weights, same numbers every epoch.
+    grid = ("model.depth=2", "model.width=6", f"model.optimizer={optimizer}", "model.lr=0.3")
+    stacked, dirs = _stack(make_cfg, tmp_path, [0, 1, 2], *grid, "trainer.max_epochs=3")
+    for seed in (0, 2):
+        out = tmp_path / f"single{seed}"
+        single = train(make_cfg(*grid, "trainer.max_epochs=3", f"seed={seed}", f"output_dir={out}"))
+        assert stacked[seed]["status"] == single["status"] == "ok"
+        member, alone = _weights(dirs[seed]), _weights(out)
+        assert member.keys() == alone.keys()
+        for name, tensor in alone.items():
+            assert torch.allclose(member[name], tensor, rtol=1e-5, atol=1e-6), (seed, name)
+        start = MLPClassifier(depth=2, width=6, seeds=[seed]).net.member_state(0)
+        moved = (member["layers.0.weight"] - start["layers.0.weight"]).abs().max()
+        assert moved > 1e-2  # it trained: the comparison is not of two starting points
+        for a, b in zip(stacked[seed]["history"], single["history"]):
+            for key in ("train_loss", "val_loss"):
+                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (seed, a["epoch"], key)
+        assert stacked[seed]["val_loss"] == pytest.approx(single["val_loss"], rel=1e-5)
+
+
+def test_one_step_gives_each_member_its_own_gradient_and_update():
+    # One SGD step on member k's batch moves member k exactly as it moves a single run.
+    seeds, lr = [0, 1, 2], 0.5
+    stack = MLPClassifier(depth=2, width=5, optimizer="sgd", lr=lr, seeds=seeds)
+    alone = [MLPClassifier(depth=2, width=5, optimizer="sgd", lr=lr, seeds=[s]) for s in seeds]
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(len(seeds), 16, 2, generator=generator)
+    y = (torch.rand(len(seeds), 16, generator=generator) > 0.5).float()
+    steps = [(stack, (x, y))] + [(m, (x[k : k + 1], y[k : k + 1])) for k, m in enumerate(alone)]
+    for model, batch in steps:
+        optimizer = model.configure_optimizers()
+        optimizer.zero_grad()
+        model._step("train", batch).backward()
+        optimizer.step()
+    for k, single in enumerate(alone):
+        for name, tensor in single.net.member_state(0).items():
+            assert torch.allclose(stack.net.member_state(k)[name], tensor, atol=1e-7), (k, name)
+
+
+def _batches_seen(seeds: list[int], epochs: int = 3) -> list[torch.Tensor]:
+    """The training inputs a fit of the stack `seeds` got, one (K, n_train, 2) tensor per epoch
+    (its batches in order, joined)."""
+    import pytorch_lightning as pl
+
+    seen: list[list[torch.Tensor]] = []
+
+    class Recording(MLPClassifier):
+        def on_train_epoch_start(self):
+            seen.append([])
+
+        def training_step(self, batch, batch_idx):
+            seen[-1].append(batch[0].clone())
+            return super().training_step(batch, batch_idx)
+
+    model = Recording(depth=1, width=3, seeds=seeds)
+    data = GeneratedDataModule(n_train=40, n_val=8, n_test=8, batch_size=16, shuffle_seeds=seeds)
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, datamodule=data)
+    return [torch.cat(batches, dim=1) for batches in seen]
+
+
+def test_every_epoch_a_fresh_batch_order_the_single_runs():
+    stacked = _batches_seen([0, 3, 8])
+    assert len(stacked) == 3 and stacked[0].shape == (3, 40, 2)
+    for k, seed in enumerate([0, 3, 8]):
+        alone = _batches_seen([seed])
+        for epoch, (both, one) in enumerate(zip(stacked, alone)):
+            assert torch.equal(both[k], one[0]), (seed, epoch)  # the single run's order
+        for epoch in (1, 2):  # a new order every epoch, of the same points
+            assert not torch.equal(alone[epoch][0], alone[epoch - 1][0]), (seed, epoch)
+            assert sorted(alone[epoch][0].tolist()) == sorted(alone[epoch - 1][0].tolist())
+    assert not torch.equal(stacked[0][0], stacked[0][1])  # the members' orders differ too
 
 
 def test_the_same_stack_twice_gives_bit_identical_numbers(make_cfg, tmp_path):
