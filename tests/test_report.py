@@ -20,7 +20,7 @@ from src.report.grid import REPORT_DIR, log_to_wandb, main, sweep_name, write_re
 from src.report.layout import build, choose_axes
 from src.report.results import RESULTS_FILE, collect
 
-from .conftest import ROOT, TINY, wandb_records
+from .conftest import ROOT, TINY, wandb_history, wandb_records, wandb_run_info
 from .test_results import MALFORMED, make_sweep, write_malformed
 
 PNGS = {
@@ -155,7 +155,13 @@ def test_report_is_logged_as_one_offline_wandb_run(tmp_path):
     images = {p.name.split("_0_")[0] for p in (runs[0] / "files" / "media" / "images").iterdir()}
     assert images == {name.removesuffix(".png") for name in PNGS}
     assert list((runs[0] / "files" / "media" / "table").glob("results*.table.json"))
-    assert b"report" in wandb_records(sweep / "wandb")[0]  # the job_type
+    [record_file] = wandb_records(sweep / "wandb")
+    info = wandb_run_info(record_file)
+    assert info["job_type"] == "report" and info["display_name"] == "report sweep"
+    assert info["group"] == ""  # not one of the training runs' groups
+    [row] = wandb_history(record_file)  # one log call: the table and every figure
+    logged = {k.split("/")[0] for k in row if not k.startswith("_")}
+    assert logged == {"results"} | {name.removesuffix(".png") for name in PNGS}
 
 
 def test_a_multirun_ends_with_results_and_report_before_the_summary(tmp_path):

@@ -279,7 +279,8 @@ def test_one_wandb_run_per_seed_with_its_own_history(make_cfg, tmp_path):
     for seed, out in dirs.items():
         [record_file] = wandb_records(out / "wandb")
         info = wandb_run_info(record_file)
-        assert info["display_name"].endswith(f"/seed={seed}") and info["job_type"] == "train"
+        assert info["job_type"] == "train" and info["group"] == "default"  # outside a sweep
+        assert info["display_name"] == f"default/seed={seed}"
         assert info["config"]["seed"] == seed and info["config"]["seeds"] is None
         rows = wandb_history(record_file)
         epochs = [r for r in rows if "val_loss" in r]
@@ -287,8 +288,14 @@ def test_one_wandb_run_per_seed_with_its_own_history(make_cfg, tmp_path):
             [r["val_loss"] for r in results[seed]["history"]]
         )
         assert rows[-1]["test_loss"] == pytest.approx(results[seed]["test_loss"])
-    groups = {wandb_run_info(wandb_records(d / "wandb")[0])["group"] for d in dirs.values()}
-    assert len(groups) == 1
+    # A given group: every seed's run is in it.
+    cfg = make_cfg("logger=wandb")
+    grouped = {s: member_dir(tmp_path / "named", s) for s in (0, 1)}
+    train_stack(cfg, [0, 1], grouped, group="model.depth=2")
+    for seed, out in grouped.items():
+        info = wandb_run_info(wandb_records(out / "wandb")[0])
+        assert info["group"] == "model.depth=2"
+        assert info["display_name"] == f"model.depth=2/seed={seed}"
 
 
 def test_seeds_must_be_a_list_of_distinct_integers(make_cfg):

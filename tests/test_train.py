@@ -9,7 +9,7 @@ import torch
 from src.run.nets import MLP
 from src.run.training import train
 
-from .conftest import wandb_history, wandb_records
+from .conftest import wandb_history, wandb_records, wandb_run_info
 
 KEYS = {
     "status",
@@ -114,8 +114,24 @@ def test_wandb_offline_run_lives_in_the_job_folder(make_cfg, tmp_path, monkeypat
     for job in ("a", "b"):
         records = wandb_records(tmp_path / job / "wandb")
         assert len(records) == 1  # one run per job, inside the job's folder
+        info = wandb_run_info(records[0])
+        assert info["job_type"] == "train"  # conf/logger/wandb.yaml's
+        # Outside a sweep the group is "default"; the name, the group and the seed.
+        assert info["group"] == "default" and info["display_name"] == "default/seed=0"
+        assert info["config"]["output_dir"] == str(tmp_path / job)
         # watched under the same names in every job, so that runs line up in wandb
-        assert b"gradients/net.layers.0.weight" in records[0] and b"graph_1" not in records[0]
+        assert watched(records[0]) == {
+            f"{kind}/net.layers.{i}.{p}"
+            for kind in ("gradients", "parameters")
+            for i in range(3)
+            for p in ("weight", "bias")
+        }
+
+
+def watched(record_file: bytes) -> set[str]:
+    """The histograms wandb.watch logged in a run (gradients/<name>, parameters/<name>)."""
+    rows = wandb_history(record_file)
+    return {k.removesuffix("/_type") for row in rows for k in row if k.endswith("/_type")}
 
 
 def test_wandb_gets_one_row_per_epoch_then_the_test_row(make_cfg, tmp_path):
@@ -123,6 +139,14 @@ def test_wandb_gets_one_row_per_epoch_then_the_test_row(make_cfg, tmp_path):
     # test metrics in a row of their own.
     train(make_cfg("logger=wandb", "trainer.max_epochs=3", f"output_dir={tmp_path / 'job'}"))
     [record_file] = wandb_records(tmp_path / "job" / "wandb")
+    info = wandb_run_info(record_file)
+    assert (info["job_type"], info["group"], info["display_name"]) == (
+        "train",
+        "default",
+        "default/seed=0",
+    )
+    assert info["config"]["trainer"]["max_epochs"] == 3 and info["config"]["n_params"] > 0
+    assert watched(record_file) == set()  # logger.watch is off by default
     rows = wandb_history(record_file)
     metrics = json.loads((tmp_path / "job" / "metrics.json").read_text())
     epoch_keys = {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}

@@ -9,7 +9,7 @@ from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from src.run.training import train, validate
 
-from .conftest import CONF
+from .conftest import CONF, wandb_history, wandb_records, wandb_run_info
 
 SWEEP = yaml.safe_load((CONF / "wandb_sweep.yaml").read_text())
 
@@ -53,9 +53,14 @@ def test_watching_logs_gradient_and_parameter_histograms(make_cfg):
     assert cfg.logger.watch_log == "all" and cfg.logger.watch_log_freq == 10  # as the report
     assert not make_cfg("logger=wandb").logger.watch  # off unless asked: it costs time
     train(cfg)
-    records = list(Path(cfg.output_dir).glob("wandb/offline-run-*/run-*.wandb"))
-    assert len(records) == 1
-    data = records[0].read_bytes()
-    for layer in ("net.layers.0.weight", "net.layers.0.bias"):
-        assert f"gradients/{layer}".encode() in data, layer
-        assert f"parameters/{layer}".encode() in data, layer
+    [record_file] = wandb_records(Path(cfg.output_dir) / "wandb")
+    rows = wandb_history(record_file)
+    histograms = {
+        k.removesuffix("/_type"): row for row in rows for k in row if k.endswith("/_type")
+    }
+    for layer in ("net.layers.0.weight", "net.layers.0.bias", "net.layers.2.weight"):
+        for kind in ("gradients", "parameters"):
+            row = histograms[f"{kind}/{layer}"]
+            assert row[f"{kind}/{layer}/_type"] == "histogram"
+            assert sum(row[f"{kind}/{layer}/values"]) > 0, (kind, layer)  # counts, not empty
+    assert wandb_run_info(record_file)["job_type"] == "train"
