@@ -1,4 +1,7 @@
-"""Real multiruns in subprocesses: launchers agree, a killed sweep resumes, a dead worker counts."""
+"""Real multiruns in subprocesses: launchers agree, a killed sweep resumes, a dead worker counts.
+
+A sweep is stopped half way by holding one job in the middle of its training (tests/hold.py)
+and waiting for the file that says so: no time window decides what has finished."""
 
 import json
 import os
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, TINY
+from .hold import HELD, hold_overrides
 
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
@@ -27,11 +31,13 @@ def records(sweep_dir: Path) -> dict[str, dict]:
     }
 
 
-def wait_for(condition, timeout=120.0):
-    deadline = time.time() + timeout
+def wait_for(condition, what: str, process: subprocess.Popen | None = None, timeout=300.0):
+    """Poll `condition` until it holds; fail naming `what` after a generous `timeout`, or as
+    soon as `process` (the sweep) has ended without it."""
+    deadline = time.monotonic() + timeout
     while not condition():
-        if time.time() > deadline:
-            raise TimeoutError("condition not met in time")
+        assert process is None or process.poll() is None, f"the sweep ended before: {what}"
+        assert time.monotonic() < deadline, f"never: {what}"
         time.sleep(0.05)
 
 
@@ -56,53 +62,49 @@ def test_parallel_launchers_give_the_basic_launchers_numbers(tmp_path, launcher)
         assert metrics["test_loss"] == other[job]["test_loss"]
 
 
-def just_started(sweep_dir: Path) -> list[Path]:
-    """Jobs under way for less than half a second: sure to be still running a moment later."""
-    return [
-        p.parent.parent
-        for p in sweep_dir.rglob(".hydra/overrides.yaml")
-        if not (p.parent.parent / "metrics.json").exists() and time.time() - p.stat().st_mtime < 0.5
-    ]
-
-
-def _slow_jobs(sweep_dir, *extra):
-    # four jobs (stacks of two seeds) of a second or two each, so that the test can stop the
-    # sweep half way
-    return sweep_cmd(
-        sweep_dir,
-        "model.depth=2",
-        "model.width=8,9,10,11",
-        "seed=0,1",
-        "trainer.max_epochs=60",
-        *extra,
+def seeds_of(sweep_dir: Path, width: int) -> list[str]:
+    """The seed folders of the job of `width` (relative to the sweep), as far as it started."""
+    return sorted(
+        str(p.relative_to(sweep_dir))
+        for p in sweep_dir.glob("*/seed=*")
+        if f"model.width={width}" in p.parent.name.split(",")
     )
 
 
+def _four_jobs(sweep_dir, *extra):
+    # four jobs (stacks of two seeds), in the order of their widths
+    return sweep_cmd(sweep_dir, "model.depth=2", "model.width=8,9,10,11", "seed=0,1", *TINY, *extra)
+
+
 def test_a_killed_sweep_resumes_without_retraining_what_finished(tmp_path):
-    sweep = tmp_path / "sweep"
-    cmd = _slow_jobs(sweep, "hydra/launcher=basic", "logger=wandb")
+    sweep, signals = tmp_path / "sweep", tmp_path / "signals"
+    cmd = _four_jobs(sweep, "hydra/launcher=basic", "logger=wandb")
     first = subprocess.Popen(
-        cmd,
+        cmd + hold_overrides(signals, "model.width", 10),
         cwd=ROOT,
         env=ENV,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:  # stop it once two stacks (four seeds) finished and a third has just started
-        wait_for(lambda: len(records(sweep)) >= 4 and just_started(sweep))
+    try:  # the third job (width 10) is held in its training: the first two have finished
+        wait_for((signals / HELD).exists, "the third job held", first)
+        assert int((signals / HELD).read_text()) == first.pid  # the basic launcher: in-process
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # no chance to clean up: like a power cut
         first.wait()
     before = records(sweep)
-    assert 4 <= len(before) < 8, "the sweep finished before it could be killed"
+    assert sorted(before) == sorted(seeds_of(sweep, 8) + seeds_of(sweep, 9))
     assert all(m["status"] == "ok" for m in before.values())
-    started = list(sweep.rglob(".hydra/overrides.yaml"))
-    assert len(started) > len(before)  # a job was in flight, and it left no metrics.json
+    for job in seeds_of(sweep, 10):  # in flight: its record and wandb run started, no metrics
+        assert (sweep / job / ".hydra" / "overrides.yaml").exists()
+        assert not (sweep / job / "metrics.json").exists()
+        assert len(list((sweep / job / "wandb").glob("offline-run-*"))) == 1
+    assert seeds_of(sweep, 11) == []  # never started
 
     done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"{len(before)} already finished" in done.stdout + done.stderr
+    assert "4 finished runs found there, skipped" in done.stdout + done.stderr
     after = records(sweep)
     assert len(after) == 8 and all(m["status"] == "ok" for m in after.values())
     for job, metrics in before.items():
@@ -127,23 +129,33 @@ def _loky_workers(parent: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="finds the workers through /proc")
 def test_a_dead_worker_fails_its_job_and_loses_nothing(tmp_path):
-    sweep = tmp_path / "sweep"
-    cmd = _slow_jobs(sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "logger=none")
+    sweep, signals = tmp_path / "sweep", tmp_path / "signals"
+    cmd = _four_jobs(sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "logger=none")
+    log = (tmp_path / "output.txt").open("w")  # a file, not a pipe: nothing waits on a reader
     sweep_process = subprocess.Popen(
-        cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd + hold_overrides(signals, "model.width", 10),
+        cwd=ROOT,
+        env=ENV,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-
-    try:  # once a job has finished and another has just started, kill the workers
-        wait_for(lambda: records(sweep) and just_started(sweep))
-        for worker in _loky_workers(sweep_process.pid):
+    try:  # once the third job is held in its training (two workers: one job finished before
+        # it could start), kill the workers
+        wait_for((signals / HELD).exists, "the third job held", sweep_process)
+        workers = _loky_workers(sweep_process.pid)
+        assert int((signals / HELD).read_text()) in workers
+        for worker in workers:
             os.kill(worker, signal.SIGKILL)
-        output, _ = sweep_process.communicate(timeout=120)
+        sweep_process.wait(timeout=120)
     finally:
         sweep_process.kill()
+        log.close()
+    output = (tmp_path / "output.txt").read_text()
     assert sweep_process.returncode != 0
     after = records(sweep)
     failed = {job: m for job, m in after.items() if m["status"] == "failed"}
-    assert failed, output  # the job the worker was running is counted as failed ...
+    held = seeds_of(sweep, 10)  # the job the worker was running is counted as failed ...
+    assert len(held) == 2 and set(held) <= set(failed), output
     assert all("rerun the sweep" in m["error"] for m in failed.values())
     assert all(f"failed: {job}" in output for job in failed)  # ... and reported
     assert any(m["status"] == "ok" for m in after.values())  # what finished is kept
@@ -153,9 +165,25 @@ def test_a_dead_worker_fails_its_job_and_loses_nothing(tmp_path):
     assert sorted(m["status"] for m in records(sweep).values()) == ["ok"] * 8
 
 
-def _files(job_dir: Path) -> dict[str, int]:
-    """Every file of a job's folder and when it was last written."""
-    return {str(p.relative_to(job_dir)): p.stat().st_mtime_ns for p in job_dir.rglob("*")}
+OLD = 10**18  # ns since 1970 (2001-09-09): a time no file written by this test can have
+
+
+def _set_old(job_dir: Path) -> dict[str, bytes]:
+    """Date every file of a job's folder back to OLD; return each file's content."""
+    files = {}
+    for p in job_dir.rglob("*"):
+        if p.is_file():
+            os.utime(p, ns=(OLD, OLD))
+            files[str(p.relative_to(job_dir))] = p.read_bytes()
+    return files
+
+
+def _untouched(job_dir: Path, files: dict[str, bytes]) -> bool:
+    """The same files, none written since _set_old (any write makes its mtime now)."""
+    now = {str(p.relative_to(job_dir)): p for p in job_dir.rglob("*") if p.is_file()}
+    return now.keys() == files.keys() and all(
+        p.stat().st_mtime_ns == OLD and p.read_bytes() == files[name] for name, p in now.items()
+    )
 
 
 def test_an_unfinished_seed_retrains_its_stack_bit_for_bit_and_writes_only_itself(tmp_path):
@@ -168,11 +196,11 @@ def test_an_unfinished_seed_retrains_its_stack_bit_for_bit_and_writes_only_itsel
     assert len(before) == 6
     [lost] = [sweep / d for d in before if "model.width=2" in d and d.endswith("seed=1")]
     (lost / "metrics.json").unlink()  # as if the sweep had stopped while writing this seed
-    kept = {d: _files(sweep / d) for d in before if d != str(lost.relative_to(sweep))}
+    kept = {d: _set_old(sweep / d) for d in before if d != str(lost.relative_to(sweep))}
 
     done = run()
     assert done.returncode == 0, done.stderr
-    assert "5 already finished" in done.stdout + done.stderr
+    assert "5 finished runs found there, skipped" in done.stdout + done.stderr
     after = records(sweep)
     for job, metrics in before.items():
         # retrained as the whole stack: its numbers are the first attempt's, bit for bit
@@ -180,7 +208,7 @@ def test_an_unfinished_seed_retrains_its_stack_bit_for_bit_and_writes_only_itsel
             k: v for k, v in metrics.items() if k != "seconds"
         }
     for job, files in kept.items():
-        assert _files(sweep / job) == files, job  # finished seeds: not a file touched
+        assert _untouched(sweep / job, files), job  # finished seeds: not a file written
 
 
 def test_a_bad_stacking_switch_is_refused_in_one_line(tmp_path):
