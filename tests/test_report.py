@@ -4,10 +4,13 @@ and the Hydra callback at the end of one tiny real multirun."""
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -316,3 +319,94 @@ def test_an_unreadable_model_leaves_its_boundary_blank_and_the_report_whole(tmp_
     assert "2 unreadable model.pt (missing or corrupt), blank" in title
     [(boundaries, title, _)] = big
     assert list(boundaries) == ["worst"] and "the best's model.pt is unreadable" in title
+
+
+FULL = Path("/dev/full")  # every write to it fails as on a full disk: ENOSPC
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "written", [RESULTS_FILE, f"{REPORT_DIR}/heatmap_val_loss.png", f"{REPORT_DIR}/index.html"]
+)
+def test_a_full_disk_ends_the_report_with_one_line(tmp_path, capsys, written):
+    # A real ENOSPC: the file written is /dev/full (for results.csv, the file it is written
+    # to first, then renamed). A failed write names no file: the line must name it.
+    sweep = make_sweep(tmp_path / "sweep", seeds=(0,))
+    path = sweep / written
+    path.parent.mkdir(exist_ok=True)
+    (path.with_name(f".{path.name}.tmp") if written == RESULTS_FILE else path).symlink_to(FULL)
+    assert main([str(sweep)]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"error: {path}: No space left on device (ENOSPC); the report is not complete\n"
+    assert "report: " not in out
+
+
+def test_a_read_only_sweep_ends_the_cli_with_one_line_and_no_traceback(tmp_path, monkeypatch):
+    # Read-only as the OS says it (EROFS, naming the file), raised from results.csv's rename
+    # in the command's own process: root ignores a chmod, so the failure is planted.
+    sweep = make_sweep(tmp_path / "sweep", seeds=(0,))
+    plant = tmp_path / "plant"
+    (plant / "sitecustomize.py").parent.mkdir()
+    (plant / "sitecustomize.py").write_text(
+        "import errno, os\n"
+        "def replace(src, dst, replace=os.replace):\n"
+        "    if str(dst).endswith('results.csv'):\n"
+        "        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(src), None, str(dst))\n"
+        "    return replace(src, dst)\n"
+        "os.replace = replace\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{plant}{os.pathsep}{ROOT}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "src.report", str(sweep)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"error: {sweep / RESULTS_FILE}: Read-only file system (EROFS); "
+        "the report is not complete\n"
+    )
+    assert not (sweep / RESULTS_FILE).exists() and not (sweep / REPORT_DIR).exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_folder_without_write_permission_ends_the_report_with_one_line(tmp_path, capsys):
+    sweep = make_sweep(tmp_path / "sweep", seeds=(0,))
+    sweep.chmod(0o555)
+    try:
+        assert main([str(sweep)]) == 2
+    finally:
+        sweep.chmod(0o755)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {sweep / RESULTS_FILE}: ")
+    assert "Permission denied (EACCES)" in err
+
+
+def test_the_table_prints_significant_digits(tmp_path):
+    # A good grid's losses: 1e-4 and below, spread by 1e-6 across seeds.
+    sweep = make_sweep(tmp_path / "sweep", seeds=(0, 1, 2))
+    losses = {}
+    for path in sweep.rglob("metrics.json"):
+        record = json.loads(path.read_text())
+        depth, width = record["config"]["model"]["depth"], record["config"]["model"]["width"]
+        seed = record["config"]["seed"]
+        loss = 1e-4 / (1 + depth + width) + 1e-6 * seed
+        losses.setdefault((depth, width), {})[seed] = loss
+        path.write_text(json.dumps({**record, "val_loss": loss}))
+    lonely = sweep / "logger=none,model.depth=0,model.width=1"
+    for seed in (1, 2):  # depth 0, width 1: one seed left, no std
+        (lonely / f"seed={seed}" / "metrics.json").unlink()
+        del losses[0, 1][seed]
+    page = (write_report(sweep) / "index.html").read_text()
+    assert "0.0000" not in page and "0.0001 ± " not in page
+    for (depth, width), by_seed in losses.items():
+        xs = list(by_seed.values())
+        std = f"{statistics.stdev(xs):.2g}" if len(xs) > 1 else "n/a"
+        assert f"<td>{statistics.fmean(xs):.3g} ± {std}</td>" in page, (depth, width)
+    best = min(losses, key=lambda k: statistics.fmean(losses[k].values()))
+    assert f"val_loss {statistics.fmean(losses[best].values()):.3g} ± " in page
+    assert "<td>5e-05 ± n/a</td>" in page  # 1e-4 / 2, seed 0 alone
+    assert "<td>1.01e-05 ± 1e-06</td>" in page  # depth 0, width 10: 1e-4 / 11 + 0, 1, 2e-6

@@ -7,12 +7,14 @@ import gc
 import itertools
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from src.report.results import RESULTS_FILE, SweepError, collect, swept_keys, write_results
+from src.run.files import METRIC_KEYS
 from src.run.nets import MLP
 
 DATA = {
@@ -307,3 +309,54 @@ def test_every_epoch_of_the_history_is_checked(tmp_path, kind):
     rows = collect(sweep)
     assert [r["status"] for r in rows] == ["ok", "failed"]
     assert "history[2]" in rows[1]["error"] and rows[1]["val_loss"] is None
+
+
+# Job folders whose configuration is unknown: (what is done to the job's .hydra/; the reason).
+UNKNOWN_OVERRIDES = {
+    "no .hydra": (lambda hydra: shutil.rmtree(hydra), "no .hydra/overrides.yaml"),
+    "no overrides.yaml": (
+        lambda hydra: (hydra / "overrides.yaml").unlink(),
+        "no .hydra/overrides.yaml",
+    ),
+    "not YAML": (
+        lambda hydra: (hydra / "overrides.yaml").write_text("- a: [\n"),
+        "unreadable .hydra/overrides.yaml (ParserError",
+    ),
+    "not a list": (
+        lambda hydra: (hydra / "overrides.yaml").write_text("model.depth: 2\n"),
+        "malformed .hydra/overrides.yaml: a YAML dict, no list",
+    ),
+    "a folder": (
+        lambda hydra: ((hydra / "overrides.yaml").unlink(), (hydra / "overrides.yaml").mkdir()),
+        "unreadable .hydra/overrides.yaml (IsADirectoryError",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", UNKNOWN_OVERRIDES)
+def test_a_job_folder_whose_overrides_are_unknown_is_a_failed_row(tmp_path, kind):
+    from src.report.grid import main
+    from src.report.layout import build
+
+    sweep = make_sweep(tmp_path / "sweep", seeds=(0, 1))
+    lost = sweep / "logger=none,model.depth=2,model.width=10" / "seed=1"
+    damage, reason = UNKNOWN_OVERRIDES[kind]
+    damage(lost / ".hydra")
+    assert (lost / "metrics.json").exists()  # it finished, but as what configuration?
+    rows = collect(sweep)
+    assert len(rows) == 8
+    [row] = [r for r in rows if r["job_dir"] == "logger=none,model.depth=2,model.width=10/seed=1"]
+    assert row["status"] == "failed" and reason in row["error"] and row["val_loss"] is None
+    assert not set(row) - {"status", "job_dir", "error", *METRIC_KEYS}  # no override columns
+    with write_results(sweep, rows).open() as f:
+        table = {r["job_dir"]: r for r in csv.DictReader(f)}
+    assert table[row["job_dir"]]["status"] == "failed" and reason in table[row["job_dir"]]["error"]
+    assert table[row["job_dir"]]["model.depth"] == ""
+    # Counted, but not placed: the grid's axes hold the configurations' values only.
+    report = build(sweep)
+    assert (report.row.values, report.col.values) == ([0, 2], [1, 10])
+    assert report.swept == ["model.depth", "model.width"] and report.tuned == []
+    assert "1 of 8 jobs left out of the means (1 failed)" in report.context
+    assert "fixed: logger=none" in report.context
+    assert len(report.cells[1][1].ok) == 1  # depth 2, width 10: seed 0 alone
+    assert main([str(sweep)]) == 0

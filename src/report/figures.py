@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from src.report.results import Axis  # noqa: E402  (figures.Axis: the grid axes they draw
+from src.report.results import Axis, writing  # noqa: E402  (figures.Axis: the grid's axes)
 
 CLASS_COLOURS = ("#2166ac", "#b2182b")  # class 0 blue, class 1 red: the ends of RdBu_r
 DPI = 100
@@ -47,9 +47,12 @@ def _title(fig: plt.Figure, title: str, fontsize: float = 12) -> int:
 
 def _save(fig: plt.Figure, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    try:
+        with writing(path):  # a full disk or a read-only folder names the figure's file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=DPI)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -19,7 +19,9 @@ matplotlib: a sweep's main process leaves them to its workers). A search's own v
 
 from __future__ import annotations
 
+import errno
 import html
+import math
 import sys
 import time
 from pathlib import Path
@@ -32,11 +34,12 @@ from src.report.layout import (
     DEFAULT_ROWS,
     MAX_AUTO_FACET,
     REPORT_DIR,
+    Group,
     Report,
     build,
     left_out,
 )
-from src.report.results import RESULTS_FILE, SweepError, collect
+from src.report.results import RESULTS_FILE, SweepError, collect, writing
 
 TOP = 10  # configurations in the page's table
 CAPTIONS = {  # figure file stem: its heading on the page
@@ -111,6 +114,17 @@ def write_report(
     return report.out
 
 
+def number(x: float, digits: int = 3) -> str:
+    """A value to `digits` significant digits (0.000123, 0.987, 1.2e-05); n/a for NaN."""
+    return f"{x:.{digits}g}" if math.isfinite(x) else "n/a"
+
+
+def pm(g: Group, metric: str) -> str:
+    """The mean ± std across seeds of a configuration's metric, in significant digits: the
+    losses of a good grid are 0.0001 and less, which 4 decimals would print as 0.0001 ± 0.0000."""
+    return f"{number(g.mean(metric))} ± {number(g.std(metric), 2)}"
+
+
 def write_page(r: Report, paths: list[Path]) -> Path:
     """index.html: the best configuration, a table of the best ones, then every figure."""
     ranked = r.ranked
@@ -119,9 +133,9 @@ def write_page(r: Report, paths: list[Path]) -> Path:
         [
             *(g.config.get(k) for k in r.swept),
             f"{len(g.ok)}/{len(g.runs)}",
-            g.pm("val_loss"),
-            g.pm("val_accuracy"),
-            g.pm("test_accuracy"),
+            pm(g, "val_loss"),
+            pm(g, "val_accuracy"),
+            pm(g, "test_accuracy"),
             g.ok[0]["n_params"],
         ]
         for g in ranked[:TOP]
@@ -142,7 +156,7 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px}}
 img{{max-width:100%}}</style></head><body>
 <h1>Grid report: {name}</h1>
 <p>Best configuration: <b>{html.escape(best.describe(r.swept))}</b>,
-val_loss {best.pm("val_loss")} (mean ± std across seeds).</p>
+val_loss {pm(best, "val_loss")} (mean ± std across seeds).</p>
 <p>{html.escape(r.context)}. Every job: <a href="../{RESULTS_FILE}">{RESULTS_FILE}</a>.</p>
 <h2>The best configurations by mean val_loss</h2>
 <table>
@@ -152,7 +166,8 @@ val_loss {best.pm("val_loss")} (mean ± std across seeds).</p>
 </body></html>
 """
     path = r.out / "index.html"
-    path.write_text(page)
+    with writing(path):
+        path.write_text(page)
     return path
 
 
@@ -195,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         out = write_report(args.sweep_dir, args.rows, args.cols, args.seed, facet=args.facet)
     except (SweepError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a read-only folder, a full disk: what could not be written
+        reason = error.strerror or str(error)
+        code = f" ({errno.errorcode[error.errno]})" if error.errno in errno.errorcode else ""
+        where = f"{error.filename}: " if error.filename is not None else ""
+        print(f"error: {where}{reason}{code}; the report is not complete", file=sys.stderr)
         return 2
     print(f"{left_out(collect(args.sweep_dir))}: {args.sweep_dir / RESULTS_FILE}")
     print(f"report: {out / 'index.html'} ({time.perf_counter() - start:.1f} s)")

@@ -21,6 +21,7 @@ from src.report.results import (
     SweepError,
     collect,
     override_keys,
+    placed,
     swept_keys,
     values,
     write_results,
@@ -51,9 +52,6 @@ class Group:
     def std(self, metric: str) -> float:
         xs = [r[metric] for r in self.ok]
         return statistics.stdev(xs) if len(xs) > 1 else float("nan")
-
-    def pm(self, metric: str) -> str:
-        return f"{self.mean(metric):.4f} ± {self.std(metric):.4f}"
 
     def describe(self, keys: list[str]) -> str:
         return ", ".join(f"{k}={self.config.get(k)}" for k in keys)
@@ -111,7 +109,7 @@ class Report:
 
     sweep_dir: Path
     out: Path
-    results: list[dict[str, Any]]
+    results: list[dict[str, Any]]  # every job folder's row, as in results.csv
     row: Axis
     col: Axis
     facet: Axis  # key "" and values [None]: no facet, one grid
@@ -169,26 +167,27 @@ def build(
     finished = [r for r in results if r["status"] == "ok"]
     if not finished:
         raise SweepError(f"{sweep_dir}: no finished jobs yet ({len(results)} job folders)")
-    row_key, col_key = choose_axes(results, rows, cols)
-    facet_key = choose_facet(results, row_key, col_key, facet)
+    on_grid = placed(results)  # a job whose overrides are unknown is counted, not placed
+    row_key, col_key = choose_axes(on_grid, rows, cols)
+    facet_key = choose_facet(on_grid, row_key, col_key, facet)
     seeds = values(finished, "seed")
     if seed is not None and seed not in seeds:
         raise ConfigError(
             "--seed", seed, "a seed with finished jobs: " + ", ".join(map(str, seeds))
         )
-    swept = swept_keys(results)
+    swept = swept_keys(on_grid)
     tuned = [k for k in swept if k not in (row_key, col_key, facet_key)]
-    fixed = [k for k in override_keys(results) if k != "seed" and k not in swept]
+    fixed = [k for k in override_keys(on_grid) if k != "seed" and k not in swept]
     context = [
         f"one grid per {facet_key}" if facet_key else "",
         f"best over {', '.join(tuned)}" if tuned else "",
-        "fixed: " + ", ".join(f"{k}={results[0].get(k)}" for k in fixed) if fixed else "",
+        "fixed: " + ", ".join(f"{k}={on_grid[0].get(k)}" for k in fixed) if fixed else "",
         left_out(results),
     ]
-    groups = group_runs(results)
-    row = Axis(row_key or "", values(results, row_key))
-    col = Axis(col_key or "", values(results, col_key))
-    facets = Axis(facet_key or "", values(results, facet_key))
+    groups = group_runs(on_grid)
+    row = Axis(row_key or "", values(on_grid, row_key))
+    col = Axis(col_key or "", values(on_grid, col_key))
+    facets = Axis(facet_key or "", values(on_grid, facet_key))
     keys = (row_key, col_key, facet_key)
 
     def best(*where: Any) -> Group | None:

@@ -1,23 +1,28 @@
 """Aggregate a multirun: one row per job folder, written to `<sweep>/results.csv`.
 
-A job folder is any folder under the sweep root holding `.hydra/overrides.yaml`; its row has
-one column per override key (`model.depth`, `seed`, ...), its status ("ok", "diverged",
-"failed", or "missing" for a job that was interrupted or is still running), its final and best
-metrics from metrics.json, its folder relative to the sweep root, and for a failed job the
-reason (a malformed metrics.json counts as failed, src.run.files.read_metrics says how).
+A job folder is any folder under the sweep root holding `.hydra/overrides.yaml` or a
+metrics.json; its row has one column per override key (`model.depth`, `seed`, ...), its status
+("ok", "diverged", "failed", or "missing" for a job that was interrupted or is still running),
+its final and best metrics from metrics.json, its folder relative to the sweep root, and for a
+failed job the reason (a malformed metrics.json counts as failed, src.run.files.read_metrics
+says how). A folder whose overrides are unknown (metrics.json without `.hydra/overrides.yaml`,
+or an overrides file that is no YAML list) is a failed row without override columns: counted,
+never placed on the grid (`placed`).
 """
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from src.run.files import METRIC_KEYS, read_metrics, sweep_files
+from src.run.files import METRIC_KEYS, METRICS_FILE, read_metrics, sweep_files
 
 RESULTS_FILE = "results.csv"
 RESULT_KEYS = ("status", *METRIC_KEYS, "job_dir", "error")  # every column not an override
@@ -53,9 +58,12 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     if not sweep_dir.is_dir():
         raise SweepError(f"{sweep_dir} is not a folder")
     found = sorted(
-        p.parent.parent
-        for p in sweep_files(sweep_dir, "overrides.yaml")
-        if p.parent.name == ".hydra" and p.parent.parent != sweep_dir
+        {
+            p.parent.parent
+            for p in sweep_files(sweep_dir, "overrides.yaml")
+            if p.parent.name == ".hydra" and p.parent.parent != sweep_dir
+        }
+        | {p.parent for p in sweep_files(sweep_dir, METRICS_FILE) if p.parent != sweep_dir}
     )
     is_sweep = (sweep_dir / "multirun.yaml").exists()
     inner = sorted(
@@ -73,10 +81,29 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return found
 
 
+def _overrides(job_dir: Path) -> tuple[list[str] | None, str | None]:
+    """The job's overrides from `.hydra/overrides.yaml`, or None and why they are unknown."""
+    path = job_dir / ".hydra" / "overrides.yaml"
+    try:
+        overrides = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        return None, "no .hydra/overrides.yaml: its configuration is unknown"
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return None, f"unreadable .hydra/overrides.yaml ({type(error).__name__}: {reason})"
+    if overrides is None:
+        return [], None
+    if not isinstance(overrides, list):
+        return None, f"malformed .hydra/overrides.yaml: a YAML {type(overrides).__name__}, no list"
+    return [str(o) for o in overrides], None
+
+
 def _row(sweep_dir: Path, job_dir: Path) -> dict[str, Any]:
-    overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    row = dict(parse_override(str(o)) for o in overrides)
+    overrides, unknown = _overrides(job_dir)
+    row = dict(parse_override(o) for o in overrides or [])
     record = read_metrics(job_dir) or {"status": "missing"}  # checked: failed if malformed
+    if unknown:  # its numbers belong to no configuration: failed, whatever it recorded
+        record = {"status": "failed", "error": unknown}
     row["status"] = record["status"]
     row.update({key: record.get(key) for key in METRIC_KEYS})
     row["job_dir"] = job_dir.relative_to(sweep_dir).as_posix()
@@ -102,6 +129,12 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def placed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows the grid can place: all but the failed ones without a single override (a job
+    folder whose overrides are unknown, see `_overrides`)."""
+    return [r for r in rows if r["status"] != "failed" or any(k not in RESULT_KEYS for k in r)]
+
+
 def override_keys(rows: list[dict[str, Any]]) -> list[str]:
     """Every override key of the rows, in the order they were first written; seed included."""
     keys: dict[str, None] = {}
@@ -120,15 +153,33 @@ def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
     return [k for k in override_keys(rows) if k != "seed" and len(values(rows, k)) > 1]
 
 
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Writing `path`: an OSError meanwhile (a read-only folder, a full disk) names `path`
+    when it names no file of its own (a failed write() names none)."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
+
+
 def write_results(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write the rows to `<sweep_dir>/results.csv` (atomically) and return its path."""
+    """Write the rows to `<sweep_dir>/results.csv` (atomically) and return its path; an
+    OSError names results.csv, whichever step failed."""
     path = Path(sweep_dir) / RESULTS_FILE
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*override_keys(rows), *RESULT_KEYS], restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=[*override_keys(rows), *RESULT_KEYS], restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except OSError as error:
+        with suppress(OSError):  # what it left, if anything and if it can be removed
+            tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
     return path
 
 
