@@ -3,6 +3,7 @@ on stderr with exit status 2; the Hydra apps answer --help with Hydra's help."""
 
 from __future__ import annotations
 
+import json
 import runpy
 import subprocess
 import sys
@@ -14,7 +15,6 @@ from src.autodiff import benchmark as autodiff_benchmark
 from src.report import grid as report
 
 from .conftest import ROOT
-from .test_results import make_sweep
 
 MAINS = {  # the non-Hydra entry points: python -m <module>, and their main(argv)
     "src.report": report.main,
@@ -68,18 +68,13 @@ def test_a_wrong_argument_is_refused_in_one_line_with_status_2(tmp_path, capsys)
         assert message in err and out == "", (module, argv, err)
 
 
-def test_search_without_trials_is_refused(tmp_path, capsys):
-    (tmp_path / "multirun.yaml").write_text("hydra: {}\n")  # a search that ran no trial yet
+def test_search_of_a_folder_without_a_study_is_refused(tmp_path, capsys):
+    sweeper = {"_target_": "x.StackedSearchSweeper", "study_name": "bayes", "storage": None}
+    search_config = {"hydra": {"sweeper": sweeper}}
+    (tmp_path / "multirun.yaml").write_text(json.dumps(search_config))  # no study.journal
     assert search.main([str(tmp_path)]) == 2
-    assert capsys.readouterr().err == f"error: {tmp_path}: no trials yet\n"
-
-
-def test_search_views_of_a_sweep_from_the_command_line(tmp_path, capsys):
-    sweep = make_sweep(tmp_path / "sweep", seeds=(0,))
-    (sweep / "multirun.yaml").write_text("hydra: {sweeper: {params: null}, overrides: {task: []}}")
-    assert search.main([str(sweep)]) == 0
-    assert (sweep / "report" / "history.png").exists()
-    assert str(sweep / "report" / "best_trial.txt") in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path}: its study cannot be loaded") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("module", ["src.train", "src.autodiff.train"])

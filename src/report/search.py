@@ -41,9 +41,11 @@ def load_study(sweep_dir: Path) -> Any:
     """The study of a search's folder, from the storage its multirun.yaml names."""
     import optuna
 
-    from src.sweep.search import is_search, study_storage
+    from src.sweep.search import STUDY_FILE, is_search, study_storage
 
     multirun = Path(sweep_dir) / "multirun.yaml"
+    if not Path(sweep_dir).is_dir():
+        raise SweepError(f"{sweep_dir} is not a folder")
     if not multirun.is_file():
         raise SweepError(f"{sweep_dir} is not a sweep (no multirun.yaml)")
     config = OmegaConf.load(multirun)
@@ -53,13 +55,16 @@ def load_study(sweep_dir: Path) -> Any:
         raise SweepError(
             f"{sweep_dir} is not a search (its sweeper is {target}): python -m src.report"
         )
+    if sweeper.storage is None and not (Path(sweep_dir) / STUDY_FILE).is_file():
+        raise SweepError(f"{sweep_dir}: its study cannot be loaded (no {STUDY_FILE} yet)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return optuna.load_study(
             study_name=sweeper.study_name, storage=study_storage(sweeper.storage, sweep_dir)
         )
     except Exception as error:
-        raise SweepError(f"{sweep_dir}: its study cannot be loaded ({error})") from None
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise SweepError(f"{sweep_dir}: its study cannot be loaded ({reason})") from None
 
 
 def completed(study: Any) -> list[Any]:
