@@ -7,16 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.core.plugins import Plugins
 from hydra.errors import ConfigCompositionException, HydraException
-from hydra.plugins.sweeper import Sweeper
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
+from .launching import LaunchingSweeper
 from .overrides import check_jobs, expand, parse, stack, swept_seeds
 
 
-class SeedStackingSweeper(Sweeper):
+class SeedStackingSweeper(LaunchingSweeper):
     """BasicSweeper's sweep with one job per configuration instead of one per seed."""
 
     def __init__(
@@ -31,21 +29,9 @@ class SeedStackingSweeper(Sweeper):
             raise HydraException(
                 f"hydra.sweeper.stack_seeds={stack_seeds!r} is not allowed: true or false"
             )
+        super().__init__(params, seed_key, stack_key)
         self.max_batch_size = max_batch_size
-        self.params = params or {}
-        self.stack_seeds, self.seed_key, self.stack_key = stack_seeds, seed_key, stack_key
-        self.hydra_context: HydraContext | None = None
-        self.config: DictConfig | None = None
-        self.launcher = None
-
-    def setup(
-        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
-    ) -> None:
-        self.hydra_context = hydra_context
-        self.config = config
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
-        )
+        self.stack_seeds = stack_seeds
 
     def job_batches(self, arguments: list[str]) -> list[list[list[str]]]:
         """The jobs' overrides, in batches of at most `max_batch_size` jobs."""

@@ -16,11 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.plugins.sweeper import Sweeper
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from src.config import ConfigError
 from src.run.files import member_dir, read_metrics
@@ -34,13 +31,14 @@ from src.sweep.search import (
     study_storage,
 )
 
+from .launching import LaunchingSweeper
 from .overrides import parse, seeds_override, swept_seeds
 
 log = logging.getLogger(__name__)
 SPACE_ATTR = "space"  # the study's user attribute that records what it searches
 
 
-class StackedSearchSweeper(Sweeper):
+class StackedSearchSweeper(LaunchingSweeper):
     """Asks an Optuna study for `n_jobs` trials at a time until it holds `n_trials` finished
     ones; each trial's seeds train as one stacked job."""
 
@@ -61,20 +59,7 @@ class StackedSearchSweeper(Sweeper):
         self.n_trials, self.n_jobs, self.direction = n_trials, n_jobs, direction
         self.study_name, self.storage = study_name, storage
         self.sampler, self.pruner, self.pruner_args = sampler, pruner, pruner_args
-        self.params = params or {}
-        self.seed_key, self.stack_key = seed_key, stack_key
-        self.hydra_context: HydraContext | None = None
-        self.config: DictConfig | None = None
-        self.launcher = None
-
-    def setup(
-        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
-    ) -> None:
-        self.hydra_context = hydra_context
-        self.config = config
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
-        )
+        super().__init__(params, seed_key, stack_key)
 
     def space(self, arguments: list[str]) -> tuple[dict[str, Any], list[str], list[str]]:
         """The distributions searched, the overrides every trial shares, and its seeds."""

@@ -1,0 +1,28 @@
+"""What both sweepers are: a Sweeper that hands its jobs to the configured launcher."""
+
+from __future__ import annotations
+
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+class LaunchingSweeper(Sweeper):
+    """Keeps Hydra's context and the sweep's config, and the launcher they configure."""
+
+    def __init__(self, params: dict[str, str] | None, seed_key: str, stack_key: str) -> None:
+        self.params = params or {}  # sweeps given in the config, as BasicSweeper's
+        self.seed_key, self.stack_key = seed_key, stack_key
+        self.hydra_context: HydraContext | None = None
+        self.config: DictConfig | None = None
+        self.launcher = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.hydra_context = hydra_context
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
