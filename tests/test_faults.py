@@ -159,3 +159,23 @@ def test_the_grid_check_refuses_exactly_what_composing_every_job_refuses(loader_
     except ConfigCompositionException as error:
         refused_here = type(error).__name__
     assert (refused_here is None) == (refused_by_hydra is None), (refused_by_hydra, refused_here)
+
+
+def test_the_report_of_a_sweep_still_running_says_so_and_draws_what_has_finished(tmp_path, capsys):
+    from src.report.grid import main
+
+    from .test_results import make_sweep
+
+    sweep = make_sweep(tmp_path / "sweep", status={(2, 10, 1): "missing"})
+    script = f"from src.sweep.lock import lock_sweep; lock_sweep({str(sweep)!r}); print('held', flush=True); input()"  # noqa: E501
+    first = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert first.stdout.readline() == "held\n"
+        assert main([str(sweep)]) == 0
+    finally:
+        first.kill()
+        first.wait()
+    err = capsys.readouterr().err
+    assert "the sweep is running (" in err and f"pid {first.pid}): drawing what has finished" in err
+    assert (sweep / "report" / "index.html").exists()

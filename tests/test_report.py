@@ -101,7 +101,8 @@ def test_any_two_swept_keys_can_be_the_axes(tmp_path):
     "case, message",
     [
         ("plain", "is not a sweep"),
-        ("unstarted", "no finished jobs"),
+        ("unstarted", "no job finished ok, nothing to draw (8 missing)"),
+        ("diverged", "no job finished ok, nothing to draw (8 diverged)"),
         ("rows", "--rows='model.lr' is not allowed: a swept key: model.depth, model.width"),
         ("seed", "--seed=9 is not allowed"),
     ],
@@ -111,13 +112,9 @@ def test_cli_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, capsys, case, m
     args = {"rows": ["--rows", "model.lr"], "seed": ["--seed", "9"]}.get(case, [])
     if case == "plain":
         sweep.mkdir()
-    elif case == "unstarted":
-        make_sweep(
-            sweep,
-            status={
-                k: "missing" for k in [(d, w, s) for d in (0, 2) for w in (1, 10) for s in (0, 1)]
-            },
-        )
+    elif case in ("unstarted", "diverged"):
+        every = [(d, w, s) for d in (0, 2) for w in (1, 10) for s in (0, 1)]
+        make_sweep(sweep, status=dict.fromkeys(every, "missing" if case == "unstarted" else case))
     else:
         make_sweep(sweep)
     assert main([str(sweep), *args]) == 2

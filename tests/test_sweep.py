@@ -8,7 +8,7 @@ from pathlib import Path
 
 from src.run.files import run_group, sweep_files, unique_dir
 
-from .conftest import ROOT, TINY
+from .conftest import ROOT, TINY, wandb_run_info
 
 
 def test_unique_dir_never_hands_out_the_same_folder_twice(tmp_path):
@@ -68,9 +68,10 @@ def test_multirun_layout_wandb_runs_and_a_failing_job(tmp_path):
         runs = list((job / "wandb").glob("offline-run-*"))
         assert len(runs) == 1, runs  # one wandb run per job, inside the job's folder
         # The run record carries group (repetitions average together) and name as strings.
-        record = next(runs[0].glob("*.wandb")).read_bytes()
+        info = wandb_run_info(next(runs[0].glob("*.wandb")).read_bytes())
         group = job.parent.name
-        assert f"{group}/seed={seed}".encode() in record and b"train" in record
+        assert info["group"] == group and info["display_name"] == f"{group}/seed={seed}"
+        assert info["job_type"] == "train" and info["config"]["seed"] == seed
         assert (job / "model.pt").exists()
 
         bad = job_dir(-1, seed)
@@ -79,7 +80,8 @@ def test_multirun_layout_wandb_runs_and_a_failing_job(tmp_path):
         assert not (bad / "wandb").exists()
     # the report's own wandb run, logged by a worker, in the sweep folder
     (report_run,) = (sweep / "wandb").glob("offline-run-*")
-    assert b"report" in next(report_run.glob("*.wandb")).read_bytes()
+    info = wandb_run_info(next(report_run.glob("*.wandb")).read_bytes())
+    assert info["job_type"] == "report" and info["display_name"] == f"report {sweep.name}"
 
 
 def test_a_sweeps_main_process_does_not_import_torch():

@@ -1,7 +1,9 @@
 """What a sweep shows: results.csv, the figures and a page to read, in `<sweep>/report/`.
 
-`results`: the job folders read into rows (results.csv); `grid`: the report laid out as the
-grid, its page and its wandb run (`python -m src.report`); `views` turn it into figures drawn by
-`figures`; `search`: a Bayesian search's views (`python -m src.search`); `callback`: the report
-at the end of every multirun, drawn by the sweep's idle workers (`workers`).
+`results`: the job folders read into rows (results.csv); `layout`: the rows laid out as the
+grid (`Report`, `build`), which the page and the figures both read; `grid`: the grid's page,
+its wandb run and `python -m src.report`; `views` turn the Report into figures drawn by
+`figures` (torch, matplotlib: imported only by whoever draws); `search`: a search's report
+from its Optuna study (`python -m src.search`); `callback`: the report at the end of every
+multirun, drawn by the sweep's idle workers (`workers`).
 """

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from src.config import ArgumentParser, ConfigError
+from src.config import ArgumentParser
 from src.report.layout import (
     AUTO,
     DEFAULT_COLS,
@@ -40,6 +40,7 @@ from src.report.layout import (
     left_out,
 )
 from src.report.results import RESULTS_FILE, SweepError, collect, writing
+from src.sweep.lock import ConfigError, holder
 
 TOP = 10  # configurations in the page's table
 CAPTIONS = {  # figure file stem: its heading on the page
@@ -206,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    running = holder(args.sweep_dir)
+    if running:
+        print(f"the sweep is running ({running}): drawing what has finished", file=sys.stderr)
     try:
         out = write_report(args.sweep_dir, args.rows, args.cols, args.seed, facet=args.facet)
     except (SweepError, ConfigError) as error:

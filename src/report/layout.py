@@ -166,7 +166,9 @@ def build(
     write_results(sweep_dir, results)  # first: whatever fails below, the results are kept
     finished = [r for r in results if r["status"] == "ok"]
     if not finished:
-        raise SweepError(f"{sweep_dir}: no finished jobs yet ({len(results)} job folders)")
+        counts = Counter(r["status"] for r in results)
+        what = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no job folders"
+        raise SweepError(f"{sweep_dir}: no job finished ok, nothing to draw ({what})")
     on_grid = placed(results)  # a job whose overrides are unknown is counted, not placed
     row_key, col_key = choose_axes(on_grid, rows, cols)
     facet_key = choose_facet(on_grid, row_key, col_key, facet)
