@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,35 @@ def register_resolvers() -> None:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write `data` to `path` so that a reader never sees a half-written file."""
+    """Write `data` to `path` as strict JSON, so that a reader never sees a half-written file.
+
+    A non-finite float (a diverged run's loss) is written as null: bare NaN and Infinity are
+    not JSON, and other readers (jq, JavaScript, pandas' strict modes) refuse them.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=True))
-    os.replace(tmp, path)
+    text = json.dumps(_finite_or_null(data), indent=2, allow_nan=False)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no partial file behind
+        raise
 
 
-# What a finished job's record must hold: the final metrics (numbers; finite when ok), its
-# per-epoch history and its resolved config's data section (the report redraws the data).
+def _finite_or_null(value: Any) -> Any:
+    """`value` with every non-finite float, at any depth, replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
+# What a finished job's record must hold: the final metrics (numbers; finite unless the run
+# diverged), its per-epoch history and its resolved config's data section (the report redraws
+# the data).
 METRIC_KEYS = (  # a finished run's final metrics, also results.csv's columns
     "train_loss",
     "train_accuracy",
@@ -92,7 +114,9 @@ METRIC_KEYS = (  # a finished run's final metrics, also results.csv's columns
     "n_params",
     "seconds",
 )
-FINITE_WHEN_OK = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "n_params")
+# A diverged run's metrics that may be non-finite (null in the file, NaN once read); every
+# other number of a record, and every number of an ok or pruned one, is finite.
+NON_FINITE_WHEN_DIVERGED = METRIC_KEYS[:7]
 EPOCH_NUMBERS = ("epoch", "train_loss", "val_loss")
 DATA_KEYS = ("name", "n_train", "n_val", "n_test", "noise", "seed")
 STATUSES = ("ok", "diverged", "pruned", "failed")  # pruned: a search stopped it early
@@ -100,6 +124,21 @@ STATUSES = ("ok", "diverged", "pruned", "failed")  # pruned: a search stopped it
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_problem(value: Any, may_be_non_finite: bool) -> str | None:
+    """Why `value` is not a number a record may hold (None if it is): not a number, an integer
+    too large for a float (json reads 10**400 as an int; float() of it raises), or a non-finite
+    one (null stands for one) where it must be finite."""
+    if value is None and may_be_non_finite:
+        return None
+    if not _is_number(value):
+        return "not a number"
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:
+        return "a number too large for a float"
+    return None if finite or may_be_non_finite else "not a finite number"
 
 
 def record_problem(record: Any) -> str | None:
@@ -110,23 +149,36 @@ def record_problem(record: Any) -> str | None:
     if status is None:
         return "has no status"
     if status not in STATUSES:
-        return f"has status {status!r}, not one of {', '.join(STATUSES)}"
+        return f"has status {_short(status)}, not one of {', '.join(STATUSES)}"
     if status == "failed":
         return None
+    diverged = status == "diverged"
     for key in METRIC_KEYS:
-        value = record.get(key)
         if key not in record:
             return f"is {status} but has no {key}"
-        if not _is_number(value):
-            return f"has {key}={value!r}, not a number"
-        if status == "ok" and key in FINITE_WHEN_OK and not math.isfinite(value):
-            return f"is ok but has {key}={value!r}"
+        value = record[key]
+        problem = _number_problem(value, diverged and key in NON_FINITE_WHEN_DIVERGED)
+        if problem == "not a finite number":
+            return f"is {status} but has {key}={_short(value)}"
+        if problem:
+            return f"has {key}={_short(value)}, {problem}"
     history = record.get("history")
     if not isinstance(history, list) or not history:
         return f"has history={_short(history)}, not a list of epochs"
     for i, epoch in enumerate(history):
-        if not isinstance(epoch, dict) or not all(_is_number(epoch.get(k)) for k in EPOCH_NUMBERS):
+        if not isinstance(epoch, dict) or not all(k in epoch for k in EPOCH_NUMBERS):
             return f"has history[{i}]={_short(epoch)}, not an epoch with {', '.join(EPOCH_NUMBERS)}"
+        # A diverged run's history stops at the epoch it diverged: only that last one may
+        # hold a non-finite value.
+        last_of_diverged = diverged and i == len(history) - 1
+        for key, value in epoch.items():
+            problem = _number_problem(value, last_of_diverged and key != "epoch")
+            if problem == "not a number" and key in EPOCH_NUMBERS:
+                return f"has history[{i}]={_short(epoch)}, not an epoch with " + ", ".join(
+                    EPOCH_NUMBERS
+                )
+            if problem:
+                return f"has history[{i}].{key}={_short(value)}, {problem}"
     config = record.get("config")
     data = config.get("data") if isinstance(config, dict) else None
     if not isinstance(data, dict) or any(k not in data for k in DATA_KEYS):
@@ -135,30 +187,86 @@ def record_problem(record: Any) -> str | None:
 
 
 def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int of over 4,300 digits; a deep nesting
+        text = f"<a {type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _nan_for_null(record: dict[str, Any]) -> dict[str, Any]:
+    """A checked record with each null number (a diverged run's non-finite value) as NaN, so
+    that every reader gets floats, as from records written before null replaced NaN."""
+    if record["status"] != "diverged":
+        return record
+    nan = math.nan
+    record.update({k: nan for k in NON_FINITE_WHEN_DIVERGED if record[k] is None})
+    last = record["history"][-1]
+    last.update({k: nan for k, v in last.items() if v is None})
+    return record
+
+
+class _NotAFile(OSError):
+    """metrics.json is a FIFO, a folder, a device...: reading it could block or fail."""
+
+
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def _read_regular_file(path: Path) -> str:
+    """The text of `path` if it is a regular file; never blocks (a FIFO nobody writes)."""
+    os.stat(path)  # FileNotFoundError before anything is opened
+    # O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer;
+    # fstat then says what was opened (no race with a file swapped in after a stat).
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _NotAFile(f"it is {_KINDS.get(stat.S_IFMT(mode), 'no regular file')}")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read()
+    finally:
+        os.close(fd)
+    return data.decode("utf-8")
 
 
 def read_metrics(job_dir: Path) -> dict[str, Any] | None:
     """A job's metrics.json, checked: None when the job has not written it (yet), else its
     record, or, when the file is malformed in any way, a failed record whose error says how.
+    A diverged run's null values (non-finite when it ran) are read as NaN.
 
     The one place that reads a job's record for the report, the summary, the search views
     and resume (where a malformed record means an unfinished job, trained again).
     """
     path = Path(job_dir) / METRICS_FILE
     try:
-        record = json.loads(path.read_text())
+        text = _read_regular_file(path)
     except FileNotFoundError:
         return None
+    except _NotAFile as error:
+        problem = f"is not a regular file ({error})"
     except (OSError, UnicodeDecodeError) as error:
         problem = f"cannot be read ({type(error).__name__}: {error})"
-    except json.JSONDecodeError as error:
-        problem = f"is not valid JSON, cut short? ({error})"
     else:
-        problem = record_problem(record)
+        problem = None
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as error:
+            problem = f"is not valid JSON, cut short? ({error})"
+        except ValueError as error:  # an integer of over 4,300 digits
+            problem = f"cannot be parsed ({error})"
+        except RecursionError:
+            problem = "is nested too deeply to be parsed"
         if problem is None:
-            return record
+            problem = record_problem(record)
+            if problem is None:
+                return _nan_for_null(record)
     return {"status": "failed", "error": f"malformed {METRICS_FILE}: it {problem}"}
 
 
