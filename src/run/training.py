@@ -1,7 +1,9 @@
-"""One training run: `train(cfg)` trains one seed, `train_stack(cfg, seeds, dirs)` the seeds
-of one configuration as one stacked model; each writes its runs' metrics.json and model.pt.
+"""One training run, from a composed config to each seed's files: `train` and `train_stack`.
 
-`validate(cfg)` refuses, before any training, every value training cannot use.
+`train(cfg)` trains one seed; `train_stack(cfg, seeds, dirs)` trains the seeds of one
+configuration as one stacked model and writes each seed's run (metrics.json, model.pt, its
+logger's files) as a run of that seed alone would. `validate(cfg)` refuses, before any
+training, every value training cannot use.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +98,12 @@ def is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def _quiet_lightning() -> None:
-    # Lightning's start-up banners and its advice for big data sets are noise here.
+def _set_up_torch(trainer: DictConfig) -> None:
+    """Torch's threads for this job, and Lightning without its noise: start-up banners and
+    advice meant for big data sets."""
+    import torch
+
+    torch.set_num_threads(trainer.num_threads)
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -149,83 +158,130 @@ def train_stack(
     """
     validate(cfg)
     pl, GeneratedDataModule, MLPClassifier = _training_stack()
-    import torch
-
-    from src.run.nets import count_parameters
-
     start = time.perf_counter()
-    _quiet_lightning()
-    torch.set_num_threads(cfg.trainer.num_threads)
+    _set_up_torch(cfg.trainer)
     data = GeneratedDataModule(**cfg.data, shuffle_seeds=seeds)
     model = MLPClassifier(**cfg.model, seeds=seeds)
-    n_params = count_parameters(model.net) // len(seeds)
-    group = group or _job_group()
-    config = OmegaConf.to_container(cfg, resolve=True)
-    configs = {seed: member_config(config, seed, out) for seed, out in out_dirs.items()}
-    progress_bar = cfg.trainer.progress_bar
-    if progress_bar is None:
-        progress_bar = HydraConfig.initialized() and not is_multirun()
-    loggers = {}
-    try:
-        for seed, out in out_dirs.items():
-            out.mkdir(parents=True, exist_ok=True)
-            name, concurrent = f"{group}/seed={seed}", len(out_dirs) > 1
-            logger = build_logger(cfg.logger, out, group, name, configs[seed], concurrent)
-            if logger is not None:
-                logger.log_hyperparams({"n_params": n_params})
-                loggers[seeds.index(seed)] = logger
-        if cfg.logger.get("watch") and loggers:  # one seed: validate() refuses watching a stack
-            # idx=0: wandb numbers the models watched in one process (graph_1..., in a
-            # multirun's later jobs); the same histogram names in every job line them up.
-            loggers[0].experiment.watch(
-                model, log=cfg.logger.watch_log, log_freq=cfg.logger.watch_log_freq, idx=0
-            )
-        model.member_loggers = loggers
-        trainer = pl.Trainer(
-            max_epochs=cfg.trainer.max_epochs,
-            accelerator=cfg.trainer.accelerator,
-            devices=cfg.trainer.devices,
-            logger=list(loggers.values()) or False,
-            enable_progress_bar=progress_bar,
-            enable_checkpointing=False,  # weights are saved once, at the end
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            default_root_dir=next(iter(out_dirs.values()), None),
-            callbacks=callbacks,
-        )
+    written = _written_runs(cfg, seeds, out_dirs, _n_params(model))
+    with _member_loggers(cfg.logger, written, group or _job_group(), model) as loggers:
+        trainer = _trainer(pl, cfg.trainer, loggers, out_dirs, callbacks)
         trainer.fit(model, datamodule=data)
         trainer.test(model, datamodule=data, verbose=False)
+    seconds = time.perf_counter() - start
+    return {run.seed: _write_run(run, model, seconds) for run in written}
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One seed of a stack that is written: its member of the stack, its folder, its config."""
+
+    seed: int
+    member: int  # its index in the stack's seeds
+    out: Path
+    config: dict[str, Any]  # its resolved config, as a single run's
+    stacked_with: list[int]
+    n_params: int  # of one member
+
+
+def _written_runs(
+    cfg: DictConfig, seeds: list[int], out_dirs: dict[int, Path], n_params: int
+) -> list[_Run]:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return [
+        _Run(seed, seeds.index(seed), out, member_config(config, seed, out), seeds, n_params)
+        for seed, out in out_dirs.items()
+    ]
+
+
+def _n_params(model: Any) -> int:
+    """The parameters of one member of the stack."""
+    from src.run.nets import count_parameters
+
+    return count_parameters(model.net) // len(model.seeds)
+
+
+@contextmanager
+def _member_loggers(
+    cfg: DictConfig, runs: list[_Run], group: str, model: Any
+) -> Iterator[dict[int, Any]]:
+    """Each written seed's logger (none for logger=none), by its member of the stack, handed
+    to the model (which logs each member's rows to its own run); all closed at the end, even
+    if one of them fails to start or the fit fails."""
+    loggers = {}
+    try:
+        for run in runs:
+            run.out.mkdir(parents=True, exist_ok=True)
+            name, concurrent = f"{group}/seed={run.seed}", len(runs) > 1
+            logger = build_logger(cfg, run.out, group, name, run.config, concurrent)
+            if logger is not None:
+                logger.log_hyperparams({"n_params": run.n_params})
+                loggers[run.member] = logger
+        if cfg.get("watch") and loggers:  # one seed: validate() refuses watching a stack
+            # idx=0: wandb numbers the models watched in one process (graph_1..., in a
+            # multirun's later jobs); the same histogram names in every job line them up.
+            watch = {"log": cfg.watch_log, "log_freq": cfg.watch_log_freq}
+            loggers[0].experiment.watch(model, **watch, idx=0)
+        model.member_loggers = loggers
+        yield loggers
     finally:
         for logger in loggers.values():
             close_logger(logger)
 
-    seconds = time.perf_counter() - start
-    results = {}
-    for seed, out in out_dirs.items():
-        k = seeds.index(seed)
+
+def _trainer(
+    pl: Any,
+    cfg: DictConfig,
+    loggers: dict[int, Any],
+    out_dirs: dict[int, Path],
+    callbacks: list[Any] | None,
+) -> Any:
+    """The Lightning Trainer of the fit and the test: no checkpoints (the weights are saved
+    once, at the end), no sanity validation (it would not be in the history anyway)."""
+    progress_bar = cfg.progress_bar
+    if progress_bar is None:  # a bar for a single run, none in a multirun's log
+        progress_bar = HydraConfig.initialized() and not is_multirun()
+    return pl.Trainer(
+        max_epochs=cfg.max_epochs,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        logger=list(loggers.values()) or False,
+        enable_progress_bar=progress_bar,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=next(iter(out_dirs.values()), None),
+        callbacks=callbacks,
+    )
+
+
+def _write_run(run: _Run, model: Any, seconds: float) -> dict[str, Any]:
+    """Write one seed's model.pt and metrics.json, and return its metrics; a seed whose files
+    cannot be written is failed (the stack's other seeds are kept)."""
+    import torch
+
+    k = run.member
+    metrics = {
+        **run_metrics(model.history[k], model.test_metrics[k], model.status[k]),
+        "n_params": run.n_params,
+        "seconds": seconds,
+        "stacked_with": run.stacked_with,
+        "history": model.history[k],
+        "config": run.config,
+    }
+    hparams = {key: v for key, v in model.hparams.items() if key != "seeds"}
+    state = {name: t.cpu() for name, t in model.net.member_state(k).items()}
+    path = run.out / "model.pt"
+    try:
+        torch.save({"hparams": hparams, "state_dict": state}, path)
+        path = run.out / METRICS_FILE
+        write_json_atomic(path, metrics)
+    except Exception as error:
+        log.exception(f"seed={run.seed}: {path} could not be written")
         metrics = {
-            **run_metrics(model.history[k], model.test_metrics[k], model.status[k]),
-            "n_params": n_params,
-            "seconds": seconds,
-            "stacked_with": seeds,
-            "history": model.history[k],
-            "config": configs[seed],
+            "status": "failed",
+            "error": f"writing {path}: {type(error).__name__}: {error}",
         }
-        hparams = {key: v for key, v in model.hparams.items() if key != "seeds"}
-        state = {name: t.cpu() for name, t in model.net.member_state(k).items()}
-        path = out / "model.pt"
-        try:
-            torch.save({"hparams": hparams, "state_dict": state}, path)
-            path = out / METRICS_FILE
-            write_json_atomic(path, metrics)
-        except Exception as error:
-            log.exception(f"seed={seed}: {path} could not be written")
-            metrics = {
-                "status": "failed",
-                "error": f"writing {path}: {type(error).__name__}: {error}",
-            }
-        results[seed] = metrics
-    return results
+    return metrics
 
 
 def run_metrics(
