@@ -36,6 +36,16 @@ from src.sweep.search import check_search_space, study_storage
 from .conftest import CONF, ROOT, wandb_records, wandb_run_info
 from .test_results import job_record
 
+
+@pytest.fixture(autouse=True)
+def _no_stale_log_handlers(monkeypatch):
+    # An earlier test's in-process Hydra app may leave the root logger writing to a stream
+    # pytest has closed since; the sweeper's log lines would then print a logging error.
+    import logging
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+
+
 SMALL = ["data.n_train=200", "data.n_val=100", "data.n_test=100", "logger=none"]
 
 
