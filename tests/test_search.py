@@ -289,7 +289,8 @@ def test_a_killed_search_resumes_to_n_trials_without_rewriting_a_finished_trial(
         if trial.state == TrialState.FAIL:  # left running by the kill: closed, asked again
             assert "error" not in trial.user_attrs
             retried = [t for t in study.trials if t.user_attrs.get("retry_of") == trial.number]
-            assert len(retried) == 1 and retried[0].params == trial.params
+            if len(trial.params) == 4:  # not killed while it was being asked
+                assert len(retried) == 1 and retried[0].params == trial.params
     after = finished_files(sweep)
     assert all(after[p] == before[p] for p in before)  # not one finished file rewritten
     assert len(after) == 4 * 2
@@ -454,3 +455,16 @@ def test_a_grid_sweep_is_not_a_search(tmp_path, capsys):
     assert main([str(sweep)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a search (its sweeper is SeedStackingSweeper)" in err
+
+
+def test_a_trial_left_running_is_asked_again_unless_it_was_cut_short_while_asked(tmp_path):
+    sweeper, study = fake_search(tmp_path, "hydra.sweeper.n_trials=2")
+    space = sweeper.space([])[0]  # what the killed sweep was asking for
+    whole, partial = study.ask(space), study.ask({"model.depth": space["model.depth"]})
+    _, study = fake_search(tmp_path, "hydra.sweeper.n_trials=4")  # the rerun
+    by_number = {t.number: t for t in study.trials}
+    assert by_number[whole.number].state == by_number[partial.number].state == TrialState.FAIL
+    retried = [t for t in study.trials if "retry_of" in t.user_attrs]
+    assert [t.user_attrs["retry_of"] for t in retried] == [whole.number]
+    assert retried[0].params == whole.params
+    assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 4

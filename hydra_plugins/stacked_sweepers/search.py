@@ -117,7 +117,7 @@ class StackedSearchSweeper(LaunchingSweeper):
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
-        retry_interrupted(study, sweep_dir)
+        retry_interrupted(study, sweep_dir, space)
         returns = []
         while (done := len(finished_trials(study))) < self.n_trials:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
@@ -166,15 +166,17 @@ def finished_trials(study: Any) -> list[Any]:
     ]
 
 
-def retry_interrupted(study: Any, sweep_dir: Path) -> None:
+def retry_interrupted(study: Any, sweep_dir: Path, space: dict[str, Any]) -> None:
     """Close the trials a killed sweep left running as failed, and ask for their parameters
-    again; their seeds' folders get a failed record (they are never trained again)."""
+    again; their seeds' folders get a failed record (they are never trained again). A trial
+    killed while it was being asked has only some parameters and never ran: just closed."""
     from optuna.trial import TrialState
 
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-        log.info(f"trial {trial.number} was left running: closed as failed, asked again")
+        if set(trial.params) == set(space):
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            log.info(f"trial {trial.number} was left running: closed as failed, asked again")
     mark_unfinished(sweep_dir)
 
 
