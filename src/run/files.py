@@ -1,8 +1,9 @@
 """Where runs write their results and how they are named.
 
-Registers two OmegaConf resolvers used in conf/train.yaml:
+Registers the OmegaConf resolvers used in conf/train.yaml:
 - `unique_dir`: claims a fresh output folder, so two sweeps started in the same second
-  get `21-30-05` and `21-30-05-2` instead of sharing one;
+  get `21-30-05` and `21-30-05-2` instead of sharing one (a refused run's folder is removed
+  again, `remove_unused_run_dir`);
 - `run_group`: the configuration without the seed (Hydra's override_dirname), used as the
   job's folder and as its wandb group, so repetitions sit and average together;
 - `job_subdir`, `hydra_subdir`: where a job runs and keeps Hydra's record of it. A run of one
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,17 +29,49 @@ DEFAULT_GROUP = "default"
 STACK_SUBDIR = ".stack"
 
 
+# The folders unique_dir created in this process, each with the parents it had to make for it.
+_CREATED: dict[Path, list[Path]] = {}
+# What Hydra writes into a run's folder before the run starts: its record and the log file.
+HYDRA_FILES = frozenset({".hydra", STACK_SUBDIR, "train.log"})
+
+
 def unique_dir(path: str) -> str:
     """Create `path` (or `path-2`, `path-3`, ...) and return the one this process created."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    parent = Path(path).parent
+    missing = [p for p in (parent, *parent.parents) if not p.exists()]
+    parent.mkdir(parents=True, exist_ok=True)
     candidate, n = path, 1
     while True:
         try:
             os.mkdir(candidate)  # atomic: of two processes racing for a name, one wins
+            _CREATED[Path(candidate).absolute()] = [p.absolute() for p in missing]
             return candidate
         except FileExistsError:
             n += 1
             candidate = f"{path}-{n}"
+
+
+def remove_unused_run_dir(output_dir: Path) -> bool:
+    """Remove a refused run's folder: only if unique_dir created it in this process and it
+    holds nothing but what Hydra wrote there; then the parents made for it, if left empty.
+    Returns whether it was removed."""
+    folder = Path(output_dir).absolute()
+    if folder not in _CREATED or not set(os.listdir(folder)) <= HYDRA_FILES:
+        return False
+    shutil.rmtree(folder)
+    for parent in _CREATED.pop(folder):  # innermost first; one that is not empty stops it
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+    return True
+
+
+def write_error(path: Path, error: BaseException) -> str:
+    """One line for a file or folder that could not be written: its path and why."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"cannot write {path}: {error.strerror}"
+    return f"cannot write {path}: {type(error).__name__}: {error}"
 
 
 def run_group(override_dirname: str | None) -> str:

@@ -2,8 +2,8 @@
 
 `train(cfg)` trains one seed; `train_stack(cfg, seeds, dirs)` trains the seeds of one
 configuration as one stacked model and writes each seed's run (metrics.json, model.pt, its
-logger's files) as a run of that seed alone would. `validate(cfg)` refuses, before any
-training, every value training cannot use.
+logger's files) as a run of that seed alone would. `validate(cfg)` (from checks.py) refuses
+first, before any training, what the run cannot use or this machine cannot run.
 """
 
 from __future__ import annotations
@@ -22,72 +22,13 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, require_choice, require_int, require_number
-from src.run.files import METRICS_FILE, run_group, write_json_atomic
-from src.run.loggers import KINDS, WANDB_MODES, build_logger, close_logger
+from src.run.checks import validate
+from src.run.files import METRICS_FILE, run_group, write_error, write_json_atomic
+from src.run.loggers import build_logger, close_logger
 
 log = logging.getLogger(__name__)
-
-
-ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
-
-
-def validate(cfg: DictConfig) -> None:
-    """Refuse any value training cannot use, naming the key (raises ConfigError)."""
-    # torch-backed modules, imported where used: a sweep's main process never needs torch.
-    from src.run.generators import GENERATORS
-    from src.run.nets import ACTIVATIONS, INITS, NORMS, OPTIMIZERS
-
-    require_int("seed", cfg.seed)
-    seeds = cfg.get("seeds")
-    if seeds is not None:
-        if not isinstance(seeds, ListConfig) or not seeds or len(set(seeds)) < len(seeds):
-            raise ConfigError("seeds", seeds, "null, or a list of distinct integers")
-        for seed in seeds:
-            require_int("seeds", seed)
-        if len(seeds) > 1 and cfg.logger.get("watch"):
-            raise ConfigError(
-                "logger.watch",
-                True,
-                "false when seeds are stacked (its histograms would mix the seeds); "
-                "add hydra.sweeper.stack_seeds=false",
-            )
-    m = cfg.model
-    require_int("model.depth", m.depth, minimum=0)
-    require_int("model.width", m.width, minimum=1)
-    require_choice("model.activation", m.activation, ACTIVATIONS)
-    require_number("model.lr", m.lr, positive=True)
-    require_choice("model.optimizer", m.optimizer, OPTIMIZERS)
-    if not isinstance(m.residual, bool):
-        raise ConfigError("model.residual", m.residual, "a boolean: true or false")
-    require_choice("model.norm", m.norm, NORMS)
-    require_choice("model.init", m.init, INITS)
-    d = cfg.data
-    require_choice("data.name", d.name, GENERATORS)
-    for key in ("n_train", "n_val", "n_test", "batch_size"):
-        require_int(f"data.{key}", d[key], minimum=1)
-    if m.norm == "batch" and m.depth > 0 and (d.n_train % d.batch_size or d.batch_size) == 1:
-        raise ConfigError(  # BatchNorm cannot normalize a batch of one sample
-            "data.batch_size",
-            d.batch_size,
-            f"a size that leaves no training batch of 1 sample (data.n_train={d.n_train}) "
-            "with model.norm=batch",
-        )
-    require_number("data.noise", d.noise, minimum=0)
-    require_int("data.seed", d.seed)
-    t = cfg.trainer
-    require_int("trainer.max_epochs", t.max_epochs, minimum=1)
-    require_int("trainer.num_threads", t.num_threads, minimum=1)
-    require_int("trainer.devices", t.devices, minimum=1)
-    require_choice("trainer.accelerator", t.accelerator, ACCELERATORS)
-    if t.progress_bar not in (None, True, False):
-        raise ConfigError("trainer.progress_bar", t.progress_bar, "true, false or null")
-    require_choice("logger.kind", cfg.logger.kind, KINDS)
-    if cfg.logger.kind == "wandb":
-        require_choice("logger.mode", cfg.logger.mode, WANDB_MODES)
-        require_int("logger.watch_log_freq", cfg.logger.watch_log_freq, minimum=1)
 
 
 def _job_group() -> str:
@@ -257,8 +198,6 @@ def _trainer(
 def _write_run(run: _Run, model: Any, seconds: float) -> dict[str, Any]:
     """Write one seed's model.pt and metrics.json, and return its metrics; a seed whose files
     cannot be written is failed (the stack's other seeds are kept)."""
-    import torch
-
     k = run.member
     metrics = {
         **run_metrics(model.history[k], model.test_metrics[k], model.status[k]),
@@ -272,16 +211,30 @@ def _write_run(run: _Run, model: Any, seconds: float) -> dict[str, Any]:
     state = {name: t.cpu() for name, t in model.net.member_state(k).items()}
     path = run.out / "model.pt"
     try:
-        torch.save({"hparams": hparams, "state_dict": state}, path)
+        _save_weights({"hparams": hparams, "state_dict": state}, path)
         path = run.out / METRICS_FILE
         write_json_atomic(path, metrics)
-    except Exception as error:
+    except OSError as error:  # a full disk, a read-only folder: the error says it all
+        metrics = {"status": "failed", "error": write_error(path, error)}
+    except Exception as error:  # a bug: its traceback goes to the log
         log.exception(f"seed={run.seed}: {path} could not be written")
-        metrics = {
-            "status": "failed",
-            "error": f"writing {path}: {type(error).__name__}: {error}",
-        }
+        metrics = {"status": "failed", "error": write_error(path, error)}
     return metrics
+
+
+def _save_weights(checkpoint: dict[str, Any], path: Path) -> None:
+    """torch.save to `path`; a failure to write it raised as the OSError it is (torch raises a
+    RuntimeError that has lost the errno: "file write failed", "cannot be opened")."""
+    import torch
+
+    try:
+        torch.save(checkpoint, path)
+    except RuntimeError:
+        with open(path, "wb") as file:  # the same write, in Python: raises the OSError
+            file.write(b"\0")
+            file.flush()
+        path.unlink()  # it could be written after all: not an OSError, torch's error stands
+        raise
 
 
 def run_metrics(

@@ -1,0 +1,356 @@
+"""What a run is refused for before it trains: `validate(cfg)`, each refusal one ConfigError.
+
+Beyond each value's own check: a key the code does not know, an accelerator or more threads
+than this machine has, a model and data set that would not fit in its memory, and wandb names
+wandb itself would reject. Torch is imported only inside the checks that need it, so a sweep's
+main process can run the others (`check_keys`, `check_logger`) before its first job.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig
+
+from src.config import ConfigError, require_choice, require_int, require_number
+from src.run.loggers import KINDS, WANDB_MODES
+
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+
+# The keys each part of the code reads (MLPClassifier's and GeneratedDataModule's arguments,
+# the Trainer's settings, each logger kind's): a key Hydra lets in with +key=value that is
+# not here would be a TypeError deep in training, or silently ignored.
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("data", "logger", "model", "output_dir", "seed", "seeds", "trainer"),
+    "model": ("depth", "width", "activation", "lr", "optimizer", "residual", "norm", "init"),
+    "data": ("name", "n_train", "n_val", "n_test", "noise", "batch_size", "seed"),
+    "trainer": ("max_epochs", "accelerator", "devices", "num_threads", "progress_bar"),
+}
+LOGGER_KEYS: dict[str, tuple[str, ...]] = {
+    "wandb": (
+        "kind",
+        "project",
+        "entity",
+        "mode",
+        "job_type",
+        "tags",
+        "watch",
+        "watch_log",
+        "watch_log_freq",
+    ),
+    "csv": ("kind",),
+    "none": ("kind",),
+}
+
+# Each hidden layer is a module of its own and a few kernel calls per step: depth 5,000 took
+# 17 s to build and 3 s a step here, depth 100,000 would take hours before its first epoch.
+MAX_DEPTH = 1000
+
+# wandb 0.31's own checks (wandb/sdk/wandb_settings.py: validate_project, validate_run_tags):
+# it refuses these when the run starts, that is in every job of a sweep.
+WANDB_PROJECT_MAX = 128
+WANDB_PROJECT_FORBIDDEN = "/\\#?%:"
+WANDB_TAG_MAX = 64
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse any value training cannot use, naming the key (raises ConfigError)."""
+    check_keys(cfg)
+    check_values(cfg)
+    check_logger(cfg.logger)
+    check_machine(cfg)
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """Refuse a key the code does not read (added with +key=value), and a removed one."""
+    logger = cfg.get("logger")
+    if isinstance(logger, DictConfig):
+        require_choice("logger.kind", logger.get("kind"), KINDS)
+    kind = logger.kind if isinstance(logger, DictConfig) else None
+    groups = {**KNOWN_KEYS, "logger": LOGGER_KEYS.get(kind, ())}
+    for group, known in groups.items():
+        node = cfg if group == "" else cfg.get(group)
+        if group and not isinstance(node, DictConfig):
+            raise ConfigError(group, node, f"a config group's settings ({', '.join(known)})")
+        prefix = f"{group}." if group else ""
+        for key in node:
+            if key not in known and not (group == "" and key == "hydra"):  # Hydra's own part
+                where = f"a key of {group}" if group else "a key of the config"
+                if group == "logger":
+                    where += f"={node.get('kind')}"
+                raise ConfigError(f"{prefix}{key}", node[key], f"{where}: {', '.join(known)}")
+        for key in known:
+            if key not in node:
+                raise ConfigError(f"{prefix}{key}", None, "a value: the key cannot be removed")
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Refuse each value that is not one its key allows."""
+    # torch-backed modules, imported where used: a sweep's main process never needs torch.
+    from src.run.generators import GENERATORS
+    from src.run.nets import ACTIVATIONS, INITS, NORMS, OPTIMIZERS
+
+    require_int("seed", cfg.seed)
+    seeds = cfg.get("seeds")
+    if seeds is not None:
+        if not isinstance(seeds, ListConfig) or not seeds or len(set(seeds)) < len(seeds):
+            raise ConfigError("seeds", seeds, "null, or a list of distinct integers")
+        for seed in seeds:
+            require_int("seeds", seed)
+        if len(seeds) > 1 and cfg.logger.get("watch"):
+            raise ConfigError(
+                "logger.watch",
+                True,
+                "false when seeds are stacked (its histograms would mix the seeds); "
+                "add hydra.sweeper.stack_seeds=false",
+            )
+    m = cfg.model
+    require_int("model.depth", m.depth, minimum=0)
+    if m.depth > MAX_DEPTH:
+        raise ConfigError(
+            "model.depth",
+            m.depth,
+            f"an integer from 0 to {MAX_DEPTH} (each layer is a module and kernel calls of its "
+            "own: depth 5000 takes 17 s to build and 3 s a training step)",
+        )
+    require_int("model.width", m.width, minimum=1)
+    require_choice("model.activation", m.activation, ACTIVATIONS)
+    require_number("model.lr", m.lr, positive=True)
+    require_choice("model.optimizer", m.optimizer, OPTIMIZERS)
+    if not isinstance(m.residual, bool):
+        raise ConfigError("model.residual", m.residual, "a boolean: true or false")
+    require_choice("model.norm", m.norm, NORMS)
+    require_choice("model.init", m.init, INITS)
+    d = cfg.data
+    require_choice("data.name", d.name, GENERATORS)
+    for key in ("n_train", "n_val", "n_test", "batch_size"):
+        require_int(f"data.{key}", d[key], minimum=1)
+    if m.norm == "batch" and m.depth > 0 and (d.n_train % d.batch_size or d.batch_size) == 1:
+        raise ConfigError(  # BatchNorm cannot normalize a batch of one sample
+            "data.batch_size",
+            d.batch_size,
+            f"a size that leaves no training batch of 1 sample (data.n_train={d.n_train}) "
+            "with model.norm=batch",
+        )
+    require_number("data.noise", d.noise, minimum=0)
+    require_int("data.seed", d.seed)
+    t = cfg.trainer
+    require_int("trainer.max_epochs", t.max_epochs, minimum=1)
+    require_int("trainer.num_threads", t.num_threads, minimum=1)
+    require_int("trainer.devices", t.devices, minimum=1)
+    require_choice("trainer.accelerator", t.accelerator, ACCELERATORS)
+    if t.progress_bar not in (None, True, False):
+        raise ConfigError("trainer.progress_bar", t.progress_bar, "true, false or null")
+
+
+def check_logger(cfg: DictConfig) -> None:
+    """Refuse a logger wandb would refuse at every run's start: its mode, a project name too
+    long or with a character it forbids, an entity or job type that is no name, a tag that is
+    empty or too long."""
+    require_choice("logger.kind", cfg.kind, KINDS)
+    if cfg.kind != "wandb":
+        return
+    require_choice("logger.mode", cfg.mode, WANDB_MODES)
+    require_int("logger.watch_log_freq", cfg.watch_log_freq, minimum=1)
+    project = cfg.project
+    forbidden = sorted(set(WANDB_PROJECT_FORBIDDEN) & set(project if _is_name(project) else ""))
+    if not _is_name(project) or len(project) > WANDB_PROJECT_MAX or forbidden:
+        found = f"; it has {' '.join(forbidden)}" if forbidden else ""
+        raise ConfigError(
+            "logger.project",
+            project,
+            f"a name of 1 to {WANDB_PROJECT_MAX} characters without any of "
+            f"{' '.join(WANDB_PROJECT_FORBIDDEN)}{found}",
+        )
+    entity = cfg.entity
+    if entity is not None and (not _is_name(entity) or "/" in entity or ":" in entity):
+        # entity/project/run is a run's path: a / or : would be read as another part of it.
+        raise ConfigError("logger.entity", entity, "null, or a user or team name without / or :")
+    if not _is_name(cfg.job_type):
+        raise ConfigError("logger.job_type", cfg.job_type, "a name (a non-empty string)")
+    tags = cfg.tags
+    if not isinstance(tags, ListConfig):
+        raise ConfigError("logger.tags", tags, "a list of tags, e.g. [baseline,depth]")
+    for tag in tags:
+        if not 1 <= len(str(tag)) <= WANDB_TAG_MAX:
+            raise ConfigError("logger.tags", tag, f"tags of 1 to {WANDB_TAG_MAX} characters")
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def check_machine(cfg: DictConfig) -> None:
+    """Refuse what this machine cannot run: an accelerator it lacks, more threads than it has
+    cores, a run that needs more memory than it has free."""
+    t = cfg.trainer
+    check_accelerator(t.accelerator, t.devices)
+    cores = os.cpu_count() or 1
+    if t.num_threads > cores:
+        raise ConfigError(
+            "trainer.num_threads", t.num_threads, f"an integer from 1 to {cores} (its cores)"
+        )
+    check_memory(cfg)
+
+
+def check_accelerator(accelerator: str, devices: int) -> None:
+    """Refuse a GPU (CUDA or Apple's MPS) torch does not find here, naming the ones it does."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = torch.backends.mps.is_available()
+    here = ["cpu", "auto"] + ["gpu", "cuda"] * cuda + ["mps"] * mps
+    if accelerator not in here:
+        found = "no CUDA GPU" if accelerator in ("gpu", "cuda") else "no MPS device"
+        raise ConfigError(
+            "trainer.accelerator",
+            accelerator,
+            f"one this machine has: {', '.join(here)} (torch finds {found})",
+        )
+    if accelerator in ("gpu", "cuda") and devices > torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError("trainer.devices", devices, f"an integer from 1 to {count} (its GPUs)")
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+FLOAT = 4  # bytes: every tensor is float32
+# The constants below are measured (peak resident size of runs of one epoch, torch 2 on CPU)
+# and rounded up: the estimate came within 0.8x to 1.5x of what the runs took.
+# Bytes a point takes while the data are drawn (the generators' int64 and float temporaries),
+# and once drawn (2 features and a label).
+DRAWING_BYTES, POINT_BYTES = 40, 12
+# Bytes per member per training point in an epoch: two int64 orders (drawn, then stacked), the
+# epoch's logits and labels kept for its metrics, then concatenated, and the loss's temporaries.
+EPOCH_BYTES = 36
+FRAMEWORK_BYTES = 500 * 10**6  # Lightning, a Trainer and a logger, beyond torch itself
+
+
+def params_per_member(depth: int, width: int, norm: str) -> int:
+    """The parameters of one net: its Linears, and a scale and shift per unit of each norm."""
+    sizes = [2] + [width] * depth + [1]
+    linears = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    return linears + (2 * width * depth if norm != "none" else 0)
+
+
+# The settings a run's size grows with, as keys of `run_size`.
+SIZE_KEYS = (
+    "model.width",
+    "model.depth",
+    "data.n_train",
+    "data.n_val",
+    "data.n_test",
+    "data.batch_size",
+    "seeds",
+)
+
+
+def run_size(cfg: DictConfig) -> dict[str, Any]:
+    """What `memory_needed` reads of the config; "seeds" is the number of stacked members."""
+    size = {key: cfg[key.split(".")[0]][key.split(".")[1]] for key in SIZE_KEYS[:-1]}
+    size["seeds"] = len(cfg.seeds) if cfg.get("seeds") is not None else 1
+    m = cfg.model
+    return size | {"norm": m.norm, "residual": m.residual, "optimizer": m.optimizer}
+
+
+def memory_needed(size: dict[str, Any]) -> dict[str, int]:
+    """About how many bytes a run of `size` (see run_size) takes at its peak, by part: the
+    parameters with their gradients and optimizer state, the activations autograd keeps, the
+    data and the epoch's buffers, each for every member of the stack, and the framework."""
+    width, depth, members = size["model.width"], size["model.depth"], size["seeds"]
+    n_train, n_val, n_test = (size[f"data.n_{split}"] for split in ("train", "val", "test"))
+    params = params_per_member(depth, width, size["norm"]) * members
+    # Training holds weights, gradients and Adam's two moments (SGD here has no momentum);
+    # building the stack (members, then their stack) leaves about two more copies behind
+    # (measured: 5 to 6.4 copies with Adam, 3 to 4.5 with SGD).
+    copies = 6 if size["optimizer"] == "adam" else 4
+    # What autograd keeps per hidden layer and sample for the backward pass: the activation's
+    # output (also the next Linear's input), LayerNorm's input and output (BatchNorm1d keeps
+    # one), a residual's sum; and the gradients flowing back, two layers' worth at a time.
+    kept = 1 + {"none": 0, "layer": 2, "batch": 1}.get(size["norm"], 2) + bool(size["residual"])
+    batch = min(size["data.batch_size"], n_train)
+    train_step = batch * (width * (depth * kept + 2) + 3)
+    evaluation = max(n_val, n_test) * (3 * width + 3)  # one pass, nothing kept
+    points = n_train + n_val + n_test
+    data = max(DRAWING_BYTES * points, POINT_BYTES * points + EPOCH_BYTES * members * n_train)
+    return {
+        "parameters, gradients and optimizer state": FLOAT * params * copies,
+        "activations": FLOAT * members * max(train_step, evaluation),
+        "data": data,
+        "Lightning": FRAMEWORK_BYTES,
+    }
+
+
+def memory_available() -> int:
+    """Bytes this process can still allocate: the kernel's MemAvailable (free memory plus the
+    caches it can drop), within the cgroup's limit when there is one (a container's)."""
+    available = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024  # its kB are KiB
+    except (OSError, ValueError):
+        pass
+    if available is None:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    cgroup = "/sys/fs/cgroup/"
+    try:
+        with open(cgroup + "memory.max") as limit, open(cgroup + "memory.current") as used:
+            text = limit.read().strip()
+            if text != "max":
+                available = min(available, int(text) - int(used.read()))
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def check_memory(cfg: DictConfig) -> None:
+    """Refuse a run that would not fit in the memory free now, stating both numbers and
+    naming the setting whose size costs the most."""
+    size = run_size(cfg)
+    parts = memory_needed(size)
+    needed, available = sum(parts.values()), memory_available()
+    if needed <= available:
+        return
+    key = _culprit(size)
+    value = list(cfg.seeds) if key == "seeds" else size[key]
+    shares = ", ".join(f"{name} {_bytes(b)}" for name, b in parts.items() if b >= needed / 100)
+    raise ConfigError(
+        key,
+        value,
+        f"a run that fits in memory: this one needs about {_bytes(needed)} ({shares}), "
+        f"{_bytes(available)} available",
+    )
+
+
+# The default of each size setting (conf/model/mlp.yaml, conf/data/xor.yaml, one seed).
+SIZE_DEFAULTS = {
+    "model.width": 10,
+    "model.depth": 2,
+    "data.n_train": 2500,
+    "data.n_val": 500,
+    "data.n_test": 500,
+    "data.batch_size": 128,
+    "seeds": 1,
+}
+
+
+def _culprit(size: dict[str, Any]) -> str:
+    """The size setting that costs the most: the one whose default would save the most."""
+    needed = sum(memory_needed(size).values())
+    saving = {
+        key: needed - sum(memory_needed(size | {key: SIZE_DEFAULTS[key]}).values())
+        for key in SIZE_KEYS
+    }
+    return max(saving, key=saving.get)
+
+
+def _bytes(n: int) -> str:
+    """1234567890 -> '1.2 GB' (GB: 10**9 bytes)."""
+    for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 1e6:.1f} MB"
