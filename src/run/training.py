@@ -127,6 +127,7 @@ class _Run:
 def _written_runs(
     cfg: DictConfig, seeds: list[int], out_dirs: dict[int, Path], n_params: int
 ) -> list[_Run]:
+    """The seeds to write (those of `out_dirs`), in its order."""
     config = OmegaConf.to_container(cfg, resolve=True)
     return [
         _Run(seed, seeds.index(seed), out, member_config(config, seed, out), seeds, n_params)
