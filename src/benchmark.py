@@ -32,6 +32,7 @@ from types import SimpleNamespace
 import torch
 
 from src.config import ArgumentParser
+from src.run.files import read_metrics
 from src.run.generators import make_splits
 from src.run.nets import OPTIMIZERS, StackedMLP, seeded_mlp
 
@@ -149,7 +150,7 @@ def _bare(grid, config: dict[str, dict], stacked: bool = False) -> tuple[float, 
 def _sweep_val_losses(sweep_dir: Path) -> dict[str, float]:
     results = {}
     for path in sweep_dir.rglob("metrics.json"):
-        metrics = json.loads(path.read_text())
+        metrics = read_metrics(path.parent)  # a diverged run's null read back as NaN
         m = metrics["config"]
         results[f"{m['model']['depth']},{m['model']['width']},{m['seed']}"] = metrics["val_loss"]
     return results

@@ -17,7 +17,6 @@ be reproduced on its own.
 
 from __future__ import annotations
 
-import json
 import shlex
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 from src.config import ArgumentParser
+from src.run.files import read_metrics
 
 FRESH_SEEDS = list(range(100, 106))
 
@@ -60,7 +60,7 @@ def retrain(best: dict, out: Path) -> float:
     command = [sys.executable, "-m", "src.train", "hparams_search=bayes", "logger=none",
                *params, f"seeds=[{seeds}]", f"hydra.run.dir={out}"]  # fmt: skip
     _run(command)
-    losses = [json.loads((out / f"seed={s}" / "metrics.json").read_text()) for s in FRESH_SEEDS]
+    losses = [read_metrics(out / f"seed={s}") for s in FRESH_SEEDS]  # null read back as NaN
     return statistics.fmean(r["val_loss"] for r in losses)
 
 

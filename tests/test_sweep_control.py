@@ -215,16 +215,25 @@ def test_eta_waits_for_a_few_finishes_over_a_job_s_own_duration():
         (["seed=range(0)"], "error: seed='range(0)' is not allowed: a sweep over at least one"),
         (["seed=1,1,2"], "error: seed='1,1,2' is not allowed: a sweep over distinct values"),
         (["model.depth=2,2"], "error: model.depth='2,2' is not allowed: a sweep over distinct"),
+        (["logger.project=a/b"], "error: logger.project='a/b' is not allowed: a name of 1 to"),
+        (["+model.foo=1"], "error: model.foo=1 is not allowed: a key of model: depth, width"),
     ],
 )
-def test_an_empty_or_repeating_grid_is_refused_before_any_job(tmp_path, capsys, task, named):
-    config = master(task, sweeper="x.SeedStackingSweeper", stack_seeds=True)
-    config.hydra.sweep = {"dir": str(tmp_path / "sweep")}
-    config.hydra.launcher = {"_target_": "x.BasicLauncher"}
+def test_a_bad_grid_is_refused_before_any_job(tmp_path, capsys, task, named):
+    from hydra import compose, initialize_config_dir
+
+    from .conftest import CONF
+
+    plain = [o for o in task if "," not in o and "range" not in o]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        config = compose("train", plain, return_hydra_config=True)
+    OmegaConf.set_readonly(config, False)
+    config.hydra.overrides.task = task
+    config.hydra.sweep.dir = str(tmp_path / "sweep")
     with pytest.raises(SystemExit) as exit_:
         SweepCheck().on_multirun_start(config)
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and err.startswith(named) and err.count("\n") == 1
+    assert exit_.value.code == 2 and err.startswith(named) and err.count("\n") == 1, err
     assert not (tmp_path / "sweep").exists()
 
 

@@ -20,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, require_int, require_number
+from src.run.checks import check_keys, check_logger
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
 from src.sweep.jobs import finished_metrics
 from src.sweep.lifetime import end_sweep_on_signals
@@ -140,6 +141,8 @@ class SweepCheck(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             check_launcher(config.hydra.launcher)
+            check_keys(config)  # an unknown key and a logger wandb would refuse: not per job
+            check_logger(config.logger)
             check_stacking(config)
             if is_search(config.hydra.sweeper):  # a search: its space, before anything else
                 check_search_space(config)
