@@ -43,9 +43,11 @@ def descendants(pid: int) -> list[int]:
 def kill_descendants(timeout: float = 10.0) -> None:
     """SIGKILL every process below this one and wait until they are gone."""
     pids = descendants(os.getpid())
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    # All stopped first: one that saw another die (loky's resource tracker) would print why.
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     for pid in pids:
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
