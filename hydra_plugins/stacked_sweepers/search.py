@@ -63,21 +63,22 @@ class StackedSearchSweeper(LaunchingSweeper):
 
     def space(self, arguments: list[str]) -> tuple[dict[str, Any], list[str], list[str]]:
         """The distributions searched, the overrides every trial shares, and its seeds."""
-        space, fixed = {}, []
-        for override in parse(self.params, arguments, self.hydra_context):
+        overrides = parse(self.params, arguments, self.hydra_context)
+        space, fixed = {}, {}  # a key's last override wins, as a sweep or as a fixed value
+        for override in overrides:
             key = override.get_key_element()
             if key == self.seed_key:
                 continue
             if override.is_sweep_override():
                 space[key] = distribution(override)
+                fixed.pop(key, None)
             else:
-                fixed = [o for o in fixed if o.split("=", 1)[0] != key]
-                fixed.append(f"{key}={override.get_value_element_as_str()}")
+                fixed[key] = f"{key}={override.get_value_element_as_str()}"
                 space.pop(key, None)
-        seeds = swept_seeds(parse(self.params, arguments), self.seed_key)
+        seeds = swept_seeds(overrides, self.seed_key)
         if seeds is None:
             seeds = [str(OmegaConf.select(self.config, self.seed_key))]
-        return space, fixed, seeds
+        return space, list(fixed.values()), seeds
 
     def open_study(self, sweep_dir: Path, space: dict[str, Any], seeds: list[str]):
         """The study of this search, created or loaded; refuses one of another space."""
