@@ -1,11 +1,13 @@
-"""The sweepers' settings, registered in Hydra's ConfigStore as `hydra/sweeper/seed_stacking`
-and `hydra/sweeper/stacked_search`. Values a user types are typed Any where a wrong one must
-reach the project's own check (src/sweep/checks.py), which names the key in one line."""
+"""The plugins' settings, registered in Hydra's ConfigStore as `hydra/sweeper/seed_stacking`,
+`hydra/sweeper/stacked_search` and `hydra/launcher/slurm_pool`. Values a user types are typed
+Any where a wrong one must reach the project's own check (src/sweep/checks.py), which names the
+key in one line."""
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 
 
 @dataclass
@@ -44,6 +46,15 @@ class StackedSearchSweeperConf:
     stack_key: str = "seeds"
 
 
+@dataclass
+class SlurmPoolConf(SlurmQueueConf):
+    """Hydra's submitit_slurm settings (each one for a worker task), and the pool's own."""
+
+    _target_: str = "hydra_plugins.stacked_sweepers.slurm.SlurmPoolLauncher"
+    workers: int = 8  # worker tasks at once, each taking the sweep's jobs one by one
+    retries: int = 1  # times a job whose task SLURM ended runs again on another worker
+
+
 for name, node in (
     ("seed_stacking", SeedStackingSweeperConf),
     ("stacked_search", StackedSearchSweeperConf),
@@ -51,3 +62,6 @@ for name, node in (
     ConfigStore.instance().store(
         group="hydra/sweeper", name=name, node=node, provider="stacked_sweepers"
     )
+ConfigStore.instance().store(
+    group="hydra/launcher", name="slurm_pool", node=SlurmPoolConf, provider="stacked_sweepers"
+)

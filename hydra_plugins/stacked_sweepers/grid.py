@@ -63,4 +63,5 @@ class SeedStackingSweeper(LaunchingSweeper):
                 _ = result.return_value  # raises if the job raised
             first_job += len(batch)
             returns.append(results)
+        self.close_launcher()
         return returns

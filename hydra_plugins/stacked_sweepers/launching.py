@@ -26,3 +26,9 @@ class LaunchingSweeper(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
+
+    def close_launcher(self) -> None:
+        """The sweep launches nothing more: a launcher that keeps workers (SLURM) lets them go."""
+        close = getattr(self.launcher, "close", None)
+        if close is not None:
+            close()

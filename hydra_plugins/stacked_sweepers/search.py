@@ -134,6 +134,7 @@ class StackedSearchSweeper(LaunchingSweeper):
                 tell(study, trial, result, self.direction)
             returns.append([r for r in results if r is not None])
         write_best(study, sweep_dir)
+        self.close_launcher()
         return returns
 
     def launch(self, trials: list[Any], jobs: list[list[str]]) -> list[JobReturn | None]:

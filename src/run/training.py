@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import os
 import sys
 import time
 import warnings
@@ -193,7 +194,19 @@ def _trainer(
         num_sanity_val_steps=0,
         default_root_dir=next(iter(out_dirs.values()), None),
         callbacks=callbacks,
+        plugins=[_cluster_environment()],
     )
+
+
+def _cluster_environment() -> Any:
+    """Lightning's view of where it runs, given rather than detected: detection prints an
+    `srun` hint wherever SLURM's client is installed. Inside a SLURM task Lightning does not
+    requeue the task: the sweep's worker does, through submitit (src/sweep/slurm.py)."""
+    from lightning_fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
+
+    if "SLURM_NTASKS" in os.environ:  # started by srun, as submitit starts a task
+        return SLURMEnvironment(auto_requeue=False)
+    return LightningEnvironment()
 
 
 def _write_run(run: _Run, model: Any, seconds: float) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from src.sweep.lifetime import end_sweep_on_signals
 from src.sweep.lock import lock_sweep
 from src.sweep.progress import STATE_FILE
 from src.sweep.search import check_search_space, is_search, search_space, trial_seeds
+from src.sweep.slurm import check_no_live_tasks
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,10 @@ def check_launcher(launcher: DictConfig) -> None:
         require_int("hydra.launcher.n_jobs", launcher.n_jobs)
         if launcher.n_jobs == 0:
             raise ConfigError("hydra.launcher.n_jobs", 0, "an integer >= 1, or -1 for all cores")
-    if "submitit" in target:
+    if "slurmpool" in target:
+        require_int("hydra.launcher.workers", launcher.workers, minimum=1)
+        require_int("hydra.launcher.retries", launcher.retries, minimum=0)
+    if "submitit" in target or "slurmpool" in target:
         require_int("hydra.launcher.timeout_min", launcher.timeout_min, minimum=1)
         for key in ("cpus_per_task", "gpus_per_node", "tasks_per_node", "nodes"):
             if launcher.get(key) is not None:
@@ -149,6 +153,7 @@ class SweepCheck(Callback):
             else:
                 check_grid_values(config)
             lock_sweep(sweep_dir)  # before reading what is there: of two sweeps, one goes on
+            check_no_live_tasks(sweep_dir)  # nor beside a killed sweep's SLURM tasks
             already = check_resume(sweep_dir, config)
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)

@@ -41,8 +41,7 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
         die_with_parent(main_pid(Path(hydra_cfg.sweep.dir)))
     stacked = cfg.get("seeds") is not None
     seeds = list(cfg.seeds) if stacked else [cfg.seed]
-    out = Path(cfg.output_dir)
-    dirs = {s: member_dir(out, s) for s in seeds} if stacked else {cfg.seed: out}
+    dirs = seed_dirs(cfg, Path(cfg.output_dir))
     results = {s: m for s, m in ((s, finished_metrics(d)) for s, d in dirs.items()) if m}
     todo = {s: d for s, d in dirs.items() if s not in results}
     if todo:
@@ -70,6 +69,43 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
                 close_member_log(logs[seed])
     objectives = [objective(results[s]) for s in seeds]
     return objectives if stacked else objectives[0]
+
+
+def seed_dirs(cfg: DictConfig, output_dir: Path) -> dict[int, Path]:
+    """Each seed of the job and its folder: `seed=<k>/` of a stack, the job's own otherwise."""
+    if cfg.get("seeds") is None:
+        return {cfg.seed: output_dir}
+    return {s: member_dir(output_dir, s) for s in cfg.seeds}
+
+
+def report_job(result: Any) -> None:
+    """In the sweep's main process, for a job another machine ran (SLURM): the progress line
+    of each of its seeds, as the job printed it into its own log."""
+    out = Path(result.hydra_cfg.hydra.runtime.output_dir)
+    task = list(result.overrides)
+    dirs = seed_dirs(result.cfg, out)
+    stacked = result.cfg.get("seeds") is not None
+    runs = [
+        (member_overrides(task, s) if stacked else task, read_metrics(d) or {"status": "failed"})
+        for s, d in dirs.items()
+    ]
+    for line in progress_lines(Path(result.hydra_cfg.hydra.sweep.dir), runs):
+        log.info(line)
+
+
+def record_failed(cfg: DictConfig, task_overrides: list[str], error: str) -> list[int]:
+    """Record each seed of a job that no process will finish (its SLURM task was ended) as
+    failed with `error`, laid out as the job would have (its `.hydra/` record included), and
+    return the job's seeds; a seed that finished keeps its record."""
+    stacked = cfg.get("seeds") is not None
+    dirs = seed_dirs(cfg, Path(cfg.output_dir))
+    for seed, job_dir in dirs.items():
+        if finished_metrics(job_dir):
+            continue
+        overrides = member_overrides(task_overrides, seed) if stacked else task_overrides
+        write_member_record(cfg, seed, job_dir, overrides)
+        write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
+    return list(dirs)
 
 
 def trial_settings(hydra_cfg: DictConfig) -> dict[str, Any]:

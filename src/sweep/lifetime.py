@@ -20,6 +20,12 @@ from pathlib import Path
 _SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP", signal.SIGINT: "Ctrl-C"}
 _PR_SET_PDEATHSIG = 1
 _guarded = False
+_on_stop: list = []  # what else a stopped sweep must end first (its SLURM tasks)
+
+
+def on_stop(cleanup) -> None:
+    """Have a signal that stops the sweep call `cleanup()` before the workers are killed."""
+    _on_stop.append(cleanup)
 
 
 def descendants(pid: int) -> list[int]:
@@ -62,6 +68,8 @@ def end_sweep_on_signals(sweep_dir: Path, mark_unfinished) -> None:
     exit with 128 + the signal's number, without a traceback."""
 
     def stop(signum, frame) -> None:
+        for cleanup in _on_stop:
+            cleanup()
         kill_descendants()
         unfinished = mark_unfinished(sweep_dir, quiet=True)
         print(
