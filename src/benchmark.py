@@ -4,6 +4,9 @@
                                                    # and the planning of 2,000 and 20,000 jobs
     python -m src.benchmark --card                 # the design-card grid (252 jobs), and 30 seeds
     python -m src.benchmark --planning             # only the planning
+    python -m src.benchmark --slurm --card         # the design-card grid on SLURM against
+                                                   # joblib (--per-job-tasks: Hydra's own
+                                                   # submitit_slurm, a task per job, too)
     python -m src.benchmark hydra/launcher=basic   # extra overrides go to the sweeps,
     python -m src.benchmark model.norm=layer       # and the bare loops follow data/model/trainer
 
@@ -272,6 +275,58 @@ def planning(tmp: Path) -> None:
               flush=True)  # fmt: skip
 
 
+def _cluster_cpus() -> int:
+    listed = subprocess.run(["sinfo", "-h", "-o", "%C"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        sys.exit("benchmark: --slurm needs a SLURM cluster (bash tests/slurm_cluster.sh start)")
+    return int(listed.stdout.split("/")[-1])  # allocated/idle/other/total
+
+
+def _worker_peaks_mb(sweep_dir: Path) -> list[float]:
+    """Each worker task's peak memory, as it logged it when it ended."""
+    peaks = []
+    for log in (sweep_dir / ".submitit").glob("*/*_log.out"):
+        for line in log.read_text().splitlines():
+            if "peak memory" in line:
+                peaks.append(float(line.rsplit("peak memory ", 1)[1].split()[0]))
+    return peaks
+
+
+def slurm(grid, extra: list[str], tmp: Path, per_job: bool) -> None:
+    """The grid with joblib on this machine's cores, then on the SLURM cluster with one worker
+    task per CPU of the cluster (the same cores on a one-node cluster); one-job sweeps of each
+    give the fixed cost, so what is left over is SLURM's cost per job."""
+    cpus = _cluster_cpus()
+    overrides = _grid_overrides(grid) + extra
+    depths, widths, seeds = grid
+    jobs = len(depths) * len(widths)
+    pool = ["hydra/launcher=slurm", f"hydra.launcher.workers={cpus}"]
+    one = ["model.depth=1", "model.width=3", "seed=0", "trainer.max_epochs=1", *extra]
+    print(f"grid: {' '.join(overrides)} ({jobs} jobs of {seeds} seeds); cluster: {cpus} CPUs")
+    joblib_s = _sweep(overrides, tmp / "joblib")
+    print(f"  joblib, {cpus} workers on this machine      : {joblib_s:7.1f} s")
+    slurm_s = _sweep(overrides + pool, tmp / "slurm")
+    print(f"  SLURM, {cpus} worker tasks (hydra/launcher=slurm): {slurm_s:7.1f} s")
+    print(f"  ratio                                    : {slurm_s / joblib_s:7.2f} x")
+    joblib_one, slurm_one = _sweep(one, tmp / "one-joblib"), _sweep(one + pool, tmp / "one-slurm")
+    fixed = slurm_one - joblib_one
+    print(f"  one-job sweep, joblib / SLURM            : {joblib_one:.1f} / {slurm_one:.1f} s")
+    print(f"  SLURM's fixed cost (submit, schedule, worker start-up): {fixed:.1f} s")
+    rest = (slurm_s - joblib_s - fixed) * cpus / jobs
+    print(f"  what is left, per job and worker          : {rest:.2f} s")
+    peaks = _worker_peaks_mb(tmp / "slurm")
+    if peaks:
+        print(f"  peak memory of a worker task              : {max(peaks):.0f} MB")
+    same = _sweep_val_losses(tmp / "joblib") == _sweep_val_losses(tmp / "slurm")
+    print(f"  val_loss of every run, SLURM = joblib     : {'yes' if same else 'NO'}")
+    if per_job:
+        per_task = ["hydra/launcher=submitit_slurm", "hydra.launcher.cpus_per_task=1",
+                    "hydra.launcher.mem_gb=2"]  # fmt: skip
+        each_s = _sweep(overrides + per_task, tmp / "per-job")
+        print(f"  Hydra's submitit_slurm, a task per job   : {each_s:7.1f} s "
+              f"({each_s / joblib_s:.2f}x joblib)")  # fmt: skip
+
+
 def parse_args(argv: list[str] | None = None):
     """The command line; a wrong argument (an unknown option, an override Hydra cannot parse,
     one of the keys the benchmark sweeps itself) ends it in one line, exit status 2."""
@@ -279,6 +334,12 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--card", action="store_true", help="the design-card grid, and 30 seeds")
     parser.add_argument(
         "--planning", action="store_true", help="only the planning of 2,000 and 20,000 jobs"
+    )
+    parser.add_argument(
+        "--slurm", action="store_true", help="the grid on SLURM against joblib (--card: 252 runs)"
+    )
+    parser.add_argument(
+        "--per-job-tasks", action="store_true", help="with --slurm: also a SLURM task per job"
     )
     parser.add_argument("--bare", metavar="SPEC", help="run only a bare side (internal)")
     parser.add_argument("--stacked", action="store_true", help="with --bare: seeds stacked")
@@ -306,6 +367,8 @@ def main(argv: list[str] | None = None) -> None:
         tmp = Path(tmp)
         if args.planning:
             return planning(tmp)
+        if args.slurm:
+            return slurm(CARD if args.card else SMALL, args.overrides, tmp, args.per_job_tasks)
         if not args.card:
             compare(SMALL, args.overrides, tmp)
             fixed_cost(args.overrides, tmp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import resource
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig
@@ -285,7 +286,8 @@ def memory_needed(size: dict[str, Any]) -> dict[str, int]:
 
 def memory_available() -> int:
     """Bytes this process can still allocate: the kernel's MemAvailable (free memory plus the
-    caches it can drop), within the cgroup's limit when there is one (a container's)."""
+    caches it can drop), within the cgroup's limit when there is one (a container's) and a
+    SLURM task's memory (hydra.launcher.mem_gb): a job too large is refused, not killed."""
     available = None
     try:
         with open("/proc/meminfo") as meminfo:
@@ -304,6 +306,10 @@ def memory_available() -> int:
                 available = min(available, int(text) - int(used.read()))
     except (OSError, ValueError):
         pass
+    slurm_mb = os.environ.get("SLURM_MEM_PER_NODE")  # a SLURM task's limit, in MB
+    if slurm_mb and slurm_mb.isdigit():
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # its KiB
+        available = min(available, int(slurm_mb) * 2**20 - own)
     return available
 
 
@@ -322,7 +328,12 @@ def check_memory(cfg: DictConfig) -> None:
         key,
         value,
         f"a run that fits in memory: this one needs about {_bytes(needed)} ({shares}), "
-        f"{_bytes(available)} available",
+        f"{_bytes(available)} available"
+        + (
+            " in this SLURM task (hydra.launcher.mem_gb)"
+            if "SLURM_MEM_PER_NODE" in os.environ
+            else ""
+        ),
     )
 
 

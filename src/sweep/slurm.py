@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import pickle
+import resource
 import shutil
 import signal
 import subprocess
@@ -157,16 +158,19 @@ class Worker:
         task = submitit.JobEnvironment().job_id  # <array id>_<index>, the same after a requeue
         signal.signal(signal.SIGTERM, _end_now)  # scancel: submitit would let the job run on
         self._watch_time_limit()
-        queue = WorkQueue(self.sweep_dir)
+        queue, jobs = WorkQueue(self.sweep_dir), 0
         while not self.ending:
             job = queue.take(task)
             if job is None:
                 if queue.abandoned():
-                    return
+                    break
                 time.sleep(POLL_S)
                 continue
             number, overrides, claim = job
-            queue.finish(number, claim, self.run(number, overrides, task))
+            queue.finish(number, claim, _plain(self.run(number, overrides, task)))
+            jobs += 1
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        log.info(f"worker {task}: {jobs} job(s), peak memory {peak_mb:.0f} MB")
 
     def checkpoint(self, index: int) -> Any:
         """submitit's hook before it requeues the task: the same worker, on the same queue."""
@@ -182,15 +186,16 @@ class Worker:
         if not callable(requeue):
             return
         minutes = self.config.hydra.launcher.timeout_min
+        retries = self.config.hydra.launcher.max_num_timeout
 
         def on_time_limit(signum, frame) -> None:
             self.ending = True
             try:
                 requeue(signum, frame)
-            except Exception as error:
+            except Exception:  # submitit's "timed-out too many times"
                 raise TaskTimeLimit(
-                    f"SLURM: TIMEOUT after {minutes} min (requeued as often as "
-                    f"hydra.launcher.max_num_timeout allows): {error}"
+                    f"SLURM: TIMEOUT after {minutes} min, the worker task's limit "
+                    f"(hydra.launcher.timeout_min), requeued {retries} time(s)"
                 ) from None
 
         signal.signal(signal.SIGUSR2, on_time_limit)
@@ -213,6 +218,16 @@ class Worker:
             job_dir_key="hydra.sweep.dir",
             job_subdir_key="hydra.sweep.subdir",
         )
+
+
+def _plain(result: Any) -> Any:
+    """A JobReturn that unpickles anywhere: its configs as plain ones, without the plugins'
+    structured config classes."""
+    from omegaconf import OmegaConf
+
+    for name in ("cfg", "hydra_cfg"):
+        setattr(result, name, OmegaConf.create(OmegaConf.to_container(getattr(result, name))))
+    return result
 
 
 def _end_now(signum, frame) -> None:
@@ -338,7 +353,7 @@ class Pool:
                 for number, error in self._check_tasks().items():
                     if number in numbers:
                         overrides = jobs[number - first]
-                        results[number] = lost_job(config_loader, config, overrides, error)
+                        results[number] = lost_job(config_loader, config, overrides, number, error)
             if len(results) < len(jobs):
                 time.sleep(POLL_S)
         return [results[n] for n in numbers]
@@ -407,7 +422,7 @@ class Pool:
                 time.sleep(0.5)
 
 
-def lost_job(config_loader, config, overrides: list[str], error: str) -> Any:
+def lost_job(config_loader, config, overrides: list[str], number: int, error: str) -> Any:
     """The JobReturn of a job SLURM kept from finishing: each of its seeds that has no finished
     record gets a failed one with SLURM's reason, laid out as if the job had written it."""
     from hydra.core.hydra_config import HydraConfig
@@ -417,6 +432,8 @@ def lost_job(config_loader, config, overrides: list[str], error: str) -> Any:
     from src.sweep.jobs import record_failed
 
     job = config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(job.hydra.job):
+        job.hydra.job.num = number
     output_dir = Path(job.hydra.sweep.dir) / str(OmegaConf.select(job, "hydra.sweep.subdir"))
     with open_dict(job.hydra.runtime):
         job.hydra.runtime.output_dir = str(output_dir.absolute())
