@@ -120,8 +120,13 @@ class StackedSearchSweeper(LaunchingSweeper):
             sys.exit(2)
         retry_interrupted(study, sweep_dir, space)
         returns = []
-        while (done := len(finished_trials(study))) < self.n_trials:
-            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
+        # A launcher that takes jobs one by one (SLURM's pool) starts a trial as soon as one
+        # ends; any other runs `n_jobs` trials at a time, each batch waiting for its slowest.
+        one_by_one = callable(getattr(self.launcher, "start", None))
+        in_flight: dict[int, Any] = {}
+        while (done := len(finished_trials(study))) + len(in_flight) < self.n_trials or in_flight:
+            free = min(self.n_jobs - len(in_flight), self.n_trials - done - len(in_flight))
+            trials = [study.ask(space) for _ in range(max(free, 0))]
             for trial in trials:
                 trial.set_user_attr("seeds", [int(s) for s in seeds])
             jobs = [
@@ -129,10 +134,17 @@ class StackedSearchSweeper(LaunchingSweeper):
                 + [seeds_override(self.stack_key, seeds)]
                 for t in trials
             ]
-            results = self.launch(trials, jobs)
-            for trial, result in zip(trials, results):
+            if one_by_one:
+                for trial, job in zip(trials, jobs):
+                    self.launcher.start([job], trial.number)
+                    in_flight[trial.number] = trial
+                ended = self.launcher.wait()
+                told = [(in_flight.pop(n), result) for n, result in ended.items()]
+            else:
+                told = list(zip(trials, self.launch(trials, jobs)))
+            for trial, result in told:
                 tell(study, trial, result, self.direction)
-            returns.append([r for r in results if r is not None])
+            returns.append([r for _, r in told if r is not None])
         write_best(study, sweep_dir)
         self.close_launcher()
         return returns

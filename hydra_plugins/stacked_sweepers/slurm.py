@@ -34,29 +34,34 @@ class SlurmPoolLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
+        self.start(job_overrides, initial_job_idx)
+        results = self.wait(every=True)
+        return [results[n] for n in range(initial_job_idx, initial_job_idx + len(job_overrides))]
+
+    def start(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> None:
+        """Queue jobs without waiting for them (a search starts a trial as one ends)."""
+        self._pool().start([list(o) for o in job_overrides], initial_job_idx)
+
+    def wait(self, every: bool = False) -> dict[int, JobReturn]:
+        """The jobs that ended, by number, once one has (every=True: once all have)."""
+        assert self.hydra_context is not None
+        return self._pool().wait(self.hydra_context.config_loader, self.config, every)
+
+    def _pool(self) -> Any:
+        """The sweep's pool of workers, made at its first job: a search's trials share it."""
         from src.sweep import lifetime
         from src.sweep.slurm import Pool, Worker
 
         assert self.config is not None and self.hydra_context is not None
-        setup_globals()
-        if self.pool is None:  # one pool for the sweep: a search's trials reuse its workers
+        if self.pool is None:
+            setup_globals()
             sweep_dir = Path(self.config.hydra.sweep.dir)
-            worker = Worker(
-                sweep_dir,
-                self.hydra_context,
-                self.config,
-                self.task_function,
-                Singleton.get_state(),
-            )
+            state = Singleton.get_state()
+            worker = Worker(sweep_dir, self.hydra_context, self.config, self.task_function, state)
             self.pool = Pool(sweep_dir, self.params, worker)
             lifetime.on_stop(self.pool.cancel)
             atexit.register(self.pool.close)
-        return self.pool.run(
-            [list(o) for o in job_overrides],
-            initial_job_idx,
-            self.hydra_context.config_loader,
-            self.config,
-        )
+        return self.pool
 
     def close(self) -> None:
         """The sweep launches no more jobs: idle workers end now."""

@@ -51,6 +51,9 @@ def _set_up_torch(trainer: DictConfig) -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
+    # Printed wherever SLURM's client is installed, since every fit looks for a SLURM
+    # checkpoint to resume from; a sweep's job on SLURM runs inside submitit's srun anyway.
+    warnings.filterwarnings("ignore", message="The `srun` command is available")
 
 
 def _training_stack():

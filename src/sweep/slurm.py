@@ -324,6 +324,7 @@ class Pool:
         self.workers, self.retries = launcher["workers"], launcher["retries"]
         self.queue = WorkQueue(sweep_dir)
         self.queue.reset()
+        self.pending: dict[int, list[str]] = {}  # jobs queued or running: number -> overrides
         self.live: set[str] = set()  # tasks submitted and not seen ended
         self.barren = 0  # tasks that ended abnormally without taking a job, in a row
         self.checked = 0.0
@@ -337,26 +338,31 @@ class Pool:
         self.checked = time.monotonic()
         log.info(f"SLURM job {array}: {count} worker task(s)")
 
-    def run(self, jobs: list[list[str]], first: int, config_loader, config) -> list[Any]:
-        """Queue the jobs, keep workers on them, print each one's line as it ends; returns
-        their JobReturns in order, a job SLURM kept from finishing recorded as failed."""
-        numbers = list(range(first, first + len(jobs)))
-        for number, overrides in zip(numbers, jobs):
+    def start(self, jobs: list[list[str]], first: int) -> None:
+        """Queue the jobs, numbered from `first`; the workers take them from there."""
+        for number, overrides in enumerate(jobs, first):
             self.queue.put(number, list(overrides))
+            self.pending[number] = list(overrides)
+        self.checked = 0.0  # workers for them now, not at the next look
+
+    def wait(self, config_loader, config, every: bool = True) -> dict[int, Any]:
+        """Wait until every pending job (or, every=False, at least one) has ended, printing
+        each one's line; returns their JobReturns, a job SLURM kept from finishing recorded as
+        failed."""
         results: dict[int, Any] = {}
-        while len(results) < len(jobs):
+        while self.pending and (every or not results):
             self.queue.beat()
-            for number in numbers:
-                if number not in results and (self.queue.done / f"{number}.pkl").exists():
+            for number in list(self.pending):
+                if (self.queue.done / f"{number}.pkl").exists():
                     results[number] = self._collected(number)
+                    del self.pending[number]
             if time.monotonic() - self.checked > STATE_POLL_S:
                 for number, error in self._check_tasks().items():
-                    if number in numbers:
-                        overrides = jobs[number - first]
-                        results[number] = lost_job(config_loader, config, overrides, number, error)
-            if len(results) < len(jobs):
+                    overrides = self.pending.pop(number)
+                    results[number] = lost_job(config_loader, config, overrides, number, error)
+            if self.pending and (every or not results):
                 time.sleep(POLL_S)
-        return [results[n] for n in numbers]
+        return results
 
     def _collected(self, number: int) -> Any:
         from src.sweep.jobs import report_job
@@ -429,7 +435,7 @@ def lost_job(config_loader, config, overrides: list[str], number: int, error: st
     from hydra.core.utils import JobReturn, JobStatus
     from omegaconf import OmegaConf, open_dict
 
-    from src.sweep.jobs import record_failed
+    from src.sweep.jobs import record_failed, report_job
 
     job = config_loader.load_sweep_config(config, list(overrides))
     with open_dict(job.hydra.job):
@@ -440,16 +446,16 @@ def lost_job(config_loader, config, overrides: list[str], number: int, error: st
     HydraConfig.instance().set_config(job)  # as a launcher does: `output_dir` reads it
     task_cfg = OmegaConf.masked_copy(job, [k for k in job if k != "hydra"])
     seeds = record_failed(task_cfg, list(overrides), error)
-    log.error(f"failed: {' '.join(overrides)}: {error}")
-    hydra_cfg = OmegaConf.create({"hydra": job.hydra})
     value = [math.inf] * len(seeds) if job.get("seeds") is not None else math.inf
-    return JobReturn(
+    result = JobReturn(
         overrides=list(overrides),
         cfg=task_cfg,
-        hydra_cfg=hydra_cfg,
+        hydra_cfg=OmegaConf.create({"hydra": job.hydra}),
         status=JobStatus.COMPLETED,
         _return_value=value,
     )
+    report_job(result)  # its FAILED line, as a job that ends prints its own
+    return result
 
 
 def executor_for(launcher: dict[str, Any]) -> Any:
