@@ -292,6 +292,28 @@ def _worker_peaks_mb(sweep_dir: Path) -> list[float]:
     return peaks
 
 
+def _job_seconds(sweep_dir: Path) -> list[float]:
+    """Each stacked job's training time, in the order Hydra numbered the jobs."""
+    from omegaconf import OmegaConf
+
+    jobs = {}
+    for record in sweep_dir.glob("*/.stack/hydra.yaml"):
+        seeds = record.parent.parent.glob("seed=*")
+        jobs[OmegaConf.load(record).hydra.job.num] = max(read_metrics(d)["seconds"] for d in seeds)
+    return [jobs[number] for number in sorted(jobs)]
+
+
+def _makespans(seconds: list[float], workers: int) -> tuple[float, float]:
+    """The busiest worker's training time when each takes the next job as it frees up (the
+    pool), and when each is handed a fixed chunk of the jobs in order (static chunks)."""
+    free = [0.0] * workers
+    for job in seconds:
+        free[free.index(min(free))] += job
+    size = -(-len(seconds) // workers)
+    chunks = [sum(seconds[i : i + size]) for i in range(0, len(seconds), size)]
+    return max(free), max(chunks)
+
+
 def slurm(grid, extra: list[str], tmp: Path, per_job: bool) -> None:
     """The grid with joblib on this machine's cores, then on the SLURM cluster with one worker
     task per CPU of the cluster (the same cores on a one-node cluster); one-job sweeps of each
@@ -317,6 +339,9 @@ def slurm(grid, extra: list[str], tmp: Path, per_job: bool) -> None:
     peaks = _worker_peaks_mb(tmp / "slurm")
     if peaks:
         print(f"  peak memory of a worker task              : {max(peaks):.0f} MB")
+    pulled, chunked = _makespans(_job_seconds(tmp / "slurm"), cpus)
+    print(f"  training on the busiest worker, jobs pulled one by one / static chunks "
+          f"(from the jobs' measured times): {pulled:.1f} / {chunked:.1f} s")  # fmt: skip
     same = _sweep_val_losses(tmp / "joblib") == _sweep_val_losses(tmp / "slurm")
     print(f"  val_loss of every run, SLURM = joblib     : {'yes' if same else 'NO'}")
     if per_job:
