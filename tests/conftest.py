@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,29 @@ TINY = [
     "data.batch_size=16",
     "trainer.max_epochs=2",
 ]
+
+
+NO_SLURM = "no SLURM cluster answers (sinfo): start one with bash tests/slurm_cluster.sh start"
+
+
+def _slurm_answers() -> bool:
+    """Whether `sinfo` answers: a SLURM cluster (tests/slurm_cluster.sh's or another) is up."""
+    conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
+    if shutil.which("sinfo") is None or not conf.is_file():
+        return False  # without its slurm.conf, sinfo retries for 60 s before it fails
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests marked slurm are skipped where no cluster answers; sinfo runs once, and only when
+    # such a test was collected.
+    slurm = [item for item in items if item.get_closest_marker("slurm")]
+    if slurm and not _slurm_answers():
+        for item in slurm:
+            item.add_marker(pytest.mark.skip(reason=NO_SLURM))
 
 
 @pytest.fixture
