@@ -208,3 +208,10 @@ def test_a_search_on_slurm_ends_with_its_trials_one_task_cancelled(tmp_path):
     states = {t.number: t.state.name for t in study.trials}
     assert states[1] == "FAIL" and "SLURM: CANCELLED" in study.trials[1].user_attrs["error"]
     assert sum(s in ("COMPLETE", "FAIL") for s in states.values()) == 4
+
+
+def test_a_partition_slurm_refuses_ends_the_sweep_in_one_line(tmp_path):
+    done = run(sweep_cmd(tmp_path / "s", *GRID, *SLURM, "hydra.launcher.partition=nope"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: hydra.launcher: SLURM refused its tasks") and "nope" in line

@@ -31,6 +31,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -330,7 +331,13 @@ class Pool:
         self.checked = 0.0
 
     def submit(self, count: int) -> None:
-        jobs = self.executor.map_array(self.worker, list(range(count)))
+        try:
+            with _quiet_stderr():  # sbatch's own lines: its error says them again
+                jobs = self.executor.map_array(self.worker, list(range(count)))
+        except Exception as error:  # sbatch said no: a partition, account or limit it refuses
+            reason = " ".join(str(error).split())[-300:]
+            print(f"error: hydra.launcher: SLURM refused its tasks: {reason}", file=sys.stderr)
+            sys.exit(2)
         array = jobs[0].job_id.split("_", 1)[0]
         with (self.sweep_dir / SLURM_DIR / TASKS_FILE).open("a") as tasks:
             tasks.write(array + "\n")
@@ -375,7 +382,11 @@ class Pool:
         """Ask SLURM which tasks ended; run their jobs again, or fail them once tried
         `retries` times (job number -> error); keep `workers` tasks while jobs wait."""
         self.checked = time.monotonic()
-        live = queued_or_running(sorted(self.live))
+        try:
+            live = queued_or_running(sorted(self.live))
+        except (OSError, subprocess.TimeoutExpired) as error:  # a busy controller: next time
+            log.warning(f"SLURM did not answer ({error}); asking again in {STATE_POLL_S:.0f} s")
+            return {}
         ended = sorted(self.live - set(live))
         self.live = set(live)
         failed: dict[int, str] = {}
@@ -426,6 +437,20 @@ class Pool:
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             while queued_or_running(ids) and time.monotonic() < deadline:
                 time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 to /dev/null: what the subprocesses started meanwhile print there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def lost_job(config_loader, config, overrides: list[str], number: int, error: str) -> Any:
