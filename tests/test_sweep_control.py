@@ -50,6 +50,9 @@ def test_plan_of_a_search_is_its_trials_times_their_seeds():
     assert plan(config) == (30, ["model.depth", "model.lr"])
 
 
+POOL = {"_target_": "x.slurm.SlurmPoolLauncher", "workers": 2, "retries": 1, "timeout_min": 5}
+
+
 @pytest.mark.parametrize(
     "launcher, key",
     [
@@ -64,6 +67,9 @@ def test_plan_of_a_search_is_its_trials_times_their_seeds():
             {"_target_": "x.submitit.SlurmLauncher", "timeout_min": 5, "cpus_per_task": 0},
             "hydra.launcher.cpus_per_task",
         ),
+        ({**POOL, "workers": 0}, "hydra.launcher.workers"),
+        ({**POOL, "retries": -1}, "hydra.launcher.retries"),
+        ({**POOL, "timeout_min": 0}, "hydra.launcher.timeout_min"),
     ],
 )
 def test_bad_launcher_settings_are_refused(launcher, key):
@@ -75,6 +81,7 @@ def test_bad_launcher_settings_are_refused(launcher, key):
 def test_good_launcher_settings_pass():
     check_launcher(OmegaConf.create({"_target_": "x.JoblibLauncher", "n_jobs": -1}))
     check_launcher(OmegaConf.create({"_target_": "x.submitit.LocalLauncher", "timeout_min": 5}))
+    check_launcher(OmegaConf.create(POOL))
 
 
 def test_resume_only_into_a_folder_of_the_same_sweep(tmp_path):
