@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,8 +108,6 @@ def wandb_log_records(record_file: bytes):
 
 
 def _items(items) -> dict[str, object]:
-    import json
-
     return {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items}
 
 
@@ -121,14 +121,44 @@ def wandb_history(record_file: bytes) -> list[dict[str, object]]:
 
 
 def wandb_run_info(record_file: bytes) -> dict[str, object]:
-    """The run's display name, group, job type and config, as the log records them."""
-    info: dict[str, object] = {"config": {}}
+    """The run's id, display name, group, job type, config and exit code (None: it never
+    ended), as the log records them."""
+    info: dict[str, object] = {"config": {}, "exit_code": None}
     for record in wandb_log_records(record_file):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run = record.run
             info.update(display_name=run.display_name, group=run.run_group, job_type=run.job_type)
+            info.update(run_id=run.run_id)
             info["config"].update(_items(run.config.update))
         elif kind == "config":
             info["config"].update(_items(record.config.update))
+        elif kind == "exit":
+            info["exit_code"] = record.exit.exit_code
+    return info
+
+
+def wandb_inspect(run_folder: Path) -> dict[str, object]:
+    """One offline run as wandb's own reader prints it (`wandb leet inspect --json`, a public
+    command; wandb 0.31 has no public Python reader of offline runs): its id, display name,
+    group, job type, config, latest summary and exit code (None: the run never ended)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    info: dict[str, object] = {"config": {}, "summary": {}, "exit_code": None}
+    for record in map(json.loads, done.stdout.splitlines()):
+        kind = record["type"]
+        if kind == "run":
+            run = record["run"]
+            info.update(run_id=run["run_id"], display_name=run.get("display_name"))
+            info.update(group=run.get("run_group", ""), job_type=run.get("job_type"))
+            info["config"].update(run.get("config", {}).get("update", {}))
+        elif kind in ("config", "summary"):
+            info[kind].update(record[kind].get("update", {}))
+        elif kind == "exit":
+            info["exit_code"] = record["exit"].get("exit_code", 0)
     return info

@@ -41,9 +41,11 @@ def wait_for(predicate, what: str, timeout: float = 120) -> None:
 
 
 def results(sweep: Path) -> list[dict]:
-    """results.csv without what differs between two trainings of the same runs (the time)."""
+    """results.csv without what differs between two trainings of the same runs (the time, and
+    the wandb run: each sweep's ids are its own)."""
+    differ = ("seconds", "wandb_id", "wandb_dir")
     with (sweep / "results.csv").open() as f:
-        rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+        rows = [{k: v for k, v in row.items() if k not in differ} for row in csv.DictReader(f)]
     return sorted(rows, key=lambda r: r["job_dir"])
 
 

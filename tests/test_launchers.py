@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, TINY
+from src.sweep.runs import report_run
+
+from .conftest import ROOT, TINY, wandb_run_info
 from .hold import HELD, hold_overrides
 
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
@@ -99,8 +101,13 @@ def test_a_killed_sweep_resumes_without_retraining_what_finished(tmp_path):
     for job in seeds_of(sweep, 10):  # in flight: its record and wandb run started, no metrics
         assert (sweep / job / ".hydra" / "overrides.yaml").exists()
         assert not (sweep / job / "metrics.json").exists()
-        assert len(list((sweep / job / "wandb").glob("offline-run-*"))) == 1
     assert seeds_of(sweep, 11) == []  # never started
+    cut_short = wandb_runs(sweep)  # 4 finished, 2 cut short, all in <sweep>/wandb/
+    finished = {m["wandb_id"] for m in before.values()}
+    assert len(cut_short) == 6 and finished < set(cut_short)
+    for run_id, folder in cut_short.items():
+        ended = wandb_run_info(next(folder.glob("*.wandb")).read_bytes())["exit_code"] == 0
+        assert ended == (run_id in finished), run_id
 
     done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -109,9 +116,25 @@ def test_a_killed_sweep_resumes_without_retraining_what_finished(tmp_path):
     assert len(after) == 8 and all(m["status"] == "ok" for m in after.values())
     for job, metrics in before.items():
         assert after[job] == metrics  # not retrained: the very same record
-    for job in after:
-        runs = list((sweep / job / "wandb").glob("offline-run-*"))
-        assert len(runs) == 1, (job, runs)  # the killed attempt's run did not linger
+    # One finished run per seed, plus the report's: the cut-short ones were replaced, under
+    # the same ids (a synced rerun is no second run of the seed); the finished ones kept.
+    runs = wandb_runs(sweep)
+    assert set(runs) == {m["wandb_id"] for m in after.values()} | {report_run(sweep).id}
+    assert set(cut_short) < set(runs)
+    assert not any(f.exists() for i, f in cut_short.items() if i not in finished)
+    for run_id, folder in runs.items():
+        info = wandb_run_info(next(folder.glob("*.wandb")).read_bytes())
+        assert info["run_id"] == run_id and info["exit_code"] == 0
+        assert (folder == cut_short.get(run_id)) == (run_id in finished)  # the very same run
+
+
+def wandb_runs(sweep_dir: Path) -> dict[str, Path]:
+    """The sweep's wandb runs, by id: one folder each, all in `<sweep>/wandb/`."""
+    folders = list((sweep_dir / "wandb").glob("offline-run-*"))
+    runs = {f.name.split("-", 3)[-1]: f for f in folders}
+    assert len(runs) == len(folders), folders  # no id twice
+    assert not list(sweep_dir.glob("*/seed=*/wandb"))  # none in the seeds' own folders
+    return runs
 
 
 def _loky_workers(parent: int) -> list[int]:

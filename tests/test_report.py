@@ -22,6 +22,7 @@ from src.report.callback import GridReport
 from src.report.grid import REPORT_DIR, log_to_wandb, main, sweep_name, write_report
 from src.report.layout import build, choose_axes
 from src.report.results import RESULTS_FILE, collect
+from src.sweep.runs import report_run
 
 from .conftest import ROOT, TINY, wandb_history, wandb_records, wandb_run_info
 from .test_results import MALFORMED, make_sweep, write_malformed
@@ -150,8 +151,9 @@ def test_report_is_logged_as_one_offline_wandb_run(tmp_path):
     write_report(sweep)
     logger = OmegaConf.create({"kind": "wandb", "project": "p", "entity": None, "mode": "offline"})
     log_to_wandb(sweep, logger)
+    log_to_wandb(sweep, logger)  # a resumed sweep's report replaces the one before
     runs = list((sweep / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
+    assert len(runs) == 1 and runs[0].name.endswith(f"-{report_run(sweep).id}")
     images = {p.name.split("_0_")[0] for p in (runs[0] / "files" / "media" / "images").iterdir()}
     assert images == {name.removesuffix(".png") for name in PNGS}
     assert list((runs[0] / "files" / "media" / "table").glob("results*.table.json"))

@@ -13,8 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.report.results import RESULTS_FILE, SweepError, collect, swept_keys, write_results
-from src.run.files import METRIC_KEYS
+from src.report.results import (
+    RESULT_KEYS,
+    RESULTS_FILE,
+    SweepError,
+    collect,
+    swept_keys,
+    write_results,
+)
 from src.run.nets import MLP
 
 DATA = {
@@ -167,6 +173,19 @@ def test_results_csv_has_every_job_and_column(tmp_path):
         assert key in table[0]
     failed = [r for r in table if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["val_loss"] == "" and failed[0]["model.width"] == "10"
+
+
+def test_a_row_leads_to_its_wandb_run(tmp_path):
+    sweep = make_sweep(tmp_path / "sweep", depths=(2,), widths=(10,), seeds=(0,))
+    (record_file,) = sweep.glob("*/seed=0/metrics.json")
+    run = "offline-run-20260101_000000-depth=2-seed=0-abcdefgh"
+    record = {**json.loads(record_file.read_text()), "wandb_id": "depth=2-seed=0-abcdefgh"}
+    record["wandb_dir"] = f"../../wandb/{run}"  # relative to the record's folder
+    record_file.write_text(json.dumps(record))
+    path = write_results(sweep, collect(sweep))
+    with path.open() as f:
+        (row,) = csv.DictReader(f)
+    assert row["wandb_id"] == "depth=2-seed=0-abcdefgh" and row["wandb_dir"] == f"wandb/{run}"
 
 
 def test_a_folder_that_is_not_a_sweep_is_refused(tmp_path):
@@ -347,7 +366,7 @@ def test_a_job_folder_whose_overrides_are_unknown_is_a_failed_row(tmp_path, kind
     assert len(rows) == 8
     [row] = [r for r in rows if r["job_dir"] == "logger=none,model.depth=2,model.width=10/seed=1"]
     assert row["status"] == "failed" and reason in row["error"] and row["val_loss"] is None
-    assert not set(row) - {"status", "job_dir", "error", *METRIC_KEYS}  # no override columns
+    assert not set(row) - set(RESULT_KEYS)  # no override columns
     with write_results(sweep, rows).open() as f:
         table = {r["job_dir"]: r for r in csv.DictReader(f)}
     assert table[row["job_dir"]]["status"] == "failed" and reason in table[row["job_dir"]]["error"]

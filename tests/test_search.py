@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 import signal
 import socket
@@ -31,9 +32,10 @@ from src.report.search import load_study, write_search_report
 from src.run.files import write_json_atomic
 from src.run.training import train
 from src.sweep.checks import SweepCheck
+from src.sweep.runs import report_run
 from src.sweep.search import check_search_space, study_storage
 
-from .conftest import CONF, ROOT, wandb_records, wandb_run_info
+from .conftest import CONF, ROOT, wandb_inspect
 from .test_results import job_record
 
 
@@ -276,7 +278,7 @@ def finished_files(sweep: Path) -> dict[Path, tuple[int, bytes]]:
 
 def test_a_killed_search_resumes_to_n_trials_without_rewriting_a_finished_trial(tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["hydra.sweeper.n_trials=4", "trainer.max_epochs=15", "seed=range(2)"]
+    args = ["hydra.sweeper.n_trials=4", "trainer.max_epochs=15", "seed=range(2)", "logger=wandb"]
     run_search(sweep, *args, wait_for=sweep / "trial=1" / "seed=1" / "metrics.json")
     before = finished_files(sweep)
     assert before, "no trial had finished when the search was killed"
@@ -294,6 +296,10 @@ def test_a_killed_search_resumes_to_n_trials_without_rewriting_a_finished_trial(
     after = finished_files(sweep)
     assert all(after[p] == before[p] for p in before)  # not one finished file rewritten
     assert len(after) == 4 * 2
+    # <sweep>/wandb/: one run per finished seed and the report's, none of a trial cut short
+    runs = {p.name.split("-", 3)[-1] for p in (sweep / "wandb").glob("offline-run-*")}
+    finished = {json.loads(p.read_text())["wandb_id"] for p in after}
+    assert runs == finished | {report_run(sweep).id}
 
 
 def test_a_search_on_sqlite_storage_writes_its_report_and_its_best_trial_retrains(
@@ -324,17 +330,27 @@ def test_a_search_on_sqlite_storage_writes_its_report_and_its_best_trial_retrain
     overrides = [o for o in command[3:] if not o.startswith(("logger=", "seeds=", "hparams"))]
     metrics = train(make_cfg(*overrides, "seed=0", tiny=False))
     assert metrics["val_loss"] == pytest.approx(study.best_trial.user_attrs["seed_values"]["0"])
-    for trial in study.trials:  # every seed of every trial a wandb run, grouped by its trial
+    # Every seed of every trial a wandb run in <sweep>/wandb/, grouped by its trial, and the
+    # report's: read back by wandb's own reader.
+    runs = {i["run_id"]: i for i in map(wandb_inspect, (sweep / "wandb").glob("offline-run-*"))}
+    records = {p.parent.relative_to(sweep).as_posix(): json.loads(p.read_text())
+               for p in sweep.glob("trial=*/seed=*/metrics.json")}  # fmt: skip
+    named = {r["wandb_id"] for r in records.values() if "wandb_id" in r}
+    assert set(runs) == named | {report_run(sweep).id}
+    for trial in study.trials:
         if trial.state != TrialState.COMPLETE:
             continue
         for seed in (0, 1, 2):
-            (record,) = wandb_records(sweep / f"trial={trial.number}" / f"seed={seed}" / "wandb")
-            info = wandb_run_info(record)
+            metrics = records[f"trial={trial.number}/seed={seed}"]
+            run_id = rf"trial={trial.number}-seed={seed}-[a-z2-7]{{8}}"
+            assert re.fullmatch(run_id, metrics["wandb_id"])
+            info = runs[metrics["wandb_id"]]
             group = f"{sweep.parent.name}/{sweep.name}/trial={trial.number}"
             assert info["group"] == group and info["display_name"] == f"{group}/seed={seed}"
-            assert info["job_type"] == "train"
+            assert info["job_type"] == "train" and info["exit_code"] == 0
             assert info["config"]["model"]["depth"] == trial.params["model.depth"]
             assert info["config"]["seed"] == seed
+            assert info["summary"]["val_loss"] == pytest.approx(metrics["val_loss"])
     page = (report / "index.html").read_text()
     assert "<h1>Search report:" in page and "Grid report" not in page and "± nan" not in page
 

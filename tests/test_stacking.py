@@ -6,12 +6,14 @@ import math
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra.core.config_store import ConfigStore
 
 from hydra_plugins.stacked_sweepers.grid import SeedStackingSweeper
 from src.run.data import GeneratedDataModule
 from src.run.files import member_dir
+from src.run.loggers import WandbPlace
 from src.run.model import MLPClassifier
 from src.run.nets import MLP
 from src.run.training import train, train_stack
@@ -296,6 +298,27 @@ def test_one_wandb_run_per_seed_with_its_own_history(make_cfg, tmp_path):
         info = wandb_run_info(wandb_records(out / "wandb")[0])
         assert info["group"] == "model.depth=2"
         assert info["display_name"] == f"model.depth=2/seed={seed}"
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashInTraining(pl.Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        raise _Crash
+
+
+def test_wandb_runs_go_where_they_are_placed_and_a_crash_ends_them_failed(make_cfg, tmp_path):
+    shared = tmp_path / "sweep"
+    places = {s: WandbPlace(shared, f"depth=2-seed={s}-abcdefgh") for s in (0, 1)}
+    dirs = {s: member_dir(tmp_path / "job", s) for s in (0, 1)}
+    with pytest.raises(_Crash):
+        train_stack(make_cfg("logger=wandb"), [0, 1], dirs, None, [_CrashInTraining()], places)
+    assert not any((tmp_path / "job").rglob("wandb"))  # none in the seeds' own folders
+    runs = {wandb_run_info(r)["run_id"]: wandb_run_info(r) for r in wandb_records(shared / "wandb")}
+    assert sorted(runs) == sorted(p.id for p in places.values())
+    assert all(info["exit_code"] == 1 for info in runs.values())  # failed, not finished
 
 
 def test_seeds_must_be_a_list_of_distinct_integers(make_cfg):

@@ -1,14 +1,20 @@
-"""A real multirun in a subprocess: folder layout, one wandb run per job, failures contained."""
+"""A real multirun in a subprocess: folder layout, every wandb run in the sweep's wandb/ folder,
+failures contained."""
 
+import csv
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from src.run.files import run_group, sweep_files, unique_dir
 
-from .conftest import ROOT, TINY, wandb_run_info
+from .conftest import ROOT, TINY, wandb_inspect
 
 
 def test_unique_dir_never_hands_out_the_same_folder_twice(tmp_path):
@@ -40,7 +46,7 @@ def test_multirun_layout_wandb_runs_and_a_failing_job(tmp_path):
             "-m",
             "src.train",
             "-m",
-            "model.depth=-1,1",
+            "model.depth=-1,1,2",
             "model.width=2",
             "seed=0,1",
             f"hydra.sweep.dir={sweep}",
@@ -54,33 +60,46 @@ def test_multirun_layout_wandb_runs_and_a_failing_job(tmp_path):
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output  # the sweep finished but says some jobs failed
-    assert "4 jobs" in output and "2 failed" in output and "2 ok" in output
+    assert "6 jobs" in output and "2 failed" in output and "4 ok" in output
 
     def job_dir(depth: int, seed: int) -> Path:
         # <every override but the seed, sorted>/seed=<n>
         group = ",".join(sorted([*TINY, f"model.depth={depth}", "model.width=2"]))
         return sweep / group / f"seed={seed}"
 
-    for seed in (0, 1):
-        job = job_dir(1, seed)
+    runs = {}  # every wandb run of the sweep, in <sweep>/wandb/, by its id
+    for folder in (sweep / "wandb").glob("offline-run-*"):
+        info = wandb_inspect(folder)  # read back by wandb's own reader
+        assert folder.name.endswith(f"-{info['run_id']}") and info["exit_code"] == 0
+        runs[info["run_id"]] = info
+    assert not list(sweep.glob("*/seed=*/wandb"))  # none in the jobs' folders
+    rows = {r["job_dir"]: r for r in csv.DictReader((sweep / "results.csv").open())}
+    for depth, seed in itertools.product((1, 2), (0, 1)):
+        job = job_dir(depth, seed)
         metrics = json.loads((job / "metrics.json").read_text())
         assert metrics["status"] == "ok" and metrics["config"]["seed"] == seed
-        runs = list((job / "wandb").glob("offline-run-*"))
-        assert len(runs) == 1, runs  # one wandb run per job, inside the job's folder
-        # The run record carries group (repetitions average together) and name as strings.
-        info = wandb_run_info(next(runs[0].glob("*.wandb")).read_bytes())
+        # The run's id reads as the swept settings and the seed; its record names it.
+        run_id = metrics["wandb_id"]
+        assert re.fullmatch(rf"depth={depth}-seed={seed}-[a-z2-7]{{8}}", run_id)
+        folder = (job / metrics["wandb_dir"]).resolve()
+        assert folder.parent == (sweep / "wandb").resolve() and folder.name.endswith(f"-{run_id}")
+        row = rows[job.relative_to(sweep).as_posix()]
+        assert row["wandb_id"] == run_id and row["wandb_dir"] == f"wandb/{folder.name}"
+        # Group (repetitions average together), name, config and the last val_loss.
+        info = runs.pop(run_id)
         group = job.parent.name
         assert info["group"] == group and info["display_name"] == f"{group}/seed={seed}"
         assert info["job_type"] == "train" and info["config"]["seed"] == seed
+        assert info["config"]["model"]["depth"] == depth
+        assert info["summary"]["val_loss"] == pytest.approx(metrics["val_loss"])
         assert (job / "model.pt").exists()
 
-        bad = job_dir(-1, seed)
+        bad = job_dir(-1, seed)  # refused before its run started: no run
         record = json.loads((bad / "metrics.json").read_text())
         assert record["status"] == "failed" and "model.depth" in record["error"]
-        assert not (bad / "wandb").exists()
-    # the report's own wandb run, logged by a worker, in the sweep folder
-    (report_run,) = (sweep / "wandb").glob("offline-run-*")
-    info = wandb_run_info(next(report_run.glob("*.wandb")).read_bytes())
+    # and the report's own run, logged by a worker
+    ((report_id, info),) = runs.items()
+    assert re.fullmatch(r"report-[a-z2-7]{8}", report_id)
     assert info["job_type"] == "report" and info["display_name"] == f"report {sweep.name}"
 
 

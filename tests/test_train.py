@@ -115,6 +115,11 @@ def test_wandb_offline_run_lives_in_the_job_folder(make_cfg, tmp_path, monkeypat
         records = wandb_records(tmp_path / job / "wandb")
         assert len(records) == 1  # one run per job, inside the job's folder
         info = wandb_run_info(records[0])
+        metrics = json.loads((tmp_path / job / "metrics.json").read_text())
+        (folder,) = (tmp_path / job / "wandb").glob("offline-run-*")
+        assert metrics["wandb_id"] == info["run_id"] and folder.name.endswith(info["run_id"])
+        assert metrics["wandb_dir"] == f"wandb/{folder.name}"  # relative to the run's folder
+        assert info["exit_code"] == 0
         assert info["job_type"] == "train"  # conf/logger/wandb.yaml's
         # Outside a sweep the group is "default"; the name, the group and the seed.
         assert info["group"] == "default" and info["display_name"] == "default/seed=0"

@@ -41,6 +41,7 @@ from src.report.layout import (
 )
 from src.report.results import RESULTS_FILE, SweepError, collect, writing
 from src.sweep.lock import ConfigError, holder
+from src.sweep.runs import remove_report_run, report_run
 
 TOP = 10  # configurations in the page's table
 CAPTIONS = {  # figure file stem: its heading on the page
@@ -181,8 +182,14 @@ def log_to_wandb(sweep_dir: Path, logger_cfg: Any) -> None:
     sweep_dir = Path(sweep_dir)
     results = collect(sweep_dir)
     columns = list(dict.fromkeys(k for row in results for k in row))
+    place = report_run(sweep_dir)
+    remove_report_run(sweep_dir)  # a resumed sweep's report replaces the one before
     start_wandb_run(
-        logger_cfg, job_type="report", name=f"report {sweep_dir.name}", dir=str(sweep_dir)
+        logger_cfg,
+        id=place.id,
+        job_type="report",
+        name=f"report {sweep_dir.name}",
+        dir=str(place.root),
     )
     try:
         data = [[row.get(k) for k in columns] for row in results]

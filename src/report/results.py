@@ -3,10 +3,11 @@
 A job folder is any folder under the sweep root holding `.hydra/overrides.yaml` or a
 metrics.json; its row has one column per override key (`model.depth`, `seed`, ...), its status
 ("ok", "diverged", "failed", or "missing" for a job that was interrupted or is still running),
-its final and best metrics from metrics.json, its folder relative to the sweep root, and for a
-failed job the reason (a malformed metrics.json counts as failed, src.run.files.read_metrics
-says how). A folder whose overrides are unknown (metrics.json without `.hydra/overrides.yaml`,
-or an overrides file that is no YAML list) is a failed row without override columns: counted,
+its final and best metrics from metrics.json, its folder relative to the sweep root, its wandb
+run's id and folder (relative to the sweep root, in `wandb/`), and for a failed job the reason
+(a malformed metrics.json counts as failed, src.run.files.read_metrics says how). A folder
+whose overrides are unknown (metrics.json without `.hydra/overrides.yaml`, or an overrides
+file that is no YAML list) is a failed row without override columns: counted,
 never placed on the grid (`placed`).
 """
 
@@ -25,7 +26,8 @@ import yaml
 from src.run.files import METRIC_KEYS, METRICS_FILE, read_metrics, sweep_files
 
 RESULTS_FILE = "results.csv"
-RESULT_KEYS = ("status", *METRIC_KEYS, "job_dir", "error")  # every column not an override
+# every column not an override
+RESULT_KEYS = ("status", *METRIC_KEYS, "job_dir", "wandb_id", "wandb_dir", "error")
 
 
 class SweepError(ValueError):
@@ -107,8 +109,17 @@ def _row(sweep_dir: Path, job_dir: Path) -> dict[str, Any]:
     row["status"] = record["status"]
     row.update({key: record.get(key) for key in METRIC_KEYS})
     row["job_dir"] = job_dir.relative_to(sweep_dir).as_posix()
+    row.update(_wandb_run(row["job_dir"], record))
     row["error"] = record.get("error")
     return row
+
+
+def _wandb_run(job_dir: str, record: dict[str, Any]) -> dict[str, str | None]:
+    """The job's wandb run as its record names it, its folder made relative to the sweep."""
+    run_id, folder = record.get("wandb_id"), record.get("wandb_dir")
+    if isinstance(folder, str):
+        folder = Path(os.path.normpath(Path(job_dir) / folder)).as_posix()
+    return {"wandb_id": run_id, "wandb_dir": folder}
 
 
 def sort_key(value: Any) -> tuple[int, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,15 @@ def start_wandb_run(cfg: DictConfig, **init_args: Any):
     )
 
 
+@dataclass(frozen=True)
+class WandbPlace:
+    """Where a wandb run is written: its folder `<root>/wandb/<mode>-run-<time>-<id>`; id
+    None: a random one, wandb's."""
+
+    root: Path
+    id: str | None = None
+
+
 def build_logger(
     cfg: DictConfig,
     output_dir: Path,
@@ -59,8 +69,10 @@ def build_logger(
     name: str,
     config: dict[str, Any],
     concurrent: bool = False,
+    wandb_place: WandbPlace | None = None,
 ) -> Logger | None:
-    """The Lightning logger for one run, writing its files inside `output_dir`.
+    """The Lightning logger for one run, writing its files inside `output_dir` (a wandb run:
+    where `wandb_place` says, by default in `output_dir/wandb/` under a random id).
 
     concurrent: other runs of this process stay open beside this one (a stack's seeds): its
     wandb run is then not wandb's global `wandb.run` (which `wandb.watch` needs).
@@ -70,13 +82,15 @@ def build_logger(
     if cfg.kind == "csv":
         return CSVLogger(save_dir=output_dir, name="", version="")
     if cfg.kind == "wandb":
+        place = wandb_place or WandbPlace(output_dir)
         run = start_wandb_run(
             cfg,
+            id=place.id,
             group=group,
             name=name,
             job_type=cfg.job_type,
             tags=list(cfg.tags),
-            dir=str(output_dir),
+            dir=str(place.root),
             config=config,
             **({"reinit": "create_new"} if concurrent else {}),
         )
@@ -84,9 +98,24 @@ def build_logger(
     return None
 
 
-def close_logger(logger: Logger | None) -> None:
-    """Finish the run's wandb run (a multirun's next job starts a run of its own)."""
+def wandb_link(logger: Logger | None, record_dir: Path) -> dict[str, str]:
+    """What a run's record says of its wandb run: its id and its folder, relative to
+    `record_dir`; nothing without a wandb run on disk (another logger, wandb disabled)."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    if not isinstance(logger, WandbLogger):
+        return {}
+    run = logger.experiment
+    folder = Path(run.dir).parent  # run.dir: the run's files/, inside its folder
+    if not folder.is_dir():
+        return {}
+    return {"wandb_id": run.id, "wandb_dir": os.path.relpath(folder, record_dir)}
+
+
+def close_logger(logger: Logger | None, failed: bool = False) -> None:
+    """Finish the run's wandb run (a multirun's next job starts a run of its own); failed:
+    with exit code 1, so that wandb shows it failed rather than finished."""
     from pytorch_lightning.loggers import WandbLogger
 
     if isinstance(logger, WandbLogger):
-        logger.experiment.finish()
+        logger.experiment.finish(exit_code=1 if failed else None)

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.run.checks import validate
 from src.run.files import METRICS_FILE, run_group, write_error, write_json_atomic
-from src.run.loggers import build_logger, close_logger
+from src.run.loggers import WandbPlace, build_logger, close_logger, wandb_link
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ def train_stack(
     out_dirs: dict[int, Path],
     group: str | None = None,
     callbacks: list[Any] | None = None,
+    wandb_places: dict[int, WandbPlace] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Train the seeds together as one stacked model; for each seed in `out_dirs`, write its
     run (metrics.json, model.pt, logger files) into its folder, and return its metrics.
@@ -99,7 +100,8 @@ def train_stack(
     Seeds left out of `out_dirs` are trained but not written (a resumed stack whose other
     seeds finished before). A seed whose files cannot be written is returned as failed.
     group: the runs' logger group (default: the configuration without the seed);
-    callbacks: Lightning callbacks for the fit (a search's pruning).
+    callbacks: Lightning callbacks for the fit (a search's pruning);
+    wandb_places: where each seed's wandb run goes (default: its folder, a random id).
     """
     validate(cfg)
     pl, GeneratedDataModule, MLPClassifier = _training_stack()
@@ -107,13 +109,14 @@ def train_stack(
     _set_up_torch(cfg.trainer)
     data = GeneratedDataModule(**cfg.data, shuffle_seeds=seeds)
     model = MLPClassifier(**cfg.model, seeds=seeds)
-    written = _written_runs(cfg, seeds, out_dirs, _n_params(model))
+    written = _written_runs(cfg, seeds, out_dirs, _n_params(model), wandb_places or {})
     with _member_loggers(cfg.logger, written, group or _job_group(), model) as loggers:
+        links = {run.seed: wandb_link(loggers.get(run.member), run.out) for run in written}
         trainer = _trainer(pl, cfg.trainer, loggers, out_dirs, callbacks)
         trainer.fit(model, datamodule=data)
         trainer.test(model, datamodule=data, verbose=False)
     seconds = time.perf_counter() - start
-    return {run.seed: _write_run(run, model, seconds) for run in written}
+    return {run.seed: _write_run(run, model, seconds, links[run.seed]) for run in written}
 
 
 @dataclass(frozen=True)
@@ -126,15 +129,28 @@ class _Run:
     config: dict[str, Any]  # its resolved config, as a single run's
     stacked_with: list[int]
     n_params: int  # of one member
+    wandb_place: WandbPlace
 
 
 def _written_runs(
-    cfg: DictConfig, seeds: list[int], out_dirs: dict[int, Path], n_params: int
+    cfg: DictConfig,
+    seeds: list[int],
+    out_dirs: dict[int, Path],
+    n_params: int,
+    wandb_places: dict[int, WandbPlace],
 ) -> list[_Run]:
     """The seeds to write (those of `out_dirs`), in its order."""
     config = OmegaConf.to_container(cfg, resolve=True)
     return [
-        _Run(seed, seeds.index(seed), out, member_config(config, seed, out), seeds, n_params)
+        _Run(
+            seed,
+            seeds.index(seed),
+            out,
+            member_config(config, seed, out),
+            seeds,
+            n_params,
+            wandb_places.get(seed, WandbPlace(out)),
+        )
         for seed, out in out_dirs.items()
     ]
 
@@ -152,13 +168,15 @@ def _member_loggers(
 ) -> Iterator[dict[int, Any]]:
     """Each written seed's logger (none for logger=none), by its member of the stack, handed
     to the model (which logs each member's rows to its own run); all closed at the end, even
-    if one of them fails to start or the fit fails."""
-    loggers = {}
+    if one of them fails to start or the fit fails (then as failed)."""
+    loggers, failed = {}, False
     try:
         for run in runs:
             run.out.mkdir(parents=True, exist_ok=True)
             name, concurrent = f"{group}/seed={run.seed}", len(runs) > 1
-            logger = build_logger(cfg, run.out, group, name, run.config, concurrent)
+            logger = build_logger(
+                cfg, run.out, group, name, run.config, concurrent, run.wandb_place
+            )
             if logger is not None:
                 logger.log_hyperparams({"n_params": run.n_params})
                 loggers[run.member] = logger
@@ -169,9 +187,12 @@ def _member_loggers(
             loggers[0].experiment.watch(model, **watch, idx=0)
         model.member_loggers = loggers
         yield loggers
+    except BaseException:
+        failed = True
+        raise
     finally:
         for logger in loggers.values():
-            close_logger(logger)
+            close_logger(logger, failed)
 
 
 def _trainer(
@@ -212,15 +233,17 @@ def _cluster_environment() -> Any:
     return LightningEnvironment()
 
 
-def _write_run(run: _Run, model: Any, seconds: float) -> dict[str, Any]:
+def _write_run(run: _Run, model: Any, seconds: float, wandb: dict[str, str]) -> dict[str, Any]:
     """Write one seed's model.pt and metrics.json, and return its metrics; a seed whose files
-    cannot be written is failed (the stack's other seeds are kept)."""
+    cannot be written is failed (the stack's other seeds are kept). wandb: its wandb run's id
+    and folder (wandb_link), if it has one."""
     k = run.member
     metrics = {
         **run_metrics(model.history[k], model.test_metrics[k], model.status[k]),
         "n_params": run.n_params,
         "seconds": seconds,
         "stacked_with": run.stacked_with,
+        **wandb,
         "history": model.history[k],
         "config": run.config,
     }

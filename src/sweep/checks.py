@@ -1,7 +1,7 @@
 """Before the first job of a multirun, whatever its launcher: `SweepCheck` (a Hydra callback)
 refuses bad launcher settings, a bad stacking switch and a resume into a folder made by a
 different sweep, and records how many jobs the sweep plans; `mark_unfinished` records the
-jobs in flight as failed if the sweep is cut short.
+jobs in flight as failed if the sweep is cut short, and removes their wandb runs.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
 from src.sweep.jobs import finished_metrics
 from src.sweep.lifetime import end_sweep_on_signals
 from src.sweep.lock import lock_sweep
-from src.sweep.progress import STATE_FILE
+from src.sweep.progress import STATE_FILE, sweep_state
+from src.sweep.runs import remove_seed_runs
 from src.sweep.search import check_search_space, is_search, search_space, trial_seeds
 from src.sweep.slurm import check_no_live_tasks
 
@@ -159,9 +161,8 @@ class SweepCheck(Callback):
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         total, swept = plan(config)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        state = {"total": total, "swept": swept, "started": time.time(), "pid": os.getpid()}
-        (sweep_dir / STATE_FILE).write_text(json.dumps(state))
+        write_state(sweep_dir, total, swept)
+        remove_seed_runs(sweep_dir, unrecorded_jobs(sweep_dir))  # a killed sweep's, cut short
         launcher = config.hydra.launcher._target_.rsplit(".", 1)[-1]
         resumed = f"; {already} finished runs found there, skipped" if already else ""
         runs = f"{total} run{'s' if total != 1 else ''}" if total else "an unknown number of runs"
@@ -172,14 +173,31 @@ class SweepCheck(Callback):
         end_sweep_on_signals(sweep_dir, mark_unfinished)
 
 
-def mark_unfinished(sweep_dir: Path, quiet: bool = False) -> list[Path]:
-    """Record every started job of the sweep that has no metrics.json as failed."""
-    unfinished = [
+def write_state(sweep_dir: Path, total: int | None, swept: list[str]) -> None:
+    """The sweep's state file, read by its jobs: the planned total, the swept keys, the start
+    time and pid of this process, and the sweep's id (random, kept across resumes: it makes
+    the sweep's wandb run ids its own)."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    sweep_id = sweep_state(sweep_dir).get("id") or uuid.uuid4().hex
+    state = {"total": total, "swept": swept, "started": time.time(), "pid": os.getpid()}
+    (sweep_dir / STATE_FILE).write_text(json.dumps({**state, "id": sweep_id}))
+
+
+def unrecorded_jobs(sweep_dir: Path) -> list[Path]:
+    """Every started job of the sweep (its `.hydra/` written) that has no metrics.json."""
+    return [
         overrides.parent.parent
         for overrides in sweep_files(sweep_dir, "overrides.yaml")
         if overrides.parent.name == ".hydra"
         and not (overrides.parent.parent / METRICS_FILE).exists()
     ]
+
+
+def mark_unfinished(sweep_dir: Path, quiet: bool = False) -> list[Path]:
+    """Record every started job of the sweep that has no metrics.json as failed, and remove
+    its wandb run (cut short: not a result to upload)."""
+    unfinished = unrecorded_jobs(sweep_dir)
+    remove_seed_runs(sweep_dir, unfinished)
     error = "its process ended before the job finished (killed or crashed); rerun the sweep"
     for job_dir in unfinished:
         write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})

@@ -2,13 +2,14 @@
 own `seed=<k>/` folder as a single run's would be.
 
 A seed an earlier attempt finished is skipped (`finished_metrics`); what a killed attempt
-left is cleared (`clear_attempt`), so a retrained job ends with one wandb run.
+left is cleared (`clear_attempt`), so a retrained job ends with one wandb run. Every seed's
+wandb run goes to `<sweep>/wandb/`, under an id that reads as its configuration and seed
+(src/sweep/runs.py).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError
 from src.run.files import METRICS_FILE, member_dir, read_metrics, write_json_atomic
+from src.run.loggers import WandbPlace
 from src.run.training import objective, train_stack
 from src.sweep.lifetime import die_with_parent
-from src.sweep.progress import main_pid, progress_lines
+from src.sweep.progress import main_pid, progress_lines, settings, sweep_state
+from src.sweep.runs import remove_seed_runs, seed_run
 from src.sweep.search import is_search
 
 log = logging.getLogger(__name__)
@@ -37,8 +40,9 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
     so that its numbers are those of an uninterrupted sweep), and no job is fatal to the
     sweep: a refused or crashed one is recorded as failed and the next one starts."""
     hydra_cfg = HydraConfig.get()
+    sweep_dir = Path(hydra_cfg.sweep.dir)
     if str(hydra_cfg.launcher.get("_target_", "")).endswith("JoblibLauncher"):
-        die_with_parent(main_pid(Path(hydra_cfg.sweep.dir)))
+        die_with_parent(main_pid(sweep_dir))
     stacked = cfg.get("seeds") is not None
     seeds = list(cfg.seeds) if stacked else [cfg.seed]
     dirs = seed_dirs(cfg, Path(cfg.output_dir))
@@ -47,14 +51,17 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
     if todo:
         logs = {}
         for seed, job_dir in todo.items():
-            clear_attempt(job_dir)
+            clear_attempt(job_dir, sweep_dir)
             logs[seed] = log
             if stacked:
                 overrides = member_overrides(list(hydra_cfg.overrides.task), seed)
                 write_member_record(cfg, seed, job_dir, overrides)
                 logs[seed] = member_log(job_dir, seed)
+        places = wandb_places(hydra_cfg, todo)
         try:
-            results.update(train_stack(cfg, seeds, todo, **trial_settings(hydra_cfg)))
+            results.update(
+                train_stack(cfg, seeds, todo, wandb_places=places, **trial_settings(hydra_cfg))
+            )
         except Exception as error:
             failed = _failed(error)
             for job_dir in todo.values():
@@ -63,7 +70,7 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
             results.update(dict.fromkeys(todo, failed))
         task = list(hydra_cfg.overrides.task)
         runs = [(member_overrides(task, seed), results[seed]) for seed in todo]
-        for seed, line in zip(todo, progress_lines(Path(hydra_cfg.sweep.dir), runs)):
+        for seed, line in zip(todo, progress_lines(sweep_dir, runs)):
             logs[seed].info(line)
             if stacked:
                 close_member_log(logs[seed])
@@ -122,15 +129,29 @@ def trial_settings(hydra_cfg: DictConfig) -> dict[str, Any]:
     return settings
 
 
+def wandb_places(hydra_cfg: DictConfig, seed_dirs: dict[int, Path]) -> dict[int, WandbPlace]:
+    """Each seed's wandb run: in `<sweep>/wandb/`, its id read as the job's swept settings (a
+    search's trial: its folder, `trial=<n>`) and the seed."""
+    sweep_dir = Path(hydra_cfg.sweep.dir)
+    if is_search(hydra_cfg.sweeper):
+        job = [Path(hydra_cfg.runtime.output_dir).name]
+    else:
+        task = [o for o in hydra_cfg.overrides.task if _key(o) not in ("seed", "seeds")]
+        job = settings(task, sweep_state(sweep_dir).get("swept"))
+    return {seed: seed_run(sweep_dir, d, job, seed) for seed, d in seed_dirs.items()}
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 FINISHED = ("ok", "diverged", "pruned")  # a job with one of these statuses is not trained again
 
 
 def member_overrides(task_overrides: list[str], seed: int) -> list[str]:
     """A stacked job's overrides as a single run of `seed` would have had them: the seeds
     override (`++seeds=[...]`, where the seed override stood) becomes `seed=<seed>`."""
-    return [
-        f"seed={seed}" if o.split("=", 1)[0].lstrip("+~") == "seeds" else o for o in task_overrides
-    ]
+    return [f"seed={seed}" if _key(o) == "seeds" else o for o in task_overrides]
 
 
 def write_member_record(cfg: DictConfig, seed: int, job_dir: Path, overrides: list[str]) -> None:
@@ -167,7 +188,8 @@ def finished_metrics(job_dir: Path) -> dict[str, Any] | None:
     return metrics if metrics and metrics["status"] in FINISHED else None
 
 
-def clear_attempt(job_dir: Path) -> None:
-    """Remove what an unfinished attempt left: its metrics record and its wandb run."""
+def clear_attempt(job_dir: Path, sweep_dir: Path) -> None:
+    """Remove what an unfinished attempt left: its metrics record and, in `<sweep>/wandb/`,
+    its wandb run (cut short, or failed)."""
     (job_dir / METRICS_FILE).unlink(missing_ok=True)
-    shutil.rmtree(job_dir / "wandb", ignore_errors=True)
+    remove_seed_runs(sweep_dir, [job_dir])

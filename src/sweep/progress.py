@@ -45,12 +45,19 @@ def eta_seconds(
     return (total - done) * span / later
 
 
+def sweep_state(sweep_dir: Path) -> dict[str, Any]:
+    """What the sweep's main process recorded before its first job (src.sweep.checks): the
+    planned total, the swept keys, its start time and pid, the sweep's id; {} if nothing."""
+    try:
+        state = json.loads((Path(sweep_dir) / STATE_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
 def main_pid(sweep_dir: Path) -> int | None:
     """The pid of the sweep's main process, as its state file records it."""
-    try:
-        return json.loads((sweep_dir / STATE_FILE).read_text()).get("pid")
-    except (OSError, json.JSONDecodeError):
-        return None
+    return sweep_state(sweep_dir).get("pid")
 
 
 def progress_lines(sweep_dir: Path, runs: list[tuple[list[str], dict[str, Any]]]) -> list[str]:
@@ -58,10 +65,7 @@ def progress_lines(sweep_dir: Path, runs: list[tuple[list[str], dict[str, Any]]]
     `[done/total] <overrides> val_loss=... <seconds>s, ETA ...`, counted from the files on disk,
     so that it is right whichever process (or machine) ran the other jobs (see eta_seconds).
     The sweep folder is read once for all of them."""
-    try:
-        state = json.loads((sweep_dir / STATE_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        state = {"total": None, "swept": None, "started": time.time()}
+    state = {"total": None, "swept": None, "started": time.time(), **sweep_state(sweep_dir)}
     finished = [p.stat().st_mtime for p in sweep_files(sweep_dir)]
     this_run = [t for t in finished if t >= state["started"]]  # not a resumed run's earlier jobs
     return [_line(state, len(finished), this_run, o, metrics) for o, metrics in runs]
@@ -81,13 +85,18 @@ def _short(value: str) -> str:
     return f"{number:.4g}" if len(value) > 8 and "." in value else value
 
 
-def _line(state, done: int, this_run, overrides: list[str], metrics: dict[str, Any]) -> str:
-    total, swept = state["total"], state["swept"]
-    settings = " ".join(
-        f"{key.rsplit('.', 1)[-1]}={_short(value)}"  # model.depth=3 -> depth=3
+def settings(overrides: list[str], swept: list[str] | None) -> list[str]:
+    """The overrides of the swept keys (all of them if those are not known), short:
+    model.depth=3 -> depth=3, model.lr=0.08459126528049378 -> lr=0.08459."""
+    return [
+        f"{key.rsplit('.', 1)[-1]}={_short(value)}"
         for key, _, value in (o.partition("=") for o in overrides)
         if swept is None or key in swept
-    )
+    ]
+
+
+def _line(state, done: int, this_run, overrides: list[str], metrics: dict[str, Any]) -> str:
+    total = state["total"]
     if metrics.get("status") == "failed":
         result = f"FAILED: {metrics.get('error')}"
     else:
@@ -95,7 +104,7 @@ def _line(state, done: int, this_run, overrides: list[str], metrics: dict[str, A
         if metrics["status"] != "ok":
             result += f" ({metrics['status']})"
         result += f" {metrics['seconds']:.1f}s"
-    line = f"[{done}/{total or '?'}] {settings} {result}"
+    line = f"[{done}/{total or '?'}] {' '.join(settings(overrides, state['swept']))} {result}"
     eta = eta_seconds(this_run, done, total, metrics.get("seconds") or 0.0)
     if eta is not None:
         line += f", ETA {_duration(eta)}"
