@@ -75,7 +75,7 @@ def test_a_grid_on_slurm_gives_the_joblib_grids_results(tmp_path):
 
 def test_a_cancelled_task_reruns_its_job_then_fails_it_with_slurms_state(tmp_path):
     sweep, signals, log = tmp_path / "sweep", tmp_path / "signals", tmp_path / "log"
-    cmd = sweep_cmd(sweep, *GRID, *SLURM)
+    cmd = sweep_cmd(sweep, *GRID, *SLURM, "logger=wandb")  # every task's runs in <sweep>/wandb
     sweep_process = start(cmd + hold(signals), log)
     try:
         for _ in range(2):  # run again on another worker, then failed (retries=1)
@@ -99,7 +99,11 @@ def test_a_cancelled_task_reruns_its_job_then_fails_it_with_slurms_state(tmp_pat
     rerun = run(cmd)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "6 finished runs found there, skipped" in rerun.stdout + rerun.stderr
-    assert sorted(m["status"] for m in records(sweep).values()) == ["ok"] * 8
+    after = records(sweep)
+    assert sorted(m["status"] for m in after.values()) == ["ok"] * 8
+    runs = [p.name.split("-", 3)[3] for p in (sweep / "wandb").glob("offline-run-*")]
+    assert len(runs) == 9  # one per seed, the cut-short ones gone, and the report's
+    assert {m["wandb_id"] for m in after.values()} < set(runs)
 
 
 def test_a_job_past_its_tasks_time_limit_fails_naming_it_and_the_others_go_on(tmp_path):

@@ -100,10 +100,12 @@ def report_job(result: Any) -> None:
         log.info(line)
 
 
-def record_failed(cfg: DictConfig, task_overrides: list[str], error: str) -> list[int]:
+def record_failed(
+    cfg: DictConfig, task_overrides: list[str], sweep_dir: Path, error: str
+) -> list[int]:
     """Record each seed of a job that no process will finish (its SLURM task was ended) as
-    failed with `error`, laid out as the job would have (its `.hydra/` record included), and
-    return the job's seeds; a seed that finished keeps its record."""
+    failed with `error`, laid out as the job would have (its `.hydra/` record included), its
+    cut-short wandb run removed; returns the job's seeds. A finished seed keeps its record."""
     stacked = cfg.get("seeds") is not None
     dirs = seed_dirs(cfg, Path(cfg.output_dir))
     for seed, job_dir in dirs.items():
@@ -111,6 +113,7 @@ def record_failed(cfg: DictConfig, task_overrides: list[str], error: str) -> lis
             continue
         overrides = member_overrides(task_overrides, seed) if stacked else task_overrides
         write_member_record(cfg, seed, job_dir, overrides)
+        remove_seed_runs(sweep_dir, [job_dir])
         write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
     return list(dirs)
 

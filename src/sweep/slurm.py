@@ -470,7 +470,7 @@ def lost_job(config_loader, config, overrides: list[str], number: int, error: st
         job.hydra.runtime.output_dir = str(output_dir.absolute())
     HydraConfig.instance().set_config(job)  # as a launcher does: `output_dir` reads it
     task_cfg = OmegaConf.masked_copy(job, [k for k in job if k != "hydra"])
-    seeds = record_failed(task_cfg, list(overrides), error)
+    seeds = record_failed(task_cfg, list(overrides), Path(job.hydra.sweep.dir), error)
     value = [math.inf] * len(seeds) if job.get("seeds") is not None else math.inf
     result = JobReturn(
         overrides=list(overrides),
