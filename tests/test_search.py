@@ -152,6 +152,33 @@ def test_a_bad_search_is_refused_in_one_line_before_any_trial(tmp_path, capsys, 
     assert not (tmp_path / "s").exists()  # nothing written: no trial ran
 
 
+@pytest.mark.parametrize("storage", ["sqlite:///{sweep}/bayes.db", "{sweep}/study/bayes.journal"])
+def test_a_study_file_in_the_sweep_folder_still_to_be_made_gets_the_folder(tmp_path, storage):
+    sweep = tmp_path / "new" / "sweep"
+    storage = storage.format(sweep=sweep)
+    cfg = search_cfg(
+        f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=3", sweep_dir=sweep
+    )
+    check_search_space(cfg)  # what the sweep checks before its first job: the storage opens
+    sweeper = sweeper_of(cfg)
+    sweeper.launcher = FakeLauncher(sweep)
+    sweeper.sweep(list(cfg.hydra.overrides.task))
+    study = optuna.load_study(study_name="bayes", storage=study_storage(storage, sweep))
+    assert len(study.trials) == 3 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert Path(storage.removeprefix("sqlite:///")).is_file()
+    assert not (sweep / "study.journal").exists()
+
+
+def test_a_storage_that_still_cannot_open_is_refused_in_one_line(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    storage = f"sqlite:///{a_file}/bayes.db"  # its folder cannot be made: a file is there
+    cfg = search_cfg(f"hydra.sweeper.storage={storage}", sweep_dir=tmp_path / "sweep")
+    code, err = refusal(cfg, capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: hydra.sweeper.storage='{storage}' is not allowed: an Optuna")
+
+
 class FakeLauncher:
     """Runs no training: writes each trial's seeds' metrics.json with val_loss a function of
     the parameters, as a stacked job would, and records the batches it was handed."""
