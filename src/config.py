@@ -2,6 +2,7 @@
 
 A wrong value raises `ConfigError`, whose message names the key and what is allowed;
 `exit_on_config_error` turns it into one line on stderr and exit status 2.
+`OutputFolderCheck` (a Hydra callback) refuses a run or sweep folder that cannot be made.
 """
 
 from __future__ import annotations
@@ -9,9 +10,14 @@ from __future__ import annotations
 import argparse
 import functools
 import numbers
+import os
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, NoReturn
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 
 class ConfigError(ValueError):
@@ -58,16 +64,59 @@ def require_choice(key: str, value: Any, choices: Iterable[str]) -> None:
         raise ConfigError(key, value, "one of " + ", ".join(choices))
 
 
+# -- folders ---------------------------------------------------------------------------------
+
+
+def make_folder(key: str, path: str | Path) -> None:
+    """Make the folder `path` (and its parents) unless it is there, or raise ConfigError naming
+    `key`, the path and why it cannot be made or written into."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        why = _why_not_made(path, error)
+        raise ConfigError(key, str(path), f"a folder that can be made ({why})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(key, str(path), "a folder this process can write into")
+
+
+def _why_not_made(path: Path, error: OSError) -> str:
+    """A file in the folder's place or above it, else the OS's reason (a read-only disk...)."""
+    for folder in (path, *path.parents):
+        if folder.exists() and not folder.is_dir():
+            return f"{folder} is a file, not a folder"
+    return f"{error.filename or path}: {error.strerror or error}"
+
+
+class OutputFolderCheck(Callback):
+    """A Hydra callback: before a run (or a sweep), make its folder, or end the process with
+    one line naming the path and why, exit status 2 (Hydra would end in a traceback)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_on_config_error(make_folder, "hydra.run.dir", config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_on_config_error(make_folder, "hydra.sweep.dir", config.hydra.sweep.dir)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def _exit_on_config_error(check: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """check(...), or for a ConfigError, its line on stderr and exit status 2."""
+    try:
+        return check(*args, **kwargs)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def exit_on_config_error(task: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a Hydra task so that a ConfigError ends the process with one line and status 2."""
 
     @functools.wraps(task)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return task(*args, **kwargs)
-        except ConfigError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
+        return _exit_on_config_error(task, *args, **kwargs)
 
     return wrapper
 

@@ -166,3 +166,14 @@ def test_command_line_refuses_a_bad_value_with_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: train.lr=-1 is not allowed: a number > 0"]
+
+
+def test_an_output_folder_that_is_a_file_is_refused(tmp_path):
+    a_file = tmp_path / "metrics"
+    a_file.write_text("")
+    with pytest.raises(ConfigError) as error:
+        train(make_cfg(a_file, "train.epochs=1"))
+    assert str(error.value) == (
+        f"output_dir='{a_file}' is not allowed: a folder that can be made "
+        f"({a_file} is a file, not a folder)"
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from src.config import ConfigError
+from src.config import ConfigError, make_folder
 from src.run.training import train, validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,3 +71,21 @@ def test_command_line_refusal_is_one_line_and_exit_2(tmp_path):
         "error: model.depth=-1 is not allowed: an integer >= 0"
     ]
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_folder_is_made_or_refused_naming_the_path_and_why(tmp_path, monkeypatch):
+    make_folder("dir", tmp_path / "a" / "b")  # made, with its parents
+    assert (tmp_path / "a" / "b").is_dir()
+    make_folder("dir", tmp_path / "a")  # already there
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    for path in (a_file, a_file / "below"):
+        with pytest.raises(ConfigError) as error:
+            make_folder("dir", path)
+        assert str(error.value) == (
+            f"dir='{path}' is not allowed: a folder that can be made "
+            f"({a_file} is a file, not a folder)"
+        )
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # a read-only folder
+    with pytest.raises(ConfigError, match="a folder this process can write into"):
+        make_folder("dir", tmp_path / "a")

@@ -28,6 +28,7 @@ from src.autodiff.schedules import SCHEDULES, make_schedule
 from src.config import (
     ConfigError,
     exit_on_config_error,
+    make_folder,
     require_choice,
     require_int,
     require_number,
@@ -206,7 +207,7 @@ def train(cfg: DictConfig) -> dict:
     check_config(cfg)
     out_dir = Path(cfg.output_dir) if cfg.output_dir is not None else None
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_folder("output_dir", out_dir)
 
     data = make_data(cfg.data.noise, cfg.data.n_samples, cfg.data.dims, cfg.data.seed)
     rng = np.random.default_rng(cfg.seed)

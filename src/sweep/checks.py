@@ -1,7 +1,7 @@
 """Before the first job of a multirun, whatever its launcher: `SweepCheck` (a Hydra callback)
-refuses bad launcher settings, a bad stacking switch and a resume into a folder made by a
-different sweep, and records how many jobs the sweep plans; `mark_unfinished` records the
-jobs in flight as failed if the sweep is cut short.
+refuses bad launcher settings, a bad stacking switch, a sweep folder that cannot be made and a
+resume into a folder made by a different sweep, and records how many jobs the sweep plans;
+`mark_unfinished` records the jobs in flight as failed if the sweep is cut short.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, require_int, require_number
+from src.config import ConfigError, make_folder, require_int, require_number
 from src.run.checks import check_keys, check_logger
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
 from src.sweep.jobs import finished_metrics
@@ -148,13 +148,13 @@ class SweepCheck(Callback):
                 check_search_space(config)
             else:
                 check_grid_values(config)
+            make_folder("hydra.sweep.dir", sweep_dir)  # once the settings pass: no folder before
             lock_sweep(sweep_dir)  # before reading what is there: of two sweeps, one goes on
             already = check_resume(sweep_dir, config)
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         total, swept = plan(config)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         state = {"total": total, "swept": swept, "started": time.time(), "pid": os.getpid()}
         (sweep_dir / STATE_FILE).write_text(json.dumps(state))
         launcher = config.hydra.launcher._target_.rsplit(".", 1)[-1]
