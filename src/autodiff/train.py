@@ -11,6 +11,7 @@ on the test points), metrics.json, and the wandb run (offline by default) or met
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
@@ -28,7 +29,9 @@ from src.autodiff.schedules import SCHEDULES, make_schedule
 from src.config import (
     ConfigError,
     exit_on_config_error,
+    format_bytes,
     make_folder,
+    memory_available,
     require_choice,
     require_int,
     require_number,
@@ -92,6 +95,53 @@ def check_config(cfg: DictConfig) -> None:
     require_int("print_every", cfg.print_every, 0)
     if cfg.output_dir is not None and not isinstance(cfg.output_dir, str):
         raise ConfigError("output_dir", cfg.output_dir, "a folder path or null")
+    check_memory(cfg)
+
+
+# Bytes measured (tracemalloc, the peak of one step) and rounded up: a Var graph keeps up to
+# 250 bytes per weight and sample (a weight's Var, then a unit's node with its inputs and local
+# gradients); the matrix backend about 48 per unit and sample, and 8 float64 copies of each
+# weight; the data about 40 per number drawn (copies while it is split and standardised).
+VAR_BYTES, MATRIX_BYTES, MATRIX_WEIGHT_BYTES, DATA_BYTES = 256, 48, 64, 40
+# The size settings' defaults (conf/autodiff/train.yaml), against which the costliest is found.
+SIZE_DEFAULTS = {"data.n_samples": 300, "model.hidden": [8]}
+
+
+def memory_needed(
+    n_samples: int, dims: int, hidden: list[int], batch_size: int | None, backend: str
+) -> int:
+    """About how many bytes a run takes at its peak: its data, the net, and the largest pass
+    through it (a training batch, or a whole validation or test split)."""
+    sizes = [dims, *hidden, 1]
+    params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    n_train, n_val = int(0.35 * n_samples), int(0.7 * n_samples) - int(0.35 * n_samples)
+    batch = min(batch_size or n_train, n_train)
+    samples = max(batch, n_val, n_samples - n_train - n_val)
+    if backend == "var":
+        net = VAR_BYTES * params * (1 + samples)
+    else:
+        net = MATRIX_WEIGHT_BYTES * params + MATRIX_BYTES * samples * sum(sizes)
+    return DATA_BYTES * n_samples * (dims + 1) + net
+
+
+def check_memory(cfg: DictConfig) -> None:
+    """Refuse a run that would not fit in the memory free now, naming the size setting whose
+    default would save the most."""
+    size = {"data.n_samples": cfg.data.n_samples, "model.hidden": list(cfg.model.hidden)}
+
+    def needed(n_samples: int, hidden: list[int]) -> int:
+        return memory_needed(n_samples, cfg.data.dims, hidden, cfg.train.batch_size, cfg.backend)
+
+    total, available = needed(*size.values()), memory_available()
+    if total <= available:
+        return
+    key = min(SIZE_DEFAULTS, key=lambda k: needed(*(size | {k: SIZE_DEFAULTS[k]}).values()))
+    raise ConfigError(
+        key,
+        size[key],
+        f"a run that fits in memory: this one needs about {format_bytes(total)}, "
+        f"{format_bytes(available)} available",
+    )
 
 
 # ---- the two backends behind one interface: step (one SGD update), loss, predict

@@ -14,7 +14,14 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from src.config import ConfigError, require_choice, require_int, require_number
+from src.config import (
+    ConfigError,
+    format_bytes,
+    memory_available,
+    require_choice,
+    require_int,
+    require_number,
+)
 from src.run.loggers import KINDS, WANDB_MODES
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
@@ -283,30 +290,6 @@ def memory_needed(size: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def memory_available() -> int:
-    """Bytes this process can still allocate: the kernel's MemAvailable (free memory plus the
-    caches it can drop), within the cgroup's limit when there is one (a container's)."""
-    available = None
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024  # its kB are KiB
-    except (OSError, ValueError):
-        pass
-    if available is None:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    cgroup = "/sys/fs/cgroup/"
-    try:
-        with open(cgroup + "memory.max") as limit, open(cgroup + "memory.current") as used:
-            text = limit.read().strip()
-            if text != "max":
-                available = min(available, int(text) - int(used.read()))
-    except (OSError, ValueError):
-        pass
-    return available
-
-
 def check_memory(cfg: DictConfig) -> None:
     """Refuse a run that would not fit in the memory free now, stating both numbers and
     naming the setting whose size costs the most."""
@@ -317,12 +300,13 @@ def check_memory(cfg: DictConfig) -> None:
         return
     key = _culprit(size)
     value = list(cfg.seeds) if key == "seeds" else size[key]
-    shares = ", ".join(f"{name} {_bytes(b)}" for name, b in parts.items() if b >= needed / 100)
+    big = {name: b for name, b in parts.items() if b >= needed / 100}
+    shares = ", ".join(f"{name} {format_bytes(b)}" for name, b in big.items())
     raise ConfigError(
         key,
         value,
-        f"a run that fits in memory: this one needs about {_bytes(needed)} ({shares}), "
-        f"{_bytes(available)} available",
+        f"a run that fits in memory: this one needs about {format_bytes(needed)} ({shares}), "
+        f"{format_bytes(available)} available",
     )
 
 
@@ -346,11 +330,3 @@ def _culprit(size: dict[str, Any]) -> str:
         for key in SIZE_KEYS
     }
     return max(saving, key=saving.get)
-
-
-def _bytes(n: int) -> str:
-    """1234567890 -> '1.2 GB' (GB: 10**9 bytes)."""
-    for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n / 1e6:.1f} MB"
