@@ -147,6 +147,11 @@ def test_csv_and_wandb_loggers(tmp_path, monkeypatch):
         ("logger=tensorboard", "logger"),
         ("wandb.mode=sometimes", "wandb.mode"),
         ("seed=-1", "seed"),
+        ("seed=4294967296", "seed"),  # 2**32: numpy's RandomState stops before it
+        ("data.seed=99999999999999999999", "data.seed"),
+        ("train.lr=1e400", "train.lr"),  # inf
+        ("data.n_samples=100000000000000000000", "data.n_samples"),  # over int64
+        ("model.hidden=[8,1180591620717411303424]", "model.hidden[1]"),
     ],
 )
 def test_bad_values_are_refused(tmp_path, override, key):
@@ -167,7 +172,9 @@ def test_command_line_refuses_a_bad_value_with_one_line(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: train.lr=-1 is not allowed: a number > 0"]
+    assert result.stderr.strip().splitlines() == [
+        "error: train.lr=-1 is not allowed: a finite number > 0"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -135,6 +135,9 @@ def refusal(cfg, capsys) -> tuple[int, str]:
         (["hydra.sweeper.direction=down"], "hydra.sweeper.direction='down'"),
         (["hydra.sweeper.storage=nosuchdb://x/y"], "hydra.sweeper.storage="),
         (["seed=1,1,2"], "seed="),
+        (["seed=0,4294967296"], "seed=4294967296 is not allowed: an integer from 0 to 2**32-1"),
+        (["hydra.sweeper.sampler.seed=4294967296"], "hydra.sweeper.sampler.seed=4294967296"),
+        ([f"hydra.sweeper.n_trials={2**70}"], f"hydra.sweeper.n_trials={2**70}"),
     ],
 )
 def test_a_bad_search_is_refused_in_one_line_before_any_trial(tmp_path, capsys, overrides, named):

@@ -64,6 +64,20 @@ def test_plan_of_a_search_is_its_trials_times_their_seeds():
             {"_target_": "x.submitit.SlurmLauncher", "timeout_min": 5, "cpus_per_task": 0},
             "hydra.launcher.cpus_per_task",
         ),
+        ({"_target_": "x.JoblibLauncher", "n_jobs": 2**70}, "hydra.launcher.n_jobs"),
+        ({"_target_": "x.JoblibLauncher", "n_jobs": -(2**70)}, "hydra.launcher.n_jobs"),
+        (
+            {"_target_": "x.submitit.SlurmLauncher", "timeout_min": 2**70},
+            "hydra.launcher.timeout_min",
+        ),
+        (
+            {"_target_": "x.submitit.SlurmLauncher", "timeout_min": 5, "mem_gb": float("inf")},
+            "hydra.launcher.mem_gb",
+        ),
+        (
+            {"_target_": "x.submitit.SlurmLauncher", "timeout_min": 5, "array_parallelism": 2**70},
+            "hydra.launcher.array_parallelism",
+        ),
     ],
 )
 def test_bad_launcher_settings_are_refused(launcher, key):

@@ -1,6 +1,7 @@
 """What a run is refused for before it trains: `validate(cfg)`, each refusal one ConfigError.
 
-Beyond each value's own check: a key the code does not know, an accelerator or more threads
+Beyond each value's own check (its range: seeds, int64 sizes, float32 numbers, see
+src/config.py): a key the code does not know, an accelerator, threads or CPU devices more
 than this machine has, a model and data set that would not fit in its memory, and wandb names
 wandb itself would reject. Torch is imported only inside the checks that need it, so a sweep's
 main process can run the others (`check_keys`, `check_logger`) before its first job.
@@ -15,12 +16,14 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig
 
 from src.config import (
+    INT64_MAX,
     ConfigError,
     format_bytes,
     memory_available,
     require_choice,
+    require_float32,
     require_int,
-    require_number,
+    require_seed,
 )
 from src.run.loggers import KINDS, WANDB_MODES
 
@@ -99,13 +102,13 @@ def check_values(cfg: DictConfig) -> None:
     from src.run.generators import GENERATORS
     from src.run.nets import ACTIVATIONS, INITS, NORMS, OPTIMIZERS
 
-    require_int("seed", cfg.seed)
+    require_seed("seed", cfg.seed)
     seeds = cfg.get("seeds")
     if seeds is not None:
         if not isinstance(seeds, ListConfig) or not seeds or len(set(seeds)) < len(seeds):
             raise ConfigError("seeds", seeds, "null, or a list of distinct integers")
         for seed in seeds:
-            require_int("seeds", seed)
+            require_seed("seeds", seed)
         if len(seeds) > 1 and cfg.logger.get("watch"):
             raise ConfigError(
                 "logger.watch",
@@ -122,9 +125,9 @@ def check_values(cfg: DictConfig) -> None:
             f"an integer from 0 to {MAX_DEPTH} (each layer is a module and kernel calls of its "
             "own: depth 5000 takes 17 s to build and 3 s a training step)",
         )
-    require_int("model.width", m.width, minimum=1)
+    require_int("model.width", m.width, 1, INT64_MAX)
     require_choice("model.activation", m.activation, ACTIVATIONS)
-    require_number("model.lr", m.lr, positive=True)
+    require_float32("model.lr", m.lr, positive=True)
     require_choice("model.optimizer", m.optimizer, OPTIMIZERS)
     if not isinstance(m.residual, bool):
         raise ConfigError("model.residual", m.residual, "a boolean: true or false")
@@ -133,7 +136,7 @@ def check_values(cfg: DictConfig) -> None:
     d = cfg.data
     require_choice("data.name", d.name, GENERATORS)
     for key in ("n_train", "n_val", "n_test", "batch_size"):
-        require_int(f"data.{key}", d[key], minimum=1)
+        require_int(f"data.{key}", d[key], 1, INT64_MAX)
     if m.norm == "batch" and m.depth > 0 and (d.n_train % d.batch_size or d.batch_size) == 1:
         raise ConfigError(  # BatchNorm cannot normalize a batch of one sample
             "data.batch_size",
@@ -141,12 +144,11 @@ def check_values(cfg: DictConfig) -> None:
             f"a size that leaves no training batch of 1 sample (data.n_train={d.n_train}) "
             "with model.norm=batch",
         )
-    require_number("data.noise", d.noise, minimum=0)
-    require_int("data.seed", d.seed)
+    require_float32("data.noise", d.noise)
+    require_seed("data.seed", d.seed)
     t = cfg.trainer
-    require_int("trainer.max_epochs", t.max_epochs, minimum=1)
-    require_int("trainer.num_threads", t.num_threads, minimum=1)
-    require_int("trainer.devices", t.devices, minimum=1)
+    for key in ("max_epochs", "num_threads", "devices"):
+        require_int(f"trainer.{key}", t[key], 1, INT64_MAX)
     require_choice("trainer.accelerator", t.accelerator, ACCELERATORS)
     if t.progress_bar not in (None, True, False):
         raise ConfigError("trainer.progress_bar", t.progress_bar, "true, false or null")
@@ -160,7 +162,7 @@ def check_logger(cfg: DictConfig) -> None:
     if cfg.kind != "wandb":
         return
     require_choice("logger.mode", cfg.mode, WANDB_MODES)
-    require_int("logger.watch_log_freq", cfg.watch_log_freq, minimum=1)
+    require_int("logger.watch_log_freq", cfg.watch_log_freq, 1, INT64_MAX)
     project = cfg.project
     forbidden = sorted(set(WANDB_PROJECT_FORBIDDEN) & set(project if _is_name(project) else ""))
     if not _is_name(project) or len(project) > WANDB_PROJECT_MAX or forbidden:
@@ -203,7 +205,8 @@ def check_machine(cfg: DictConfig) -> None:
 
 
 def check_accelerator(accelerator: str, devices: int) -> None:
-    """Refuse a GPU (CUDA or Apple's MPS) torch does not find here, naming the ones it does."""
+    """Refuse a GPU (CUDA or Apple's MPS) torch does not find here, naming the ones it does,
+    and more devices than it has GPUs, or on the CPU, cores."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -219,6 +222,12 @@ def check_accelerator(accelerator: str, devices: int) -> None:
     if accelerator in ("gpu", "cuda") and devices > torch.cuda.device_count():
         count = torch.cuda.device_count()
         raise ConfigError("trainer.devices", devices, f"an integer from 1 to {count} (its GPUs)")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not (cuda or mps))
+    cores = os.cpu_count() or 1
+    if on_cpu and devices > cores:  # Lightning starts a process per CPU device
+        raise ConfigError(
+            "trainer.devices", devices, f"an integer from 1 to {cores} (its cores, on the CPU)"
+        )
 
 
 # -- memory ------------------------------------------------------------------------------------

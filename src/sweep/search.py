@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, require_choice, require_int
+from src.config import INT64_MAX, ConfigError, require_choice, require_int, require_seed
 
 STUDY_FILE = "study.journal"  # in the sweep folder, unless hydra.sweeper.storage names another
 SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "gp": "GPSampler", "qmc": "QMCSampler"}
@@ -113,13 +113,15 @@ def _check_seeds(name: str, override: Override) -> None:
         raise ConfigError(name, override.input_line.split("=", 1)[-1], "a list of integer seeds")
     if len(set(seeds)) < len(seeds):
         raise ConfigError(name, override.input_line.split("=", 1)[-1], "distinct seeds")
+    for seed in seeds:
+        require_seed(name, seed)
 
 
 def check_search_space(config: DictConfig) -> None:
     """Refuse a search that cannot run as meant, naming the key (raises ConfigError)."""
     sweeper = config.hydra.sweeper
-    require_int("hydra.sweeper.n_trials", sweeper.n_trials, minimum=1)
-    require_int("hydra.sweeper.n_jobs", sweeper.n_jobs, minimum=1)
+    require_int("hydra.sweeper.n_trials", sweeper.n_trials, 1, INT64_MAX)
+    require_int("hydra.sweeper.n_jobs", sweeper.n_jobs, 1, INT64_MAX)
     require_choice("hydra.sweeper.direction", sweeper.direction, DIRECTIONS)
     require_choice("hydra.sweeper.sampler.name", sweeper.sampler.name, SAMPLERS)
     if sweeper.pruner is not None:
@@ -167,7 +169,7 @@ def make_sampler(conf: Any) -> Any:
     taken = inspect.signature(cls).parameters
     args = {k: v for k, v in settings.items() if k in taken}
     if "seed" in args and args["seed"] is not None:
-        require_int("hydra.sweeper.sampler.seed", args["seed"])
+        require_seed("hydra.sweeper.sampler.seed", args["seed"])  # numpy's RandomState takes it
     try:
         return cls(**args)
     except (TypeError, ValueError) as error:
