@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from src.autodiff.train import train
+from src.autodiff import train as autodiff_train
+from src.autodiff.train import SIZE_DEFAULTS, check_config, train
 from src.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,6 +147,11 @@ def test_csv_and_wandb_loggers(tmp_path, monkeypatch):
         ("logger=tensorboard", "logger"),
         ("wandb.mode=sometimes", "wandb.mode"),
         ("seed=-1", "seed"),
+        ("seed=4294967296", "seed"),  # 2**32: numpy's RandomState stops before it
+        ("data.seed=99999999999999999999", "data.seed"),
+        ("train.lr=1e400", "train.lr"),  # inf
+        ("data.n_samples=100000000000000000000", "data.n_samples"),  # over int64
+        ("model.hidden=[8,1180591620717411303424]", "model.hidden[1]"),
     ],
 )
 def test_bad_values_are_refused(tmp_path, override, key):
@@ -165,4 +172,45 @@ def test_command_line_refuses_a_bad_value_with_one_line(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: train.lr=-1 is not allowed: a number > 0"]
+    assert result.stderr.strip().splitlines() == [
+        "error: train.lr=-1 is not allowed: a finite number > 0"
+    ]
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("model.hidden=[1000000,1000000]", "model.hidden"),  # 10**12 weights
+        ("data.n_samples=10000000000", "data.n_samples"),
+    ],
+)
+def test_a_run_too_big_for_the_memory_is_refused_naming_its_setting(
+    tmp_path, monkeypatch, override, key
+):
+    monkeypatch.setattr(autodiff_train, "memory_available", lambda: 10**9)
+    with pytest.raises(ConfigError) as error:
+        train(make_cfg(tmp_path, override))
+    message = str(error.value)
+    assert error.value.key == key and "a run that fits in memory: this one needs about " in message
+    assert message.endswith(", 1.0 GB available") and not (tmp_path / "metrics.json").exists()
+    for experiment in ("underfit", "overfit", "goodfit"):  # the studies fit in far less
+        check_config(make_cfg(tmp_path, f"experiment={experiment}"))
+
+
+def test_the_size_defaults_are_the_configs():
+    conf = OmegaConf.load(CONF / "train.yaml")
+    assert {
+        "data.n_samples": conf.data.n_samples,
+        "model.hidden": list(conf.model.hidden),
+    } == SIZE_DEFAULTS
+
+
+def test_an_output_folder_that_is_a_file_is_refused(tmp_path):
+    a_file = tmp_path / "metrics"
+    a_file.write_text("")
+    with pytest.raises(ConfigError) as error:
+        train(make_cfg(a_file, "train.epochs=1"))
+    assert str(error.value) == (
+        f"output_dir='{a_file}' is not allowed: a folder that can be made "
+        f"({a_file} is a file, not a folder)"
+    )

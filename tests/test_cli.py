@@ -1,5 +1,6 @@
 """Every entry point answers --help with its usage and refuses a wrong argument in one line
-on stderr with exit status 2; the Hydra apps answer --help with Hydra's help."""
+on stderr with exit status 2; the Hydra apps answer --help with Hydra's help, and refuse a
+run or sweep folder that cannot be made (a file in its place) in one line, exit 2."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import json
 import runpy
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from src import benchmark, search
 from src.autodiff import benchmark as autodiff_benchmark
+from src.config import OutputFolderCheck
 from src.report import grid as report
+from src.run.files import unique_dir
 
 from .conftest import ROOT
 
@@ -98,3 +103,52 @@ def test_python_m_src_search_help_in_a_fresh_process():
     )
     assert done.returncode == 0 and done.stderr == ""
     assert done.stdout.startswith("usage: python -m src.search [-h] sweep_dir")
+
+
+# -- a run's or a sweep's folder that cannot be made ------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["src.train", "src.autodiff.train"])
+def test_a_run_folder_that_is_a_file_is_one_line_and_exit_2(tmp_path, module):
+    a_file = tmp_path / "run"
+    a_file.write_text("")
+    for folder in (a_file, a_file / "below"):
+        done = subprocess.run(
+            [sys.executable, "-m", module, "logger=none", f"hydra.run.dir={folder}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+        assert done.stderr.splitlines() == [
+            f"error: hydra.run.dir='{folder}' is not allowed: a folder that can be made "
+            f"({a_file} is a file, not a folder)"
+        ]
+
+
+@pytest.mark.parametrize(
+    "hook, key", [("on_run_start", "hydra.run.dir"), ("on_multirun_start", "hydra.sweep.dir")]
+)
+def test_the_folder_check_makes_the_folder_or_refuses_it(tmp_path, capsys, hook, key):
+    def config(folder):
+        return OmegaConf.create(
+            {"hydra": {"run": {"dir": str(folder)}, "sweep": {"dir": str(folder)}}}
+        )
+
+    getattr(OutputFolderCheck(), hook)(config(tmp_path / "new" / "folder"))
+    assert (tmp_path / "new" / "folder").is_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        getattr(OutputFolderCheck(), hook)(config(tmp_path / "file"))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: {key}='{tmp_path / 'file'}' is not allowed: a folder")
+
+
+def test_a_default_folder_under_a_file_is_left_to_the_folder_check(tmp_path):
+    (tmp_path / "outputs").write_text("")  # where the default run folders go
+    wanted = str(tmp_path / "outputs" / "2026-01-01" / "12-00-00")
+    assert unique_dir(wanted) == wanted and not Path(wanted).exists()  # no resolver error
+    assert unique_dir(str(tmp_path / "runs" / "a")) == str(tmp_path / "runs" / "a")
+    assert unique_dir(str(tmp_path / "runs" / "a")) == str(tmp_path / "runs" / "a-2")

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from src.config import ConfigError
+from src.config import (
+    INT64_MAX,
+    SEED_MAX,
+    ConfigError,
+    make_folder,
+    require_float32,
+    require_int,
+    require_number,
+    require_seed,
+)
 from src.run.training import train, validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +40,15 @@ BAD = [
     ("trainer.accelerator=tpu9", "trainer.accelerator"),
     ("seed=abc", "seed"),
     ("seed=1.5", "seed"),
+    ("seed=-1", "seed"),  # torch would read it as 2**64-1
+    ("seed=4294967296", "seed"),  # 2**32
+    ("seeds=[0,4294967296]", "seeds"),
+    ("data.seed=99999999999999999999", "data.seed"),
+    ("model.lr=1e39", "model.lr"),  # over float32's largest
+    ("model.lr=1e-50", "model.lr"),  # 0 in float32
+    ("data.noise=1e400", "data.noise"),  # inf
+    ("data.batch_size=9223372036854775808", "data.batch_size"),  # 2**63
+    ("trainer.max_epochs=9223372036854775808", "trainer.max_epochs"),
     ("logger=wandb", None),  # valid: the control case
 ]
 
@@ -71,3 +89,48 @@ def test_command_line_refusal_is_one_line_and_exit_2(tmp_path):
         "error: model.depth=-1 is not allowed: an integer >= 0"
     ]
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_the_ranges_are_said_in_the_refusal():
+    cases = [
+        (lambda: require_seed("seed", SEED_MAX + 1), "an integer from 0 to 2**32-1"),
+        (lambda: require_int("n", 2**63, 1, INT64_MAX), "an integer from 1 to 2**63-1"),
+        (lambda: require_int("n", 11, 1, 10), "an integer from 1 to 10"),
+        (lambda: require_number("x", float("inf"), positive=True), "a finite number > 0"),
+        (lambda: require_number("x", 10**400, minimum=0), "a finite number >= 0"),
+        (lambda: require_number("x", float("nan")), "a finite number"),
+        (
+            lambda: require_float32("lr", 1e39, positive=True),
+            "a number from 1.18e-38 to 3.4e+38 (float32, the model's dtype)",
+        ),
+        (
+            lambda: require_float32("noise", -1e-3),
+            "a number from 0 to 3.4e+38 (float32, the model's dtype)",
+        ),
+    ]
+    for refuse, allowed in cases:
+        with pytest.raises(ConfigError) as error:
+            refuse()
+        assert error.value.allowed == allowed
+    require_seed("seed", SEED_MAX)
+    require_float32("lr", 3.4e38, positive=True)
+    require_float32("noise", 0)
+    require_int("n", INT64_MAX, 1, INT64_MAX)
+
+
+def test_a_folder_is_made_or_refused_naming_the_path_and_why(tmp_path, monkeypatch):
+    make_folder("dir", tmp_path / "a" / "b")  # made, with its parents
+    assert (tmp_path / "a" / "b").is_dir()
+    make_folder("dir", tmp_path / "a")  # already there
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    for path in (a_file, a_file / "below"):
+        with pytest.raises(ConfigError) as error:
+            make_folder("dir", path)
+        assert str(error.value) == (
+            f"dir='{path}' is not allowed: a folder that can be made "
+            f"({a_file} is a file, not a folder)"
+        )
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # a read-only folder
+    with pytest.raises(ConfigError, match="a folder this process can write into"):
+        make_folder("dir", tmp_path / "a")

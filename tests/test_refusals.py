@@ -1,8 +1,8 @@
 """What cannot run is refused before any training, naming the key: an accelerator this machine
-lacks, more threads than its cores, a run too big for its memory or too deep to build, a wandb
-name wandb would reject, a key the code does not know. Each refusal is tried through `train`,
-which must raise before it writes anything (the command line's one line and exit status 2 are
-tests/test_single_run.py's)."""
+lacks, more threads or CPU devices than its cores, a run too big for its memory or too deep to
+build, a wandb name wandb would reject, a key the code does not know. Each refusal is tried
+through `train`, which must raise before it writes anything (the command line's one line and
+exit status 2 are tests/test_single_run.py's)."""
 
 from __future__ import annotations
 
@@ -90,6 +90,19 @@ def test_more_threads_than_cores_are_refused(make_cfg, tmp_path, monkeypatch):
     )
     monkeypatch.setattr(checks.os, "cpu_count", lambda: 4)
     assert "from 1 to 4" in str(refused(make_cfg, tmp_path, "trainer.num_threads=100000"))
+
+
+def test_more_cpu_devices_than_cores_are_refused(make_cfg, tmp_path, no_gpu):
+    cores = os.cpu_count() or 1
+    validate(make_cfg(f"trainer.devices={cores}"))
+    for accelerator in ("cpu", "auto"):  # auto, without a GPU, is the CPU
+        error = refused(
+            make_cfg, tmp_path, f"trainer.accelerator={accelerator}", f"trainer.devices={cores + 1}"
+        )
+        assert str(error) == (
+            f"trainer.devices={cores + 1} is not allowed: an integer from 1 to {cores} "
+            "(its cores, on the CPU)"
+        )
 
 
 # -- memory and depth ------------------------------------------------------------------------

@@ -137,6 +137,9 @@ def refusal(cfg, capsys) -> tuple[int, str]:
         (["hydra.sweeper.direction=down"], "hydra.sweeper.direction='down'"),
         (["hydra.sweeper.storage=nosuchdb://x/y"], "hydra.sweeper.storage="),
         (["seed=1,1,2"], "seed="),
+        (["seed=0,4294967296"], "seed=4294967296 is not allowed: an integer from 0 to 2**32-1"),
+        (["hydra.sweeper.sampler.seed=4294967296"], "hydra.sweeper.sampler.seed=4294967296"),
+        ([f"hydra.sweeper.n_trials={2**70}"], f"hydra.sweeper.n_trials={2**70}"),
     ],
 )
 def test_a_bad_search_is_refused_in_one_line_before_any_trial(tmp_path, capsys, overrides, named):
@@ -152,6 +155,33 @@ def test_a_bad_search_is_refused_in_one_line_before_any_trial(tmp_path, capsys, 
     assert code == 2 and err.startswith(f"error: {named}") and err.count("\n") == 1, err
     assert "is not allowed" in err
     assert not (tmp_path / "s").exists()  # nothing written: no trial ran
+
+
+@pytest.mark.parametrize("storage", ["sqlite:///{sweep}/bayes.db", "{sweep}/study/bayes.journal"])
+def test_a_study_file_in_the_sweep_folder_still_to_be_made_gets_the_folder(tmp_path, storage):
+    sweep = tmp_path / "new" / "sweep"
+    storage = storage.format(sweep=sweep)
+    cfg = search_cfg(
+        f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=3", sweep_dir=sweep
+    )
+    check_search_space(cfg)  # what the sweep checks before its first job: the storage opens
+    sweeper = sweeper_of(cfg)
+    sweeper.launcher = FakeLauncher(sweep)
+    sweeper.sweep(list(cfg.hydra.overrides.task))
+    study = optuna.load_study(study_name="bayes", storage=study_storage(storage, sweep))
+    assert len(study.trials) == 3 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert Path(storage.removeprefix("sqlite:///")).is_file()
+    assert not (sweep / "study.journal").exists()
+
+
+def test_a_storage_that_still_cannot_open_is_refused_in_one_line(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    storage = f"sqlite:///{a_file}/bayes.db"  # its folder cannot be made: a file is there
+    cfg = search_cfg(f"hydra.sweeper.storage={storage}", sweep_dir=tmp_path / "sweep")
+    code, err = refusal(cfg, capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: hydra.sweeper.storage='{storage}' is not allowed: an Optuna")
 
 
 class FakeLauncher:

@@ -70,6 +70,20 @@ POOL = {"_target_": "x.slurm.SlurmPoolLauncher", "workers": 2, "retries": 1, "ti
         ({**POOL, "workers": 0}, "hydra.launcher.workers"),
         ({**POOL, "retries": -1}, "hydra.launcher.retries"),
         ({**POOL, "timeout_min": 0}, "hydra.launcher.timeout_min"),
+        ({"_target_": "x.JoblibLauncher", "n_jobs": 2**70}, "hydra.launcher.n_jobs"),
+        ({"_target_": "x.JoblibLauncher", "n_jobs": -(2**70)}, "hydra.launcher.n_jobs"),
+        (
+            {"_target_": "x.submitit.SlurmLauncher", "timeout_min": 2**70},
+            "hydra.launcher.timeout_min",
+        ),
+        (
+            {"_target_": "x.submitit.SlurmLauncher", "timeout_min": 5, "mem_gb": float("inf")},
+            "hydra.launcher.mem_gb",
+        ),
+        (
+            {"_target_": "x.submitit.SlurmLauncher", "timeout_min": 5, "array_parallelism": 2**70},
+            "hydra.launcher.array_parallelism",
+        ),
     ],
 )
 def test_bad_launcher_settings_are_refused(launcher, key):
@@ -241,6 +255,27 @@ def test_a_bad_grid_is_refused_before_any_job(tmp_path, capsys, task, named):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.startswith(named) and err.count("\n") == 1, err
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_sweep_folder_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
+    from hydra import compose, initialize_config_dir
+
+    from .conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        config = compose("train", ["logger=none"], return_hydra_config=True)
+    OmegaConf.set_readonly(config, False)
+    config.hydra.overrides.task = ["model.depth=1,2"]
+    a_file = tmp_path / "sweep"
+    a_file.write_text("")
+    config.hydra.sweep.dir = str(a_file)
+    with pytest.raises(SystemExit) as exit_:
+        SweepCheck().on_multirun_start(config)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: hydra.sweep.dir='{a_file}' is not allowed: a folder that can be made "
+        f"({a_file} is a file, not a folder)\n"
+    )
 
 
 def test_a_progress_line_shortens_a_searched_float():

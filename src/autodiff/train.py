@@ -11,6 +11,7 @@ on the test points), metrics.json, and the wandb run (offline by default) or met
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
@@ -26,11 +27,16 @@ from src.autodiff.matrix import MatrixNet
 from src.autodiff.nn import ACTIVATIONS, INITIALIZERS, build_network, squared_error
 from src.autodiff.schedules import SCHEDULES, make_schedule
 from src.config import (
+    INT64_MAX,
     ConfigError,
     exit_on_config_error,
+    format_bytes,
+    make_folder,
+    memory_available,
     require_choice,
     require_int,
     require_number,
+    require_seed,
 )
 
 BACKENDS = ("var", "matrix")
@@ -48,37 +54,37 @@ def _require_fraction(key: str, value, upper_open: bool = False) -> None:
 
 def check_config(cfg: DictConfig) -> None:
     """Refuse every value the study cannot run with, naming the key (raises ConfigError)."""
-    require_int("seed", cfg.seed, 0)
+    require_seed("seed", cfg.seed)
     require_choice("backend", cfg.backend, BACKENDS)
 
     if cfg.data.dims not in (1, 3) or isinstance(cfg.data.dims, bool):
         raise ConfigError("data.dims", cfg.data.dims, "1 or 3")
-    require_int("data.n_samples", cfg.data.n_samples, 10)
+    require_int("data.n_samples", cfg.data.n_samples, 10, INT64_MAX)
     require_number("data.noise", cfg.data.noise, minimum=0.0, positive=cfg.data.dims == 3)
-    require_int("data.seed", cfg.data.seed, 0)
+    require_seed("data.seed", cfg.data.seed)
 
     if not isinstance(cfg.model.hidden, (list, ListConfig)):
         raise ConfigError("model.hidden", cfg.model.hidden, "a list of integers >= 1")
     for i, width in enumerate(cfg.model.hidden):
-        require_int(f"model.hidden[{i}]", width, 1)
+        require_int(f"model.hidden[{i}]", width, 1, INT64_MAX)
     require_choice("model.activation", cfg.model.activation, ACTIVATIONS)
     require_choice("model.output_activation", cfg.model.output_activation, ACTIVATIONS)
     require_choice("model.initializer", cfg.model.initializer, INITIALIZERS)
     require_number("model.init_std", cfg.model.init_std, positive=True)
 
-    require_int("train.epochs", cfg.train.epochs, 1)
+    require_int("train.epochs", cfg.train.epochs, 1, INT64_MAX)
     require_number("train.lr", cfg.train.lr, positive=True)
     if cfg.train.batch_size is not None:
-        require_int("train.batch_size", cfg.train.batch_size, 1)
+        require_int("train.batch_size", cfg.train.batch_size, 1, INT64_MAX)
     require_choice("train.loss", cfg.train.loss, LOSSES)
 
     s = cfg.schedule
     require_choice("schedule.name", s.name, SCHEDULES)
     _require_fraction("schedule.gamma", s.gamma)
-    require_int("schedule.step_size", s.step_size, 1)
-    require_int("schedule.window_start", s.window_start, 1)
-    require_int("schedule.window_end", s.window_end, s.window_start + 1)
-    require_int("schedule.smoothing", s.smoothing, 1)
+    require_int("schedule.step_size", s.step_size, 1, INT64_MAX)
+    require_int("schedule.window_start", s.window_start, 1, INT64_MAX - 1)
+    require_int("schedule.window_end", s.window_end, s.window_start + 1, INT64_MAX)
+    require_int("schedule.smoothing", s.smoothing, 1, INT64_MAX)
     _require_fraction("schedule.gain", s.gain, upper_open=True)
     _require_fraction("schedule.target_decay", s.target_decay)
     _require_fraction("schedule.min_factor", s.min_factor)
@@ -88,9 +94,56 @@ def check_config(cfg: DictConfig) -> None:
     require_choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
     if not isinstance(cfg.wandb.project, str) or not cfg.wandb.project:
         raise ConfigError("wandb.project", cfg.wandb.project, "a non-empty string")
-    require_int("print_every", cfg.print_every, 0)
+    require_int("print_every", cfg.print_every, 0, INT64_MAX)
     if cfg.output_dir is not None and not isinstance(cfg.output_dir, str):
         raise ConfigError("output_dir", cfg.output_dir, "a folder path or null")
+    check_memory(cfg)
+
+
+# Bytes measured (tracemalloc, the peak of one step) and rounded up: a Var graph keeps up to
+# 250 bytes per weight and sample (a weight's Var, then a unit's node with its inputs and local
+# gradients); the matrix backend about 48 per unit and sample, and 8 float64 copies of each
+# weight; the data about 40 per number drawn (copies while it is split and standardised).
+VAR_BYTES, MATRIX_BYTES, MATRIX_WEIGHT_BYTES, DATA_BYTES = 256, 48, 64, 40
+# The size settings' defaults (conf/autodiff/train.yaml), against which the costliest is found.
+SIZE_DEFAULTS = {"data.n_samples": 300, "model.hidden": [8]}
+
+
+def memory_needed(
+    n_samples: int, dims: int, hidden: list[int], batch_size: int | None, backend: str
+) -> int:
+    """About how many bytes a run takes at its peak: its data, the net, and the largest pass
+    through it (a training batch, or a whole validation or test split)."""
+    sizes = [dims, *hidden, 1]
+    params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    n_train, n_val = int(0.35 * n_samples), int(0.7 * n_samples) - int(0.35 * n_samples)
+    batch = min(batch_size or n_train, n_train)
+    samples = max(batch, n_val, n_samples - n_train - n_val)
+    if backend == "var":
+        net = VAR_BYTES * params * (1 + samples)
+    else:
+        net = MATRIX_WEIGHT_BYTES * params + MATRIX_BYTES * samples * sum(sizes)
+    return DATA_BYTES * n_samples * (dims + 1) + net
+
+
+def check_memory(cfg: DictConfig) -> None:
+    """Refuse a run that would not fit in the memory free now, naming the size setting whose
+    default would save the most."""
+    size = {"data.n_samples": cfg.data.n_samples, "model.hidden": list(cfg.model.hidden)}
+
+    def needed(n_samples: int, hidden: list[int]) -> int:
+        return memory_needed(n_samples, cfg.data.dims, hidden, cfg.train.batch_size, cfg.backend)
+
+    total, available = needed(*size.values()), memory_available()
+    if total <= available:
+        return
+    key = min(SIZE_DEFAULTS, key=lambda k: needed(*(size | {k: SIZE_DEFAULTS[k]}).values()))
+    raise ConfigError(
+        key,
+        size[key],
+        f"a run that fits in memory: this one needs about {format_bytes(total)}, "
+        f"{format_bytes(available)} available",
+    )
 
 
 # ---- the two backends behind one interface: step (one SGD update), loss, predict
@@ -206,7 +259,7 @@ def train(cfg: DictConfig) -> dict:
     check_config(cfg)
     out_dir = Path(cfg.output_dir) if cfg.output_dir is not None else None
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_folder("output_dir", out_dir)
 
     data = make_data(cfg.data.noise, cfg.data.n_samples, cfg.data.dims, cfg.data.seed)
     rng = np.random.default_rng(cfg.seed)

@@ -1,6 +1,7 @@
 """What a run is refused for before it trains: `validate(cfg)`, each refusal one ConfigError.
 
-Beyond each value's own check: a key the code does not know, an accelerator or more threads
+Beyond each value's own check (its range: seeds, int64 sizes, float32 numbers, see
+src/config.py): a key the code does not know, an accelerator, threads or CPU devices more
 than this machine has, a model and data set that would not fit in its memory, and wandb names
 wandb itself would reject. Torch is imported only inside the checks that need it, so a sweep's
 main process can run the others (`check_keys`, `check_logger`) before its first job.
@@ -10,12 +11,20 @@ from __future__ import annotations
 
 import itertools
 import os
-import resource
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from src.config import ConfigError, require_choice, require_int, require_number
+from src.config import (
+    INT64_MAX,
+    ConfigError,
+    format_bytes,
+    memory_available,
+    require_choice,
+    require_float32,
+    require_int,
+    require_seed,
+)
 from src.run.loggers import KINDS, WANDB_MODES
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
@@ -93,13 +102,13 @@ def check_values(cfg: DictConfig) -> None:
     from src.run.generators import GENERATORS
     from src.run.nets import ACTIVATIONS, INITS, NORMS, OPTIMIZERS
 
-    require_int("seed", cfg.seed)
+    require_seed("seed", cfg.seed)
     seeds = cfg.get("seeds")
     if seeds is not None:
         if not isinstance(seeds, ListConfig) or not seeds or len(set(seeds)) < len(seeds):
             raise ConfigError("seeds", seeds, "null, or a list of distinct integers")
         for seed in seeds:
-            require_int("seeds", seed)
+            require_seed("seeds", seed)
         if len(seeds) > 1 and cfg.logger.get("watch"):
             raise ConfigError(
                 "logger.watch",
@@ -116,9 +125,9 @@ def check_values(cfg: DictConfig) -> None:
             f"an integer from 0 to {MAX_DEPTH} (each layer is a module and kernel calls of its "
             "own: depth 5000 takes 17 s to build and 3 s a training step)",
         )
-    require_int("model.width", m.width, minimum=1)
+    require_int("model.width", m.width, 1, INT64_MAX)
     require_choice("model.activation", m.activation, ACTIVATIONS)
-    require_number("model.lr", m.lr, positive=True)
+    require_float32("model.lr", m.lr, positive=True)
     require_choice("model.optimizer", m.optimizer, OPTIMIZERS)
     if not isinstance(m.residual, bool):
         raise ConfigError("model.residual", m.residual, "a boolean: true or false")
@@ -127,7 +136,7 @@ def check_values(cfg: DictConfig) -> None:
     d = cfg.data
     require_choice("data.name", d.name, GENERATORS)
     for key in ("n_train", "n_val", "n_test", "batch_size"):
-        require_int(f"data.{key}", d[key], minimum=1)
+        require_int(f"data.{key}", d[key], 1, INT64_MAX)
     if m.norm == "batch" and m.depth > 0 and (d.n_train % d.batch_size or d.batch_size) == 1:
         raise ConfigError(  # BatchNorm cannot normalize a batch of one sample
             "data.batch_size",
@@ -135,12 +144,11 @@ def check_values(cfg: DictConfig) -> None:
             f"a size that leaves no training batch of 1 sample (data.n_train={d.n_train}) "
             "with model.norm=batch",
         )
-    require_number("data.noise", d.noise, minimum=0)
-    require_int("data.seed", d.seed)
+    require_float32("data.noise", d.noise)
+    require_seed("data.seed", d.seed)
     t = cfg.trainer
-    require_int("trainer.max_epochs", t.max_epochs, minimum=1)
-    require_int("trainer.num_threads", t.num_threads, minimum=1)
-    require_int("trainer.devices", t.devices, minimum=1)
+    for key in ("max_epochs", "num_threads", "devices"):
+        require_int(f"trainer.{key}", t[key], 1, INT64_MAX)
     require_choice("trainer.accelerator", t.accelerator, ACCELERATORS)
     if t.progress_bar not in (None, True, False):
         raise ConfigError("trainer.progress_bar", t.progress_bar, "true, false or null")
@@ -154,7 +162,7 @@ def check_logger(cfg: DictConfig) -> None:
     if cfg.kind != "wandb":
         return
     require_choice("logger.mode", cfg.mode, WANDB_MODES)
-    require_int("logger.watch_log_freq", cfg.watch_log_freq, minimum=1)
+    require_int("logger.watch_log_freq", cfg.watch_log_freq, 1, INT64_MAX)
     project = cfg.project
     forbidden = sorted(set(WANDB_PROJECT_FORBIDDEN) & set(project if _is_name(project) else ""))
     if not _is_name(project) or len(project) > WANDB_PROJECT_MAX or forbidden:
@@ -197,7 +205,8 @@ def check_machine(cfg: DictConfig) -> None:
 
 
 def check_accelerator(accelerator: str, devices: int) -> None:
-    """Refuse a GPU (CUDA or Apple's MPS) torch does not find here, naming the ones it does."""
+    """Refuse a GPU (CUDA or Apple's MPS) torch does not find here, naming the ones it does,
+    and more devices than it has GPUs, or on the CPU, cores."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -213,6 +222,12 @@ def check_accelerator(accelerator: str, devices: int) -> None:
     if accelerator in ("gpu", "cuda") and devices > torch.cuda.device_count():
         count = torch.cuda.device_count()
         raise ConfigError("trainer.devices", devices, f"an integer from 1 to {count} (its GPUs)")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not (cuda or mps))
+    cores = os.cpu_count() or 1
+    if on_cpu and devices > cores:  # Lightning starts a process per CPU device
+        raise ConfigError(
+            "trainer.devices", devices, f"an integer from 1 to {cores} (its cores, on the CPU)"
+        )
 
 
 # -- memory ------------------------------------------------------------------------------------
@@ -284,35 +299,6 @@ def memory_needed(size: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def memory_available() -> int:
-    """Bytes this process can still allocate: the kernel's MemAvailable (free memory plus the
-    caches it can drop), within the cgroup's limit when there is one (a container's) and a
-    SLURM task's memory (hydra.launcher.mem_gb): a job too large is refused, not killed."""
-    available = None
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024  # its kB are KiB
-    except (OSError, ValueError):
-        pass
-    if available is None:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    cgroup = "/sys/fs/cgroup/"
-    try:
-        with open(cgroup + "memory.max") as limit, open(cgroup + "memory.current") as used:
-            text = limit.read().strip()
-            if text != "max":
-                available = min(available, int(text) - int(used.read()))
-    except (OSError, ValueError):
-        pass
-    slurm_mb = os.environ.get("SLURM_MEM_PER_NODE")  # a SLURM task's limit, in MB
-    if slurm_mb and slurm_mb.isdigit():
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # its KiB
-        available = min(available, int(slurm_mb) * 2**20 - own)
-    return available
-
-
 def check_memory(cfg: DictConfig) -> None:
     """Refuse a run that would not fit in the memory free now, stating both numbers and
     naming the setting whose size costs the most."""
@@ -323,12 +309,13 @@ def check_memory(cfg: DictConfig) -> None:
         return
     key = _culprit(size)
     value = list(cfg.seeds) if key == "seeds" else size[key]
-    shares = ", ".join(f"{name} {_bytes(b)}" for name, b in parts.items() if b >= needed / 100)
+    big = {name: b for name, b in parts.items() if b >= needed / 100}
+    shares = ", ".join(f"{name} {format_bytes(b)}" for name, b in big.items())
     raise ConfigError(
         key,
         value,
-        f"a run that fits in memory: this one needs about {_bytes(needed)} ({shares}), "
-        f"{_bytes(available)} available"
+        f"a run that fits in memory: this one needs about {format_bytes(needed)} ({shares}), "
+        f"{format_bytes(available)} available"
         + (
             " in this SLURM task (hydra.launcher.mem_gb)"
             if "SLURM_MEM_PER_NODE" in os.environ
@@ -357,11 +344,3 @@ def _culprit(size: dict[str, Any]) -> str:
         for key in SIZE_KEYS
     }
     return max(saving, key=saving.get)
-
-
-def _bytes(n: int) -> str:
-    """1234567890 -> '1.2 GB' (GB: 10**9 bytes)."""
-    for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n / 1e6:.1f} MB"

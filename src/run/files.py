@@ -36,19 +36,25 @@ HYDRA_FILES = frozenset({".hydra", STACK_SUBDIR, "train.log"})
 
 
 def unique_dir(path: str) -> str:
-    """Create `path` (or `path-2`, `path-3`, ...) and return the one this process created."""
+    """Create `path` (or `path-2`, `path-3`, ...) and return the one this process created.
+    A folder that cannot be made (a file in the way, a read-only disk) is returned unmade:
+    src.config.OutputFolderCheck then refuses it in one line, where a resolver's error would
+    end in a traceback."""
     parent = Path(path).parent
     missing = [p for p in (parent, *parent.parents) if not p.exists()]
-    parent.mkdir(parents=True, exist_ok=True)
     candidate, n = path, 1
-    while True:
-        try:
-            os.mkdir(candidate)  # atomic: of two processes racing for a name, one wins
-            _CREATED[Path(candidate).absolute()] = [p.absolute() for p in missing]
-            return candidate
-        except FileExistsError:
-            n += 1
-            candidate = f"{path}-{n}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                os.mkdir(candidate)  # atomic: of two processes racing for a name, one wins
+                _CREATED[Path(candidate).absolute()] = [p.absolute() for p in missing]
+                return candidate
+            except FileExistsError:
+                n += 1
+                candidate = f"{path}-{n}"
+    except OSError:
+        return path
 
 
 def remove_unused_run_dir(output_dir: Path) -> bool:

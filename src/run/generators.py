@@ -62,7 +62,8 @@ def make_splits(
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Draw train, validation and test points in one go from a generator seeded once."""
     gen = torch.Generator().manual_seed(seed)
-    x, y = GENERATORS[name](n_train + n_val + n_test, noise, gen)
+    # float: an integer noise over 2**63 would not fit torch's int64 scalar
+    x, y = GENERATORS[name](n_train + n_val + n_test, float(noise), gen)
     bounds = {
         "train": (0, n_train),
         "val": (n_train, n_train + n_val),

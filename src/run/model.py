@@ -159,7 +159,7 @@ class MLPClassifier(pl.LightningModule):
             self._log_member(k, row)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return OPTIMIZERS[self.hparams.optimizer](self.parameters(), lr=self.hparams.lr)
+        return OPTIMIZERS[self.hparams.optimizer](self.parameters(), lr=float(self.hparams.lr))
 
 
 def _is_finite(value: float) -> bool:

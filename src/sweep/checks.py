@@ -1,7 +1,8 @@
 """Before the first job of a multirun, whatever its launcher: `SweepCheck` (a Hydra callback)
-refuses bad launcher settings, a bad stacking switch and a resume into a folder made by a
-different sweep, and records how many jobs the sweep plans; `mark_unfinished` records the
-jobs in flight as failed if the sweep is cut short, and removes their wandb runs.
+refuses bad launcher settings, a bad stacking switch, a sweep folder that cannot be made and a
+resume into a folder made by a different sweep, and records how many jobs the sweep plans;
+`mark_unfinished` records the jobs in flight as failed if the sweep is cut short, and removes
+their wandb runs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, require_int, require_number
+from src.config import INT64_MAX, ConfigError, make_folder, require_int, require_number
 from src.run.checks import check_keys, check_logger
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
 from src.sweep.jobs import finished_metrics
@@ -32,6 +33,7 @@ from src.sweep.search import check_search_space, is_search, search_space, trial_
 from src.sweep.slurm import check_no_live_tasks
 
 log = logging.getLogger(__name__)
+N_JOBS_ALLOWED = "an integer from 1 to 2**63-1, or -1 for all cores (-2: all but one, ...)"
 
 
 def plan(config: DictConfig) -> tuple[int | None, list[str]]:
@@ -88,23 +90,24 @@ def check_launcher(launcher: DictConfig) -> None:
     """Refuse launcher settings the launcher would only trip over later."""
     target = launcher.get("_target_", "").lower()
     if "joblib" in target:
-        require_int("hydra.launcher.n_jobs", launcher.n_jobs)
-        if launcher.n_jobs == 0:
-            raise ConfigError("hydra.launcher.n_jobs", 0, "an integer >= 1, or -1 for all cores")
+        n_jobs = launcher.n_jobs
+        is_int = isinstance(n_jobs, int) and not isinstance(n_jobs, bool)
+        if not is_int or n_jobs == 0 or abs(n_jobs) > INT64_MAX:
+            raise ConfigError("hydra.launcher.n_jobs", n_jobs, N_JOBS_ALLOWED)
     if "slurmpool" in target:
-        require_int("hydra.launcher.workers", launcher.workers, minimum=1)
-        require_int("hydra.launcher.retries", launcher.retries, minimum=0)
+        require_int("hydra.launcher.workers", launcher.workers, 1, INT64_MAX)
+        require_int("hydra.launcher.retries", launcher.retries, 0, INT64_MAX)
     if "submitit" in target or "slurmpool" in target:
-        require_int("hydra.launcher.timeout_min", launcher.timeout_min, minimum=1)
+        require_int("hydra.launcher.timeout_min", launcher.timeout_min, 1, INT64_MAX)
         for key in ("cpus_per_task", "gpus_per_node", "tasks_per_node", "nodes"):
             if launcher.get(key) is not None:
-                require_int(
-                    f"hydra.launcher.{key}", launcher[key], minimum=0 if "gpus" in key else 1
-                )
+                minimum = 0 if "gpus" in key else 1
+                require_int(f"hydra.launcher.{key}", launcher[key], minimum, INT64_MAX)
         if launcher.get("mem_gb") is not None:
             require_number("hydra.launcher.mem_gb", launcher.mem_gb, positive=True)
         if launcher.get("array_parallelism") is not None:
-            require_int("hydra.launcher.array_parallelism", launcher.array_parallelism, minimum=1)
+            parallelism = launcher.array_parallelism
+            require_int("hydra.launcher.array_parallelism", parallelism, 1, INT64_MAX)
 
 
 def check_stacking(config: DictConfig) -> None:
@@ -154,6 +157,7 @@ class SweepCheck(Callback):
                 check_search_space(config)
             else:
                 check_grid_values(config)
+            make_folder("hydra.sweep.dir", sweep_dir)  # once the settings pass: no folder before
             lock_sweep(sweep_dir)  # before reading what is there: of two sweeps, one goes on
             check_no_live_tasks(sweep_dir)  # nor beside a killed sweep's SLURM tasks
             already = check_resume(sweep_dir, config)

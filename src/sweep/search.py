@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, require_choice, require_int
+from src.config import INT64_MAX, ConfigError, require_choice, require_int, require_seed
 
 STUDY_FILE = "study.journal"  # in the sweep folder, unless hydra.sweeper.storage names another
 SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "gp": "GPSampler", "qmc": "QMCSampler"}
@@ -113,21 +113,21 @@ def _check_seeds(name: str, override: Override) -> None:
         raise ConfigError(name, override.input_line.split("=", 1)[-1], "a list of integer seeds")
     if len(set(seeds)) < len(seeds):
         raise ConfigError(name, override.input_line.split("=", 1)[-1], "distinct seeds")
+    for seed in seeds:
+        require_seed(name, seed)
 
 
 def check_search_space(config: DictConfig) -> None:
     """Refuse a search that cannot run as meant, naming the key (raises ConfigError)."""
     sweeper = config.hydra.sweeper
-    require_int("hydra.sweeper.n_trials", sweeper.n_trials, minimum=1)
-    require_int("hydra.sweeper.n_jobs", sweeper.n_jobs, minimum=1)
+    require_int("hydra.sweeper.n_trials", sweeper.n_trials, 1, INT64_MAX)
+    require_int("hydra.sweeper.n_jobs", sweeper.n_jobs, 1, INT64_MAX)
     require_choice("hydra.sweeper.direction", sweeper.direction, DIRECTIONS)
     require_choice("hydra.sweeper.sampler.name", sweeper.sampler.name, SAMPLERS)
     if sweeper.pruner is not None:
         require_choice("hydra.sweeper.pruner", sweeper.pruner, PRUNERS)
     make_sampler(sweeper.sampler)
     make_pruner(sweeper.pruner, sweeper.pruner_args)
-    if sweeper.storage is not None and "://" in str(sweeper.storage):
-        study_storage(sweeper.storage, Path(config.hydra.sweep.dir))  # a URL that opens
     seed_key = sweeper.get("seed_key", "seed")
     space = search_space(config)
     for key, (name, override) in space.items():
@@ -152,6 +152,9 @@ def check_search_space(config: DictConfig) -> None:
                 raise ConfigError(name, text, "choices that are numbers, strings or booleans")
     if not [k for k in space if k != seed_key]:
         raise ConfigError("hydra.sweeper.params", "{}", "at least one swept key to search")
+    if sweeper.storage is not None and "://" in str(sweeper.storage):
+        # a URL that opens; last, as opening it may make its file and folder
+        study_storage(sweeper.storage, Path(config.hydra.sweep.dir))
 
 
 def make_sampler(conf: Any) -> Any:
@@ -166,7 +169,7 @@ def make_sampler(conf: Any) -> Any:
     taken = inspect.signature(cls).parameters
     args = {k: v for k, v in settings.items() if k in taken}
     if "seed" in args and args["seed"] is not None:
-        require_int("hydra.sweeper.sampler.seed", args["seed"])
+        require_seed("hydra.sweeper.sampler.seed", args["seed"])  # numpy's RandomState takes it
     try:
         return cls(**args)
     except (TypeError, ValueError) as error:
@@ -193,8 +196,9 @@ def make_pruner(name: str | None, args: Any = None) -> Any:
 
 def study_storage(storage: str | None, sweep_dir: Path) -> Any:
     """The study's Optuna storage: a journal file (by default `<sweep>/study.journal`, or a
-    path), else an Optuna storage URL (sqlite:///..., postgresql://...). Raises ConfigError
-    naming hydra.sweeper.storage if it cannot be opened."""
+    path), else an Optuna storage URL (sqlite:///..., postgresql://...). The folder of a
+    journal or SQLite file is made if missing (the sweep's own, before its first job). Raises
+    ConfigError naming hydra.sweeper.storage if it cannot be opened."""
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
@@ -203,12 +207,27 @@ def study_storage(storage: str | None, sweep_dir: Path) -> Any:
             path = Path(sweep_dir) / STUDY_FILE if storage is None else Path(storage)
             path.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        database = sqlite_file(str(storage))
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.RDBStorage(str(storage))
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(
             "hydra.sweeper.storage", storage, f"an Optuna storage that opens ({reason})"
         ) from None
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (sqlite:///relative.db, sqlite:////absolute.db), else None
+    (another database, SQLite in memory, or a file: URI SQLite opens itself)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database)
 
 
 def describe_space(distributions: dict[str, Any], seeds: list[int]) -> dict[str, str]:
