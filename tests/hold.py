@@ -44,8 +44,9 @@ class HoldJob(Callback):
             held_file = signal_dir / HELD
             held_file.with_suffix(".tmp").write_text(str(os.getpid()))
             os.replace(held_file.with_suffix(".tmp"), held_file)  # whole when it is seen
-            with open(signal_dir / RELEASE):  # blocks until a writer opens it: none does
-                pass
+            with open(signal_dir / RELEASE):  # blocks until a writer opens it: none does,
+                pass  # but a test that releases the job, which then trains on unheld
+            MLPClassifier.on_train_epoch_end = epoch_end
 
         MLPClassifier.on_train_epoch_end = held
 

@@ -355,9 +355,28 @@ register_cluster() {
 
 node_idle() { [[ $(sinfo -h -n "$HOST" -o %t) == idle ]]; }
 
+# A test cluster starts empty: jobs an earlier life left in slurmctld's saved state are cancelled
+# (by %i: an array task requeued once is refused under its own job id).
 start_slurmctld() {
     launch slurmctld slurmctld -D
     wait_for slurmctld "slurmctld" scontrol ping
+    squeue -h -o %i | xargs -r scancel 2>/dev/null || true
+}
+
+# Job steps that outlived the daemons (a job that ignored SIGTERM when the cluster stopped) run
+# on unseen: end them, and every process below them.
+kill_job_steps() {
+    local all frontier
+    all=$(pgrep -f '^slurmstepd:' || true)
+    frontier=$all
+    while [[ -n $frontier ]]; do
+        frontier=$(for p in $frontier; do pgrep -P "$p" || true; done)
+        all="$all $frontier"
+    done
+    if [[ -n ${all// /} ]]; then
+        # shellcheck disable=SC2086  # a list of pids
+        kill -KILL $all 2>/dev/null || true
+    fi
 }
 
 start_slurmd() {
@@ -378,10 +397,10 @@ answers() { [[ -f $SLURM_CONF ]] && timeout 20 sinfo -h >/dev/null 2>&1; }
 # Cancel this cluster's jobs (their slurmstepd would outlive slurmd), then stop the daemons.
 stop_all() {
     local i d
-    if is_running slurmctld && answers && [[ -n $(squeue -h -o %A) ]]; then
-        squeue -h -o %A | xargs -r scancel 2>/dev/null || true
+    if is_running slurmctld && answers && [[ -n $(squeue -h -o %i) ]]; then
+        squeue -h -o %i | xargs -r scancel 2>/dev/null || true
         for ((i = 0; i < 100; i++)); do
-            [[ -z $(squeue -h -o %A 2>/dev/null) ]] && break
+            [[ -z $(squeue -h -o %i 2>/dev/null) ]] && break
             sleep 0.2
         done
     fi
@@ -389,6 +408,7 @@ stop_all() {
         d=${DAEMONS[i]}
         stop_daemon "$d"
     done
+    kill_job_steps
 }
 
 cmd_stop() {
@@ -416,6 +436,7 @@ cmd_start() {
         return
     fi
     [[ -d $STATE/pids ]] && stop_all # some of ours died: start all afresh
+    kill_job_steps
     install_missing_packages
     SECONDS=0
     DEADLINE=$TIMEOUT

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from src.report.search import load_study
-from src.sweep.slurm import SLURM_DIR, folder_tasks, queued_or_running
+from src.sweep.slurm import SLURM_DIR, cancel, folder_tasks, queued_or_running
 
 from .conftest import ROOT, TINY
 from .hold import HELD, RELEASE, hold_overrides
@@ -26,6 +26,14 @@ pytestmark = pytest.mark.slurm
 
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.workers=2", "logger=none"]
 GRID = ["model.depth=1", "model.width=8,9,10,11", "seed=0,1", *TINY]  # four stacks of 2 seeds
+
+
+@pytest.fixture(autouse=True)
+def _cancel_leftover_tasks(tmp_path):
+    """A test that fails half way leaves no task holding the cluster's CPUs for the next."""
+    yield
+    for tasks in tmp_path.glob(f"*/{SLURM_DIR}/tasks"):
+        cancel(folder_tasks(tasks.parent.parent))
 
 
 def run(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:

@@ -68,16 +68,21 @@ def end_sweep_on_signals(sweep_dir: Path, mark_unfinished) -> None:
     exit with 128 + the signal's number, without a traceback."""
 
     def stop(signum, frame) -> None:
+        # From here on the sweep's one line is all it says: a process started meanwhile (loky
+        # restarts its resource tracker when it sees its workers die) writes to /dev/null.
+        sys.stderr.flush()
+        stderr = os.dup(2)
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
         for cleanup in _on_stop:
             cleanup()
         kill_descendants()
         unfinished = mark_unfinished(sweep_dir, quiet=True)
-        print(
+        line = (
             f"stopped by {_SIGNALS[signum]}: {len(unfinished)} running job(s) recorded as "
-            f"failed in {sweep_dir}; rerun the same command to resume",
-            file=sys.stderr,
-            flush=True,
+            f"failed in {sweep_dir}; rerun the same command to resume\n"
         )
+        os.write(stderr, line.encode())
         os._exit(128 + signum)
 
     for signum in _SIGNALS:
