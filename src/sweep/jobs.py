@@ -90,11 +90,9 @@ def report_job(result: Any) -> None:
     of each of its seeds, as the job printed it into its own log."""
     out = Path(result.hydra_cfg.hydra.runtime.output_dir)
     task = list(result.overrides)
-    dirs = seed_dirs(result.cfg, out)
-    stacked = result.cfg.get("seeds") is not None
     runs = [
-        (member_overrides(task, s) if stacked else task, read_metrics(d) or {"status": "failed"})
-        for s, d in dirs.items()
+        (member_overrides(task, s), read_metrics(d) or {"status": "failed"})
+        for s, d in seed_dirs(result.cfg, out).items()
     ]
     for line in progress_lines(Path(result.hydra_cfg.hydra.sweep.dir), runs):
         log.info(line)
@@ -106,13 +104,11 @@ def record_failed(
     """Record each seed of a job that no process will finish (its SLURM task was ended) as
     failed with `error`, laid out as the job would have (its `.hydra/` record included), its
     cut-short wandb run removed; returns the job's seeds. A finished seed keeps its record."""
-    stacked = cfg.get("seeds") is not None
     dirs = seed_dirs(cfg, Path(cfg.output_dir))
     for seed, job_dir in dirs.items():
         if finished_metrics(job_dir):
             continue
-        overrides = member_overrides(task_overrides, seed) if stacked else task_overrides
-        write_member_record(cfg, seed, job_dir, overrides)
+        write_member_record(cfg, seed, job_dir, member_overrides(task_overrides, seed))
         remove_seed_runs(sweep_dir, [job_dir])
         write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
     return list(dirs)
