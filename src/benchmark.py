@@ -22,6 +22,7 @@ lone run's).
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import resource
@@ -355,7 +356,11 @@ def slurm(grid, extra: list[str], tmp: Path, per_job: bool) -> None:
 def parse_args(argv: list[str] | None = None):
     """The command line; a wrong argument (an unknown option, an override Hydra cannot parse,
     one of the keys the benchmark sweeps itself) ends it in one line, exit status 2."""
-    parser = ArgumentParser(prog="python -m src.benchmark", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(
+        prog="python -m src.benchmark",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--card", action="store_true", help="the design-card grid, and 30 seeds")
     parser.add_argument(
         "--planning", action="store_true", help="only the planning of 2,000 and 20,000 jobs"
