@@ -283,66 +283,38 @@ def _cluster_cpus() -> int:
     return int(listed.stdout.split("/")[-1])  # allocated/idle/other/total
 
 
-def _worker_peaks_mb(sweep_dir: Path) -> list[float]:
-    """Each worker task's peak memory, as it logged it when it ended."""
-    peaks = []
-    for log in (sweep_dir / ".submitit").glob("*/*_log.out"):
-        for line in log.read_text().splitlines():
-            if "peak memory" in line:
-                peaks.append(float(line.rsplit("peak memory ", 1)[1].split()[0]))
-    return peaks
-
-
-def _job_seconds(sweep_dir: Path) -> list[float]:
-    """Each stacked job's training time, in the order Hydra numbered the jobs."""
-    from omegaconf import OmegaConf
-
-    jobs = {}
-    for record in sweep_dir.glob("*/.stack/hydra.yaml"):
-        seeds = record.parent.parent.glob("seed=*")
-        jobs[OmegaConf.load(record).hydra.job.num] = max(read_metrics(d)["seconds"] for d in seeds)
-    return [jobs[number] for number in sorted(jobs)]
-
-
-def _makespans(seconds: list[float], workers: int) -> tuple[float, float]:
-    """The busiest worker's training time when each takes the next job as it frees up (the
-    pool), and when each is handed a fixed chunk of the jobs in order (static chunks)."""
-    free = [0.0] * workers
-    for job in seconds:
-        free[free.index(min(free))] += job
-    size = -(-len(seconds) // workers)
-    chunks = [sum(seconds[i : i + size]) for i in range(0, len(seconds), size)]
-    return max(free), max(chunks)
+def _cluster_usage(sweep_dir: Path) -> dict:
+    """What the sweep's Dask workers used: batch jobs, a worker's peak memory, first result."""
+    path = sweep_dir / ".cluster" / "usage.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def slurm(grid, extra: list[str], tmp: Path, per_job: bool) -> None:
-    """The grid with joblib on this machine's cores, then on the SLURM cluster with one worker
-    task per CPU of the cluster (the same cores on a one-node cluster); one-job sweeps of each
-    give the fixed cost, so what is left over is SLURM's cost per job."""
+    """The grid with joblib on this machine's cores, then on the SLURM cluster with one Dask
+    worker (a batch job) per CPU of the cluster (the same cores on a one-node cluster); one-job
+    sweeps of each give the fixed cost, so what is left over is the cluster's cost per job."""
     cpus = _cluster_cpus()
     overrides = _grid_overrides(grid) + extra
     depths, widths, seeds = grid
     jobs = len(depths) * len(widths)
-    pool = ["hydra/launcher=slurm", f"hydra.launcher.workers={cpus}"]
+    pool = ["hydra/launcher=slurm", f"hydra.launcher.workers={cpus}", "hydra.launcher.interface=lo"]
     one = ["model.depth=1", "model.width=3", "seed=0", "trainer.max_epochs=1", *extra]
     print(f"grid: {' '.join(overrides)} ({jobs} jobs of {seeds} seeds); cluster: {cpus} CPUs")
     joblib_s = _sweep(overrides, tmp / "joblib")
     print(f"  joblib, {cpus} workers on this machine      : {joblib_s:7.1f} s")
     slurm_s = _sweep(overrides + pool, tmp / "slurm")
-    print(f"  SLURM, {cpus} worker tasks (hydra/launcher=slurm): {slurm_s:7.1f} s")
+    print(f"  SLURM, {cpus} Dask workers (hydra/launcher=slurm): {slurm_s:7.1f} s")
     print(f"  ratio                                    : {slurm_s / joblib_s:7.2f} x")
     joblib_one, slurm_one = _sweep(one, tmp / "one-joblib"), _sweep(one + pool, tmp / "one-slurm")
     fixed = slurm_one - joblib_one
     print(f"  one-job sweep, joblib / SLURM            : {joblib_one:.1f} / {slurm_one:.1f} s")
-    print(f"  SLURM's fixed cost (submit, schedule, worker start-up): {fixed:.1f} s")
+    print(f"  the cluster's fixed cost (scheduler, submit, worker start-up): {fixed:.1f} s")
     rest = (slurm_s - joblib_s - fixed) * cpus / jobs
     print(f"  what is left, per job and worker          : {rest:.2f} s")
-    peaks = _worker_peaks_mb(tmp / "slurm")
-    if peaks:
-        print(f"  peak memory of a worker task              : {max(peaks):.0f} MB")
-    pulled, chunked = _makespans(_job_seconds(tmp / "slurm"), cpus)
-    print(f"  training on the busiest worker, jobs pulled one by one / static chunks "
-          f"(from the jobs' measured times): {pulled:.1f} / {chunked:.1f} s")  # fmt: skip
+    usage = _cluster_usage(tmp / "slurm")
+    print(f"  worker batch jobs / a worker's peak memory: {usage.get('worker_jobs')} / "
+          f"{usage.get('worker_peak_mb')} MB")  # fmt: skip
+    print(f"  the first result, from the cluster's start: {usage.get('first_result_s', 0):.1f} s")
     same = _sweep_val_losses(tmp / "joblib") == _sweep_val_losses(tmp / "slurm")
     print(f"  val_loss of every run, SLURM = joblib     : {'yes' if same else 'NO'}")
     if per_job:

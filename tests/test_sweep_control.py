@@ -50,7 +50,8 @@ def test_plan_of_a_search_is_its_trials_times_their_seeds():
     assert plan(config) == (30, ["model.depth", "model.lr"])
 
 
-POOL = {"_target_": "x.slurm.SlurmPoolLauncher", "workers": 2, "retries": 1, "timeout_min": 5}
+POOL = {"_target_": "x.cluster.JobqueueLauncher", "workers": 2, "retries": 1, "timeout_min": 5,
+        "port": 0, "death_timeout_s": 60}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -70,6 +71,8 @@ POOL = {"_target_": "x.slurm.SlurmPoolLauncher", "workers": 2, "retries": 1, "ti
         ({**POOL, "workers": 0}, "hydra.launcher.workers"),
         ({**POOL, "retries": -1}, "hydra.launcher.retries"),
         ({**POOL, "timeout_min": 0}, "hydra.launcher.timeout_min"),
+        ({**POOL, "port": 70000}, "hydra.launcher.port"),
+        ({**POOL, "death_timeout_s": 0}, "hydra.launcher.death_timeout_s"),
         ({"_target_": "x.JoblibLauncher", "n_jobs": 2**70}, "hydra.launcher.n_jobs"),
         ({"_target_": "x.JoblibLauncher", "n_jobs": -(2**70)}, "hydra.launcher.n_jobs"),
         (

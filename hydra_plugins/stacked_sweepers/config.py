@@ -1,5 +1,5 @@
 """The plugins' settings, registered in Hydra's ConfigStore as `hydra/sweeper/seed_stacking`,
-`hydra/sweeper/stacked_search` and `hydra/launcher/slurm_pool`. Values a user types are typed
+`hydra/sweeper/stacked_search` and `hydra/launcher/dask_<scheduler>`. Values a user types are typed
 Any where a wrong one must reach the project's own check (src/sweep/checks.py), which names the
 key in one line."""
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 
 
 @dataclass
@@ -47,12 +46,31 @@ class StackedSearchSweeperConf:
 
 
 @dataclass
-class SlurmPoolConf(SlurmQueueConf):
-    """Hydra's submitit_slurm settings (each one for a worker task), and the pool's own."""
+class JobqueueLauncherConf:
+    """A sweep's jobs run by Dask workers that dask-jobqueue submits as batch jobs. Registered
+    as hydra/launcher/dask_<scheduler> for each batch system; the project's own yaml files
+    (conf/hydra/launcher/) add the hooks that record its jobs."""
 
-    _target_: str = "hydra_plugins.stacked_sweepers.slurm.SlurmPoolLauncher"
-    workers: int = 8  # worker tasks at once, each taking the sweep's jobs one by one
-    retries: int = 1  # times a job whose task SLURM ended runs again on another worker
+    _target_: str = "hydra_plugins.stacked_sweepers.cluster.JobqueueLauncher"
+    scheduler: str = "slurm"  # slurm | pbs | sge | lsf
+    workers: Any = 8  # worker batch jobs at once, at most (never more than jobs waiting)
+    retries: Any = 1  # times a job whose worker died runs again on another worker
+    partition: Any = None  # the batch queue (null: the cluster's default)
+    account: Any = None
+    timeout_min: Any = 60  # a worker's wall time; it retires before and another takes over
+    cpus_per_task: Any = 1
+    mem_gb: Any = 2
+    gpus_per_node: Any = 0
+    job_extra_directives: list[str] = field(default_factory=list)  # e.g. ["--qos=short"]
+    job_script_prologue: list[str] = field(default_factory=list)  # e.g. ["module load cuda"]
+    python: Any = None  # the workers' Python (null: this one, which the nodes must share)
+    interface: Any = None  # the network interface workers reach the scheduler on (ib0, lo)
+    port: Any = 0  # the scheduler's port (0: any free one)
+    dashboard: Any = ":0"  # the Dask dashboard's address, where bokeh is installed; null: none
+    death_timeout_s: Any = 60  # a worker that lost its scheduler ends after this
+    folder: str = "${hydra.sweep.dir}/.cluster"  # the workers' logs, certificate and job ids
+    job_ended: Any = None  # a function called with each JobReturn in the main process
+    job_lost: Any = None  # a function that records a job no worker finished, or null
 
 
 for name, node in (
@@ -62,6 +80,10 @@ for name, node in (
     ConfigStore.instance().store(
         group="hydra/sweeper", name=name, node=node, provider="stacked_sweepers"
     )
-ConfigStore.instance().store(
-    group="hydra/launcher", name="slurm_pool", node=SlurmPoolConf, provider="stacked_sweepers"
-)
+for scheduler in ("slurm", "pbs", "sge", "lsf"):
+    ConfigStore.instance().store(
+        group="hydra/launcher",
+        name=f"dask_{scheduler}",
+        node=JobqueueLauncherConf(scheduler=scheduler),
+        provider="stacked_sweepers",
+    )

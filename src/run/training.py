@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import os
 import sys
 import time
 import warnings
@@ -224,12 +223,11 @@ def _trainer(
 
 def _cluster_environment() -> Any:
     """Lightning's view of where it runs, given rather than detected: detection prints an
-    `srun` hint wherever SLURM's client is installed. Inside a SLURM task Lightning does not
-    requeue the task: the sweep's worker does, through submitit (src/sweep/slurm.py)."""
-    from lightning_fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
+    `srun` hint wherever SLURM's client is installed, and Lightning's own SLURM handling would
+    requeue a batch job at its time limit, which the sweep's launcher owns (a Dask worker
+    retires before it; src/sweep/cluster.py)."""
+    from lightning_fabric.plugins.environments import LightningEnvironment
 
-    if "SLURM_NTASKS" in os.environ:  # started by srun, as submitit starts a task
-        return SLURMEnvironment(auto_requeue=False)
     return LightningEnvironment()
 
 

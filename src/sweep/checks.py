@@ -30,7 +30,6 @@ from src.sweep.lock import lock_sweep
 from src.sweep.progress import STATE_FILE, sweep_state
 from src.sweep.runs import remove_seed_runs
 from src.sweep.search import check_search_space, is_search, search_space, trial_seeds
-from src.sweep.slurm import check_no_live_tasks
 
 log = logging.getLogger(__name__)
 N_JOBS_ALLOWED = "an integer from 1 to 2**63-1, or -1 for all cores (-2: all but one, ...)"
@@ -94,10 +93,12 @@ def check_launcher(launcher: DictConfig) -> None:
         is_int = isinstance(n_jobs, int) and not isinstance(n_jobs, bool)
         if not is_int or n_jobs == 0 or abs(n_jobs) > INT64_MAX:
             raise ConfigError("hydra.launcher.n_jobs", n_jobs, N_JOBS_ALLOWED)
-    if "slurmpool" in target:
+    if "jobqueue" in target:
         require_int("hydra.launcher.workers", launcher.workers, 1, INT64_MAX)
         require_int("hydra.launcher.retries", launcher.retries, 0, INT64_MAX)
-    if "submitit" in target or "slurmpool" in target:
+        require_int("hydra.launcher.port", launcher.port, 0, 65535)
+        require_number("hydra.launcher.death_timeout_s", launcher.death_timeout_s, positive=True)
+    if "submitit" in target or "jobqueue" in target:
         require_int("hydra.launcher.timeout_min", launcher.timeout_min, 1, INT64_MAX)
         for key in ("cpus_per_task", "gpus_per_node", "tasks_per_node", "nodes"):
             if launcher.get(key) is not None:
@@ -159,7 +160,6 @@ class SweepCheck(Callback):
                 check_grid_values(config)
             make_folder("hydra.sweep.dir", sweep_dir)  # once the settings pass: no folder before
             lock_sweep(sweep_dir)  # before reading what is there: of two sweeps, one goes on
-            check_no_live_tasks(sweep_dir)  # nor beside a killed sweep's SLURM tasks
             already = check_resume(sweep_dir, config)
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)

@@ -10,6 +10,7 @@ wandb run goes to `<sweep>/wandb/`, under an id that reads as its configuration 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,32 @@ def clear_attempt(job_dir: Path, sweep_dir: Path) -> None:
     its wandb run (cut short, or failed)."""
     (job_dir / METRICS_FILE).unlink(missing_ok=True)
     remove_seed_runs(sweep_dir, [job_dir])
+
+
+def lost_job(config_loader, config, overrides: list[str], number: int, error: str) -> Any:
+    """The JobReturn of a job a cluster kept from finishing (hydra/launcher=slurm's
+    `job_lost`): each of its seeds that has no finished record gets a failed one with the
+    cause, laid out as the job would have."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf, open_dict
+
+    job = config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(job.hydra.job):
+        job.hydra.job.num = number
+    output_dir = Path(job.hydra.sweep.dir) / str(OmegaConf.select(job, "hydra.sweep.subdir"))
+    with open_dict(job.hydra.runtime):
+        job.hydra.runtime.output_dir = str(output_dir.absolute())
+    HydraConfig.instance().set_config(job)  # as a launcher does: `output_dir` reads it
+    task_cfg = OmegaConf.masked_copy(job, [k for k in job if k != "hydra"])
+    seeds = record_failed(task_cfg, list(overrides), Path(job.hydra.sweep.dir), error)
+    value = [math.inf] * len(seeds) if job.get("seeds") is not None else math.inf
+    result = JobReturn(
+        overrides=list(overrides),
+        cfg=task_cfg,
+        hydra_cfg=OmegaConf.create({"hydra": job.hydra}),
+        status=JobStatus.COMPLETED,
+        _return_value=value,
+    )
+    report_job(result)  # its FAILED line, as a job that ends prints its own
+    return result

@@ -1,0 +1,526 @@
+"""A sweep on a batch cluster (SLURM, PBS, SGE, LSF) through Dask-jobqueue.
+
+The sweep's main process hosts a Dask scheduler; its workers are batch jobs that
+dask-jobqueue submits (`sbatch`, `qsub`, `bsub`) and cancels, scaled by Dask's adaptive
+scaling to the jobs waiting, never more than `workers`. Each Hydra job is one Dask task that
+runs Hydra's `run_job` in a worker, so a worker pays Python, torch, Lightning and wandb's
+start-up once for many jobs. Dask owns the queue, the heartbeats and the retries:
+
+- a worker whose batch job is cancelled, out of memory or lost with its node: its job runs
+  again on another worker (`retries`: Dask's allowed failures), then is recorded as failed
+  with the scheduler's state for that batch job (`sacct`, asked once) and the worker's log;
+- a worker is retired before its wall time (Dask's graceful retirement, asked by the main
+  process) and another batch job takes over; a job it was running runs again elsewhere,
+  skipping its finished seeds, and does not count as a failure;
+- the workers talk to the scheduler over TLS with a certificate made for this sweep, so a
+  worker of a killed sweep can never join another; it ends when it loses its scheduler
+  (`--death-timeout`), and a rerun into the folder cancels it first.
+
+The batch system is asked (`squeue`) at most once per `CHECK_S` while the sweep runs: for
+worker jobs that ended before their worker reached the scheduler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import pickle
+import resource
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CHECK_S = 30.0  # how often the batch system is asked about the sweep's worker jobs
+JOBS_FILE = "jobs"  # every batch job id the folder's sweeps submitted, one a line
+TICK_S = 1.0  # how often the main process looks at its futures when none ends
+
+
+def cluster_class(scheduler: str) -> Any:
+    import dask_jobqueue
+
+    classes = {
+        "slurm": dask_jobqueue.SLURMCluster,
+        "pbs": dask_jobqueue.PBSCluster,
+        "sge": dask_jobqueue.SGECluster,
+        "lsf": dask_jobqueue.LSFCluster,
+    }
+    return classes[scheduler]
+
+
+def worker_lifetime_s(timeout_min: float) -> float:
+    """How long a worker serves once it reached the scheduler: it is retired a margin before
+    its wall time (a tenth of it, at least 20 s, at most 5 min, which also covers its start),
+    so that no batch system ever kills it mid-job."""
+    wall = timeout_min * 60
+    return wall - min(max(wall / 10, 20), 300)
+
+
+def cluster_options(launcher: dict[str, Any]) -> dict[str, Any]:
+    """dask-jobqueue's keyword arguments for the launcher's settings."""
+    folder = Path(launcher["folder"])
+    directives = list(launcher["job_extra_directives"])
+    scheduler = launcher["scheduler"]
+    if launcher["gpus_per_node"] and scheduler == "slurm":
+        directives.append(f"--gres=gpu:{launcher['gpus_per_node']}")
+    options = {
+        "cores": launcher["cpus_per_task"],
+        "processes": 1,
+        "memory": f"{launcher['mem_gb']}GB",
+        "walltime": _walltime(launcher["timeout_min"]),
+        "queue": launcher["partition"],
+        "account": launcher["account"],
+        "job_name": "sweep-worker",
+        "job_extra_directives": directives,
+        "job_script_prologue": list(launcher["job_script_prologue"]),
+        "python": launcher["python"] or sys.executable,
+        "interface": launcher["interface"],
+        "death_timeout": launcher["death_timeout_s"],
+        "log_directory": str(folder / "logs"),
+        "local_directory": str(folder / "scratch"),
+        "security": True,  # a certificate of this sweep's own: no other sweep's worker joins
+        "shared_temp_directory": str(folder),
+        "scheduler_options": {"port": launcher["port"], "dashboard_address": _dashboard(launcher)},
+    }
+    if scheduler == "sge":  # SGE has no account directive; its memory is a resource
+        options.pop("account")
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _walltime(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
+
+
+def _dashboard(launcher: dict[str, Any]) -> str | None:
+    """The dashboard's address where bokeh is installed (Dask serves none without it)."""
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return None
+    return launcher["dashboard"]
+
+
+class Context:
+    """What a worker needs to run a Hydra job as a launcher would. Pickled once per sweep into
+    its folder, which the nodes share, and read once per worker: no worker holds data that
+    must be moved elsewhere before it may retire."""
+
+    def __init__(self, hydra_context, config, task_function, singleton_state) -> None:
+        self.hydra_context, self.config = hydra_context, config
+        self.task_function, self.singleton_state = task_function, singleton_state
+
+    def save(self, path: Path) -> Path:
+        import cloudpickle
+
+        path.write_bytes(cloudpickle.dumps(self))
+        return path
+
+
+@functools.cache
+def _load_context(path: Path) -> Context:
+    return pickle.loads(path.read_bytes())
+
+
+def run_job(context_file: Path, number: int, overrides: list[str]) -> Any:
+    """One Hydra job in a Dask worker: its config loaded with its overrides, then Hydra's
+    `run_job`, as Hydra's own launchers do."""
+    from hydra.core.singleton import Singleton
+    from hydra.core.utils import run_job as hydra_run_job
+    from hydra.core.utils import setup_globals
+    from omegaconf import OmegaConf, open_dict
+
+    context = _load_context(context_file)
+    Singleton.set_state(context.singleton_state)
+    setup_globals()
+    loader = context.hydra_context.config_loader
+    config = loader.load_sweep_config(context.config, list(overrides))
+    with open_dict(config.hydra.job):
+        config.hydra.job.id = os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID") or ""
+        config.hydra.job.num = number
+    result = hydra_run_job(
+        hydra_context=context.hydra_context,
+        task_function=context.task_function,
+        config=config,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
+    # Plain configs: the result unpickles without the plugins' structured config classes.
+    for name in ("cfg", "hydra_cfg"):
+        setattr(result, name, OmegaConf.create(OmegaConf.to_container(getattr(result, name))))
+    return result
+
+
+class ClusterSweep:
+    """The main process's side: the Dask cluster, the jobs in flight as futures, and what the
+    batch system did to the workers that ran them."""
+
+    def __init__(self, launcher: dict[str, Any], context: Context, hooks: dict[str, Any]) -> None:
+        import dask
+
+        self.launcher, self.hooks = launcher, hooks
+        self.folder = Path(launcher["folder"])
+        self.scheduler = launcher["scheduler"]
+        self.job_cls = cluster_class(self.scheduler).job_cls
+        self.folder.mkdir(parents=True, exist_ok=True)
+        cancel_orphans(self.folder, self.scheduler, self.job_cls.cancel_command)
+        self.config = dask.config.set(
+            {
+                # Dask's retries of a task whose worker died (not one that retired in time)
+                "distributed.scheduler.allowed-failures": launcher["retries"],
+                # a job's length is unknown until one ends: ask for a worker per job waiting
+                "distributed.scheduler.unknown-task-duration": "1h",
+                "distributed.scheduler.worker-saturation": 1.0,
+                # a retired worker's batch job ends by itself before Dask would cancel it
+                "distributed.deploy.lost-worker-timeout": "5s",
+                "distributed.worker.daemon": False,
+            }
+        )
+        for name in ("distributed", "dask_jobqueue"):  # the scheduler's own chatter
+            logging.getLogger(name).setLevel(logging.ERROR)
+        self.refusals = SubmissionErrors()
+        self.cluster = _start_cluster(self.scheduler, cluster_options(launcher))
+        refused = check_submission(self.scheduler, self.cluster.job_script(), self.folder)
+        if refused:
+            self._end(refused)
+        self.cluster.adapt(minimum_jobs=0, maximum_jobs=launcher["workers"], wait_count=3)
+        from distributed import Client
+
+        self.client = Client(self.cluster)
+        self.token = uuid.uuid4().hex[:8]
+        self.context = context.save(self.folder / f"context-{self.token}.pkl")
+        self.futures: dict[int, Any] = {}  # jobs in flight: number -> future
+        self.overrides: dict[int, list[str]] = {}
+        self.batch_jobs: dict[str, str] = {}  # every worker batch job id -> its worker's name
+        self.current: dict[str, str] = {}  # worker name -> its latest batch job (names recur)
+        self.reached: set[str] = set()  # batch jobs whose worker reached the scheduler
+        self.arrived: dict[str, float] = {}  # worker address -> when it reached the scheduler
+        self.retired: set[str] = set()
+        self.lifetime = worker_lifetime_s(launcher["timeout_min"])
+        self.counted: set[str] = set()  # batch jobs seen ended
+        self.barren = 0  # worker jobs that ended before reaching the scheduler, in a row
+        self.checked = self.began = time.monotonic()
+        self.first_result_s: float | None = None
+        self.peak_mb = 0.0  # the largest resident memory a worker reached
+        link = self.cluster.dashboard_link if launcher.get("dashboard") else None
+        if link and _dashboard(launcher):
+            log.info(f"Dask dashboard (the sweep's task stream): {link}")
+
+    def start(self, jobs: list[list[str]], first: int) -> None:
+        for number, overrides in enumerate(jobs, first):
+            self.overrides[number] = list(overrides)
+            self.futures[number] = self.client.submit(
+                run_job, self.context, number, list(overrides), key=f"job-{number}-{self.token}"
+            )
+
+    def wait(self, config_loader, config, every: bool) -> dict[int, Any]:
+        """The jobs that ended (every=True: once all have), by number, each reported through
+        the `job_ended` hook; a job the cluster kept from finishing through `job_lost`."""
+        from distributed import wait
+
+        results: dict[int, Any] = {}
+        while self.futures and (every or not results):
+            with contextlib.suppress(TimeoutError):
+                wait(list(self.futures.values()), timeout=TICK_S, return_when="FIRST_COMPLETED")
+            self._watch_workers()
+            for number, future in list(self.futures.items()):
+                if future.status == "finished":
+                    results[number] = future.result()
+                    self.first_result_s = self.first_result_s or time.monotonic() - self.began
+                    self._hook("job_ended", results[number])
+                elif future.status in ("error", "cancelled"):
+                    error = self._why_lost(future)
+                    results[number] = self._lost(config_loader, config, number, error)
+                else:
+                    continue
+                self.futures.pop(number).release()  # no worker holds a result it must hand on
+            self._check_submissions()
+            if time.monotonic() - self.checked > CHECK_S:
+                for number, error in self._check_batch_jobs().items():
+                    self.futures.pop(number).cancel()
+                    results[number] = self._lost(config_loader, config, number, error)
+        return results
+
+    def _hook(self, name: str, *args: Any) -> Any:
+        hook = self.hooks.get(name)
+        return hook(*args) if hook is not None else None
+
+    def _lost(self, config_loader, config, number: int, error: str) -> Any:
+        overrides = self.overrides.pop(number)
+        if self.hooks.get("job_lost") is not None:
+            return self._hook("job_lost", config_loader, config, overrides, number, error)
+        return failed_return(config_loader, config, overrides, number, error)
+
+    def _watch_workers(self) -> None:
+        """Which batch job each worker is, which reached the scheduler, and which must retire
+        before its wall time."""
+        for name, job in list(self.cluster.workers.items()):
+            job_id = getattr(job, "job_id", None)
+            if job_id and job_id not in self.batch_jobs:
+                self.batch_jobs[job_id], self.current[str(name)] = str(name), job_id
+                with (self.folder / JOBS_FILE).open("a") as jobs:
+                    jobs.write(f"{job_id}\n")
+        workers = self.cluster.scheduler_info.get("workers", {})
+        self.reached |= {self.current.get(str(w.get("name")), "") for w in workers.values()}
+        now = time.monotonic()
+        old = {a for a in workers if now - self.arrived.setdefault(a, now) > self.lifetime}
+        if old - self.retired:  # its job in flight runs again elsewhere, not as a failure
+            self._measure_peaks()
+            done = self.client.retire_workers(workers=list(old - self.retired), close_workers=True)
+            self.retired |= set(done)
+            if done:
+                log.info(f"{len(done)} worker(s) retired before their wall time; others take over")
+
+    def _check_submissions(self) -> None:
+        """A submission the batch system refused: before any was accepted, the settings are
+        wrong (a partition, an account): the sweep ends in one line, exit 2; later it is
+        likely passing (a busy controller, a limit on queued jobs) and Dask tries again."""
+        error = self.refusals.pop()
+        if error is None:
+            return
+        if not self.batch_jobs:
+            self._end(refusal(self.scheduler, error))
+        log.warning(f"a worker job was refused ({error}); trying again")
+
+    def _why_lost(self, future: Any) -> str:
+        """The cause of a job Dask gave up on: the batch system's state for the worker that
+        ran it last (asked once) and that worker's log."""
+        from distributed import KilledWorker
+
+        error = future.exception()
+        if not isinstance(error, KilledWorker):
+            return f"{type(error).__name__}: {error}"
+        job_id = self.current.get(str(getattr(error.last_worker, "name", "")), "?")
+        state = end_states(self.scheduler, [job_id]).get(job_id, "ended")
+        return (
+            f"{self.scheduler.upper()}: {state} (worker batch job {job_id}, its log "
+            f"{self.folder / 'logs'}/sweep-worker-{job_id}.err)"
+        )
+
+    def _check_batch_jobs(self) -> dict[int, str]:
+        """Ask the batch system (once per CHECK_S) which worker jobs ended. One that ended
+        before its worker reached the scheduler is replaced, unless no worker ever did: then
+        the workers cannot start or cannot reach this process, said in one line (exit 2).
+        Replaced too often in a row, the jobs still waiting fail, naming the workers' logs."""
+        self.checked = time.monotonic()
+        try:
+            live = queued_or_running(self.scheduler, list(self.batch_jobs))
+        except (OSError, subprocess.TimeoutExpired) as error:  # a busy controller: next time
+            log.warning(f"the batch system did not answer ({error}); asking again later")
+            return {}
+        if live is None:
+            return {}
+        for job_id, name in self.batch_jobs.items():
+            if job_id in live or job_id in self.counted:
+                continue
+            self.counted.add(job_id)
+            self.barren = 0 if job_id in self.reached else self.barren + 1
+            if job_id not in self.reached and self.current.get(name) == job_id:
+                self.cluster.sync(self.cluster.scale_down, [name])  # Dask submits another
+        if not self.barren:
+            return {}
+        logs = self.folder / "logs"
+        if not self.reached - {""}:
+            self._unreachable(logs)
+        if self.barren < 2 * self.launcher["workers"]:
+            return {}
+        error = (
+            f"{self.scheduler.upper()}: {self.barren} worker batch jobs in a row ended "
+            f"before reaching the scheduler; see their logs in {logs}"
+        )
+        return dict.fromkeys(self.futures, error)
+
+    def _unreachable(self, logs: Path) -> None:
+        """No worker ever reached the scheduler, and one ended: one line, exit 2."""
+        text = " ".join(_tail(p) for p in logs.glob("*.err"))
+        if any(m in text for m in ("Waiting to connect", "Timed out", "interface")):
+            reason = (
+                f"hydra.launcher.interface: the workers could not reach the scheduler at "
+                f"{self.cluster.scheduler_address}; set hydra.launcher.interface to a network "
+                "interface the compute nodes share with this machine (e.g. ib0), and "
+                "hydra.launcher.port to a port they may reach"
+            )
+        else:
+            reason = f"hydra.launcher: the worker batch jobs end before they start; see {logs}"
+        self._end(reason)
+
+    def _end(self, reason: str) -> None:
+        """The sweep cannot go on: its one line, the cluster closed, exit 2."""
+        sys.stderr.write(f"error: {reason}\n")
+        self.close()
+        os._exit(2)
+
+    def _measure_peaks(self) -> None:
+        with contextlib.suppress(Exception):  # a worker that is leaving does not answer
+            self.peak_mb = max(self.peak_mb, *self.client.run(_peak_mb).values())
+
+    def close(self, measure: bool = True) -> None:
+        """No more jobs: the workers' batch jobs are cancelled and the scheduler stops; what
+        the workers used is written to `<folder>/usage.json` and said in one line."""
+        if measure and self.batch_jobs and self.client.status != "closed":
+            self._measure_peaks()
+            jobs, peak = len(self.batch_jobs), round(self.peak_mb)
+            usage = {
+                "worker_jobs": jobs,
+                "worker_peak_mb": peak,
+                "first_result_s": self.first_result_s,
+            }
+            with contextlib.suppress(OSError):
+                (self.folder / "usage.json").write_text(json.dumps(usage))
+            limit = self.launcher["mem_gb"]
+            log.info(f"{jobs} worker batch job(s); a worker's peak memory {peak} MB of {limit} GB")
+        with contextlib.suppress(Exception):
+            self.client.close()
+        with contextlib.suppress(Exception):
+            self.cluster.close(timeout=20)
+        with contextlib.suppress(Exception):
+            self.config.__exit__(None, None, None)
+        self.refusals.close()
+
+    def cancel(self) -> None:
+        """A signal stops the sweep: cancel every worker job at once, then close."""
+        cancel_jobs(self.job_cls.cancel_command, list(self.batch_jobs))
+        self.close(measure=False)
+
+
+class SubmissionErrors(logging.Filter):
+    """The submissions the batch system refused, as Dask reports them (a traceback logged by
+    its event loop, then it tries again): kept for the sweep to judge, never printed."""
+
+    LOGGERS = ("distributed.deploy.adaptive", "distributed.deploy.spec", "tornado.application")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[str] = []
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        text = f"{record.getMessage()} {error or ''}"
+        if "Command exited with non-zero exit code" not in text:
+            return True
+        lines = [line for line in text.split("stderr:")[-1].splitlines() if line.strip()]
+        self.errors.append(" ".join(lines)[-300:])
+        return False
+
+    def pop(self) -> str | None:
+        return self.errors.pop() if self.errors else None
+
+    def close(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+
+
+def _start_cluster(scheduler: str, options: dict[str, Any]) -> Any:
+    """The cluster, or one line naming the key a refused setting came from (exit 2)."""
+    try:
+        return cluster_class(scheduler)(**options)
+    except (OSError, ValueError, RuntimeError) as error:
+        reason = " ".join(str(error).split())[-300:]
+        key = "interface" if "interface" in reason.lower() else "port"
+        print(f"error: hydra.launcher.{key}: the scheduler cannot start: {reason}", file=sys.stderr)
+        sys.exit(2)
+
+
+def check_submission(scheduler: str, script: str, folder: Path) -> str | None:
+    """SLURM's own check of a worker's job script (`sbatch --test-only`, nothing submitted):
+    why it would refuse it (a partition, an account), or None."""
+    if scheduler != "slurm":
+        return None
+    path = folder / "worker.sh"
+    path.write_text(script)
+    done = _command("sbatch", "--test-only", str(path))
+    if done.returncode == 0:
+        return None
+    reason = " ".join(line for line in done.stderr.splitlines() if "error" in line)
+    return refusal(scheduler, reason[-300:] or done.stderr[-300:])
+
+
+def refusal(scheduler: str, reason: str) -> str:
+    return f"hydra.launcher: {scheduler.upper()} refused its worker jobs: {reason}"
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _tail(path: Path, size: int = 20000) -> str:
+    with contextlib.suppress(OSError), path.open("rb") as file:
+        file.seek(max(path.stat().st_size - size, 0))
+        return file.read().decode(errors="replace")
+    return ""
+
+
+def failed_return(config_loader, config, overrides: list[str], number: int, error: str) -> Any:
+    """A JobReturn of a job that no worker finished, for any Hydra app: status FAILED."""
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    job = config_loader.load_sweep_config(config, list(overrides))
+    return JobReturn(
+        overrides=list(overrides),
+        cfg=OmegaConf.masked_copy(job, [k for k in job if k != "hydra"]),
+        hydra_cfg=OmegaConf.create({"hydra": job.hydra}),
+        status=JobStatus.FAILED,
+        _return_value=RuntimeError(error),
+    )
+
+
+# The batch system's commands, in one place: asked only where a worker's fate needs it.
+
+
+def _command(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def queued_or_running(scheduler: str, job_ids: list[str]) -> set[str] | None:
+    """Of these batch jobs, those the batch system still lists; None where it cannot say
+    (only SLURM is asked: elsewhere a worker that never starts is not detected)."""
+    if scheduler != "slurm" or not job_ids:
+        return None if scheduler != "slurm" else set()
+    listed = _command("squeue", "--me", "-h", "-o", "%i")
+    if listed.returncode != 0:
+        raise OSError(f"squeue failed: {listed.stderr.strip()}")
+    return set(listed.stdout.split()) & set(job_ids)
+
+
+def end_states(scheduler: str, job_ids: list[str]) -> dict[str, str]:
+    """How the batch system ended these jobs (`CANCELLED by 0`, `OUT_OF_MEMORY`, ...), from
+    SLURM's accounting; {} where it cannot say."""
+    if scheduler != "slurm":
+        return {}
+    done = _command("sacct", "-n", "-P", "-X", "-j", ",".join(job_ids), "-o", "JobID,State")
+    if done.returncode != 0:
+        return {}
+    return dict(line.split("|", 1) for line in done.stdout.splitlines() if "|" in line)
+
+
+def cancel_jobs(cancel_command: str, job_ids: list[str]) -> None:
+    if job_ids:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            _command(*shlex.split(cancel_command), *job_ids)
+
+
+def cancel_orphans(folder: Path, scheduler: str, cancel_command: str) -> None:
+    """Before a sweep starts: the folder's lock is ours, so worker jobs an earlier sweep of it
+    left (its main process was killed) are orphans: cancel them, and wait until the batch
+    system lists none, so no configuration is trained twice at once."""
+    path = folder / JOBS_FILE
+    job_ids = path.read_text().split() if path.exists() else []
+    if not job_ids:
+        return
+    cancel_jobs(cancel_command, job_ids)
+    deadline = time.monotonic() + 60
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        while queued_or_running(scheduler, job_ids) and time.monotonic() < deadline:
+            time.sleep(1)
+    path.unlink()
+    log.info(f"cancelled the worker jobs an earlier sweep of this folder left: {len(job_ids)}")
