@@ -90,8 +90,8 @@ def cluster_options(launcher: dict[str, Any]) -> dict[str, Any]:
         "shared_temp_directory": str(folder),
         "scheduler_options": {"port": launcher["port"], "dashboard_address": _dashboard(launcher)},
     }
-    if scheduler == "sge":  # SGE has no account directive; its memory is a resource
-        options.pop("account")
+    if scheduler in ("sge", "lsf"):  # their word for the account charged
+        options["project"] = options.pop("account")
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -180,22 +180,12 @@ class ClusterSweep:
                 "distributed.scheduler.worker-saturation": 1.0,
                 # a retired worker's batch job ends by itself before Dask would cancel it
                 "distributed.deploy.lost-worker-timeout": "5s",
-                "distributed.worker.daemon": False,
             }
         )
         for name in ("distributed", "dask_jobqueue"):  # the scheduler's own chatter
             logging.getLogger(name).setLevel(logging.ERROR)
-        self.refusals = SubmissionErrors()
-        self.cluster = _start_cluster(self.scheduler, cluster_options(launcher))
-        refused = check_submission(self.scheduler, self.cluster.job_script(), self.folder)
-        if refused:
-            self._end(refused)
-        self.cluster.adapt(minimum_jobs=0, maximum_jobs=launcher["workers"], wait_count=3)
-        from distributed import Client
-
-        self.client = Client(self.cluster)
         self.token = uuid.uuid4().hex[:8]
-        self.context = context.save(self.folder / f"context-{self.token}.pkl")
+        self.context_file = context.save(self.folder / f"context-{self.token}.pkl")
         self.futures: dict[int, Any] = {}  # jobs in flight: number -> future
         self.overrides: dict[int, list[str]] = {}
         self.batch_jobs: dict[str, str] = {}  # every worker batch job id -> its worker's name
@@ -209,6 +199,16 @@ class ClusterSweep:
         self.checked = self.began = time.monotonic()
         self.first_result_s: float | None = None
         self.peak_mb = 0.0  # the largest resident memory a worker reached
+        self.client = None
+        self.refusals = SubmissionErrors()
+        self.cluster = _start_cluster(self.scheduler, cluster_options(launcher))
+        refused = check_submission(self.scheduler, self.cluster.job_script(), self.folder)
+        if refused:
+            self._end(refused)
+        self.cluster.adapt(minimum_jobs=0, maximum_jobs=launcher["workers"], wait_count=3)
+        from distributed import Client
+
+        self.client = Client(self.cluster)
         link = self.cluster.dashboard_link if launcher.get("dashboard") else None
         if link and _dashboard(launcher):
             log.info(f"Dask dashboard (the sweep's task stream): {link}")
@@ -217,7 +217,11 @@ class ClusterSweep:
         for number, overrides in enumerate(jobs, first):
             self.overrides[number] = list(overrides)
             self.futures[number] = self.client.submit(
-                run_job, self.context, number, list(overrides), key=f"job-{number}-{self.token}"
+                run_job,
+                self.context_file,
+                number,
+                list(overrides),
+                key=f"job-{number}-{self.token}",
             )
 
     def wait(self, config_loader, config, every: bool) -> dict[int, Any]:
@@ -299,10 +303,9 @@ class ClusterSweep:
             return f"{type(error).__name__}: {error}"
         job_id = self.current.get(str(getattr(error.last_worker, "name", "")), "?")
         state = end_states(self.scheduler, [job_id]).get(job_id, "ended")
-        return (
-            f"{self.scheduler.upper()}: {state} (worker batch job {job_id}, its log "
-            f"{self.folder / 'logs'}/sweep-worker-{job_id}.err)"
-        )
+        logs = self.folder / "logs"
+        log_file = logs / f"sweep-worker-{job_id}.err" if self.scheduler == "slurm" else logs
+        return f"{self.scheduler.upper()}: {state} (worker batch job {job_id}, its log {log_file})"
 
     def _check_batch_jobs(self) -> dict[int, str]:
         """Ask the batch system (once per CHECK_S) which worker jobs ended. One that ended
@@ -364,7 +367,7 @@ class ClusterSweep:
     def close(self, measure: bool = True) -> None:
         """No more jobs: the workers' batch jobs are cancelled and the scheduler stops; what
         the workers used is written to `<folder>/usage.json` and said in one line."""
-        if measure and self.batch_jobs and self.client.status != "closed":
+        if measure and self.batch_jobs and self.client and self.client.status != "closed":
             self._measure_peaks()
             jobs, peak = len(self.batch_jobs), round(self.peak_mb)
             usage = {
