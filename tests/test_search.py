@@ -279,6 +279,27 @@ def test_a_rerun_with_another_space_is_refused_in_one_line(tmp_path, capsys):
     assert sweeper.launcher.batches == []
 
 
+def test_a_journal_whose_last_line_was_torn_is_cut_and_the_search_resumes(tmp_path, caplog):
+    fake_search(tmp_path, "hydra.sweeper.n_trials=3")
+    journal = tmp_path / "sweep" / "study.journal"
+    whole = journal.read_bytes()
+    last = whole[:-1].rsplit(b"\n", 1)[-1]
+    torn = last[: len(last) // 2]  # a crash half way through writing a line
+    journal.write_bytes(whole + torn)
+    sweeper, study = fake_search(tmp_path, "hydra.sweeper.n_trials=3")
+    assert journal.read_bytes().startswith(whole) and journal.read_bytes().endswith(b"\n")
+    assert (tmp_path / "sweep" / "study.journal.torn-1").read_bytes() == torn
+    (line,) = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+    assert "study.journal.torn-1" in line and "\n" not in line
+    # resumed: the journal reads whole, and the study grew by a trial with a complete line
+    sweeper.n_trials = 4
+    sweeper.sweep(list(sweeper.config.hydra.overrides.task))
+    study = optuna.load_study(study_name="bayes", storage=study_storage(None, tmp_path / "sweep"))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    assert journal.read_bytes().startswith(whole)
+    assert all(json.loads(line) for line in journal.read_bytes().splitlines())
+
+
 def run_search(sweep: Path, *overrides: str, wait_for: Path | None = None, timeout=300):
     """`python -m src.train -m hparams_search=bayes ...` into `sweep`; with `wait_for`, killed
     with SIGKILL (its process group, as a scheduler would) once that file exists."""
