@@ -163,14 +163,20 @@ def _why_not_made(path: Path, error: OSError) -> str:
     return f"{error.filename or path}: {error.strerror or error}"
 
 
-def _too_long(path: Path) -> str:
-    """Which name of `path` is longer than its file system holds (NAME_MAX, 255 on most)."""
-    longest = max(path.parts, key=len)
+def name_max(path: Path) -> int:
+    """The longest file name (in bytes) the file system of `path`, or of the nearest folder
+    above it that exists, holds: NAME_MAX, 255 on most."""
     try:
-        existing = next(p for p in path.absolute().parents if p.is_dir())
-        limit = os.pathconf(existing, "PC_NAME_MAX")
+        existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.is_dir())
+        return os.pathconf(existing, "PC_NAME_MAX")
     except (OSError, StopIteration, ValueError):
-        limit = 255
+        return 255
+
+
+def _too_long(path: Path) -> str:
+    """Which name of `path` is longer than its file system holds (see name_max)."""
+    longest = max(path.parts, key=len)
+    limit = name_max(path)
     if len(longest) <= limit:  # every name fits: the whole path is too long (PATH_MAX)
         return (
             f"a path of {len(str(path.absolute()))} characters, longer than the file system takes"

@@ -20,7 +20,7 @@ from src.config import ConfigError, make_folder
 from src.run.checks import WANDB_ANSWER_SECONDS, answers
 from src.run.files import no_space
 
-from .conftest import ROOT, TINY
+from .conftest import CONF, ROOT, TINY
 from .test_launchers import records, sweep_cmd
 
 FAKE_KEY = "x" * 40  # the length of a wandb API key
@@ -215,3 +215,22 @@ def test_a_run_or_sweep_folder_too_long_is_one_line_exit_2(tmp_path, multirun):
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     assert one_line(done).startswith(f"error: {key}='{folder}' is not allowed: a folder that")
     assert "a name of 300 characters" in done.stderr
+
+
+def test_a_grid_whose_job_folder_name_is_too_long_is_refused(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from hydra_plugins.stacked_sweepers.overrides import check_folder_names, folder_name
+
+    overrides = [f"hydra.sweep.dir={tmp_path}", "logger=wandb"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        master = compose("train", overrides, return_hydra_config=True)
+    naming = master.hydra.job.config.override_dirname
+    tags = "logger.tags=[" + ",".join(c * 60 for c in "abc") + "]"  # 196 characters
+    job = ["model.width=3", tags, "++seeds=[0,1]"]
+    assert folder_name(job, naming) == f"{tags},model.width=3"  # seeds left out, sorted
+    check_folder_names(master, [job, [tags, f"model.lr={'1' * 49}"]])  # 255 characters: fit
+    with pytest.raises(ConfigError) as error:
+        check_folder_names(master, [job, [tags, f"model.lr={'1' * 50}"]])  # 256: too long
+    assert error.value.key == "hydra.sweep.subdir"
+    assert "job folder names of at most 255 bytes" in str(error.value)

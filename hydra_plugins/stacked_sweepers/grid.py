@@ -10,11 +10,12 @@ from typing import Any
 from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 
+from src.config import ConfigError
 from src.sweep.checks import mark_unfinished
 from src.sweep.lifetime import stop_on_full_disk
 
 from .launching import LaunchingSweeper, job_value
-from .overrides import check_jobs, expand, parse, stack, swept_seeds
+from .overrides import check_folder_names, check_jobs, expand, parse, stack, swept_seeds
 
 
 class SeedStackingSweeper(LaunchingSweeper):
@@ -51,10 +52,14 @@ class SeedStackingSweeper(LaunchingSweeper):
         batches = self.job_batches(arguments)
         try:  # every job, before any runs
             check_jobs(self.hydra_context.config_loader, self.config, sum(batches, []))
+            check_folder_names(self.config, sum(batches, []))
         except ConfigCompositionException as error:
             reason = " ".join(str(error).split())
             cause = f" ({' '.join(str(error.__cause__).split())})" if error.__cause__ else ""
             print(f"error: {reason}{cause}", file=sys.stderr)
+            sys.exit(2)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         returns, first_job = [], 0
