@@ -10,6 +10,8 @@ that need them, so a sweep's main process can run the others before its first jo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import os
 import ssl
@@ -205,22 +207,27 @@ def check_wandb_online(cfg: DictConfig, where: Path) -> None:
     if cfg.get("kind") != "wandb" or wandb_mode(cfg) != "online":
         return
     import wandb
+    from wandb.sdk import wandb_setup
 
     key = "WANDB_MODE" if os.environ.get("WANDB_MODE") == "online" else "logger.mode"
     ways_out = (
         f"run `wandb login`, or set {key}=offline and upload later with "
         f"`wandb sync {Path(where) / 'wandb'}`"
     )
-    wandb.setup(wandb.Settings(mode="online", silent=True))  # silent: no look-up of the user
-    if not wandb.login(prompt=False, verify=False):  # finds a key, asks nothing, sends nothing
+    # This process's wandb settings, without starting wandb's service (wandb.setup would,
+    # and its workers would then share it). Silent: no look-up of the user on the server.
+    settings = wandb_setup.singleton().settings
+    settings.mode, settings.silent = "online", True
+    with contextlib.redirect_stderr(io.StringIO()):  # "Loaded credentials for ...": not news
+        logged_in = wandb.login(prompt=False, verify=False)  # finds a key, sends nothing
+    if not logged_in:
         raise ConfigError(key, "online", f"a wandb login (no API key is set up): {ways_out}")
-    url = wandb.setup().settings.base_url
-    if not answers(url, WANDB_ANSWER_SECONDS):
+    if not answers(settings.base_url, WANDB_ANSWER_SECONDS):
         raise ConfigError(
             key,
             "online",
-            f"a wandb server that answers ({url} did not answer within {WANDB_ANSWER_SECONDS} s): "
-            + ways_out,
+            f"a wandb server that answers ({settings.base_url} did not answer within "
+            f"{WANDB_ANSWER_SECONDS} s): {ways_out}",
         )
 
 
