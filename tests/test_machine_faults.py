@@ -19,6 +19,8 @@ import pytest
 from src.config import ConfigError, make_folder
 from src.run.checks import WANDB_ANSWER_SECONDS, answers
 from src.run.files import no_space
+from src.sweep.lock import holder
+from src.sweep.progress import sweep_state
 
 from .conftest import CONF, ROOT, TINY
 from .test_launchers import records, sweep_cmd
@@ -143,9 +145,11 @@ def test_a_full_disk_stops_the_sweep_in_one_line_and_a_rerun_completes_it(small_
     for record in records(sweep).values():  # what the disk took: finished, or failed for it
         assert record["status"] == "ok" or "no space left on device" in record["error"]
     assert len(records(sweep)) < 4
+    sweep_id = sweep_state(sweep)["id"]
     subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)
     rerun, _ = run(command + TINY, env)
     assert rerun.returncode == 0, rerun.stderr
+    assert sweep_state(sweep)["id"] == sweep_id and holder(sweep) is None  # its state, its lock
     assert [r["status"] for r in records(sweep).values()] == ["ok"] * 4
     with (sweep / "results.csv").open() as f:
         assert len(f.read().splitlines()) == 1 + 4
