@@ -19,8 +19,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from src.config import ConfigError, exit_on_config_error
-from src.run.checks import validate
+from src.config import ConfigError, exit_on_config_error, refuse_file_in_place
+from src.run.checks import check_wandb_online, validate
 from src.run.files import member_dir, register_resolvers, remove_unused_run_dir, write_error
 from src.run.training import is_multirun, objective, train_stack
 from src.sweep.jobs import sweep_job
@@ -46,6 +46,8 @@ def single_run(cfg: DictConfig) -> float | list[float]:
     out = Path(cfg.output_dir)
     try:
         validate(cfg)  # before the seeds are read: `seeds=5` is refused, not a TypeError
+        refuse_file_in_place("output_dir", out)  # refused, not a write that fails
+        check_wandb_online(cfg.logger, out)
         stacked = cfg.seeds is not None
         seeds = list(cfg.seeds) if stacked else [cfg.seed]
         dirs = {s: member_dir(out, s) for s in seeds} if stacked else {cfg.seed: out}

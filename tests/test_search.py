@@ -4,6 +4,7 @@ nothing), and real searches: resume after kill -9, SQLite storage, pruning, the 
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -17,6 +18,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -27,7 +29,7 @@ from omegaconf import OmegaConf, open_dict
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from hydra_plugins.stacked_sweepers.search import StackedSearchSweeper
+from hydra_plugins.stacked_sweepers.search import StackedSearchSweeper, trial_outcome
 from src.report.search import load_study, write_search_report
 from src.run.files import write_json_atomic
 from src.run.training import train
@@ -277,6 +279,47 @@ def test_a_rerun_with_another_space_is_refused_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and "model.width" in err, err
     assert sweeper.launcher.batches == []
+
+
+def test_a_full_disk_is_not_a_failed_trial_but_ends_the_search(tmp_path):
+    class FullDisk(FakeLauncher):
+        def launch(self, jobs, initial_job_idx):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    sweep = tmp_path / "sweep"
+    cfg = search_cfg("hydra.sweeper.n_trials=3", sweep_dir=sweep)
+    sweeper = sweeper_of(cfg)
+    sweeper.launcher = FullDisk(sweep)
+    trials = [SimpleNamespace(number=0)]
+    with pytest.raises(OSError, match="No space left"):  # on to stop_on_full_disk
+        sweeper.launch(trials, [["model.lr=0.1"]])
+    failed = JobReturn(status=JobStatus.FAILED, overrides=[])
+    failed.return_value = OSError(errno.EDQUOT, "Disk quota exceeded")
+    with pytest.raises(OSError, match="quota"):
+        trial_outcome(failed, [0])
+    failed.return_value = ValueError("a bug")
+    assert trial_outcome(failed, [0])["error"] == "its job raised ValueError('a bug')"
+
+
+def test_a_journal_whose_last_line_was_torn_is_cut_and_the_search_resumes(tmp_path, caplog):
+    fake_search(tmp_path, "hydra.sweeper.n_trials=3")
+    journal = tmp_path / "sweep" / "study.journal"
+    whole = journal.read_bytes()
+    last = whole[:-1].rsplit(b"\n", 1)[-1]
+    torn = last[: len(last) // 2]  # a crash half way through writing a line
+    journal.write_bytes(whole + torn)
+    sweeper, study = fake_search(tmp_path, "hydra.sweeper.n_trials=3")
+    assert journal.read_bytes().startswith(whole) and journal.read_bytes().endswith(b"\n")
+    assert (tmp_path / "sweep" / "study.journal.torn-1").read_bytes() == torn
+    (line,) = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+    assert "study.journal.torn-1" in line and "\n" not in line
+    # resumed: the journal reads whole, and the study grew by a trial with a complete line
+    sweeper.n_trials = 4
+    sweeper.sweep(list(sweeper.config.hydra.overrides.task))
+    study = optuna.load_study(study_name="bayes", storage=study_storage(None, tmp_path / "sweep"))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    assert journal.read_bytes().startswith(whole)
+    assert all(json.loads(line) for line in journal.read_bytes().splitlines())
 
 
 def run_search(sweep: Path, *overrides: str, wait_for: Path | None = None, timeout=300):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from src.config import ConfigError
 from src.run.files import remove_unused_run_dir, unique_dir
 from src.train import single_run, summary_line
 
@@ -123,6 +124,19 @@ def test_a_read_only_folder_ends_the_run_with_one_line(make_cfg, tmp_path, capsy
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert err == f"error: cannot write {tmp_path / 'run' / 'seed=0'}: Read-only file system\n"
+
+
+def test_an_output_dir_that_is_a_file_is_refused_not_failed(make_cfg, tmp_path):
+    file = tmp_path / "notes.txt"
+    file.write_text("keep me")
+    for out in (file, file / "run"):
+        with pytest.raises(ConfigError) as error:
+            single_run(make_cfg(f"output_dir={out}"))  # the command line: one line, exit 2
+        assert str(error.value) == (
+            f"output_dir='{out}' is not allowed: a folder that can be made "
+            f"({file} is a file, not a folder)"
+        )
+    assert file.read_text() == "keep me"
 
 
 # -- the refused run's folder ----------------------------------------------------------------

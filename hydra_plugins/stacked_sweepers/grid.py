@@ -10,8 +10,12 @@ from typing import Any
 from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 
-from .launching import LaunchingSweeper
-from .overrides import check_jobs, expand, parse, stack, swept_seeds
+from src.config import ConfigError
+from src.sweep.checks import mark_unfinished
+from src.sweep.lifetime import stop_on_full_disk
+
+from .launching import LaunchingSweeper, job_value
+from .overrides import check_folder_names, check_jobs, expand, parse, stack, swept_seeds
 
 
 class SeedStackingSweeper(LaunchingSweeper):
@@ -48,20 +52,25 @@ class SeedStackingSweeper(LaunchingSweeper):
         batches = self.job_batches(arguments)
         try:  # every job, before any runs
             check_jobs(self.hydra_context.config_loader, self.config, sum(batches, []))
+            check_folder_names(self.config, sum(batches, []))
         except ConfigCompositionException as error:
             reason = " ".join(str(error).split())
             cause = f" ({' '.join(str(error.__cause__).split())})" if error.__cause__ else ""
             print(f"error: {reason}{cause}", file=sys.stderr)
             sys.exit(2)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         returns, first_job = [], 0
-        for batch in batches:
-            results = self.launcher.launch(batch, initial_job_idx=first_job)
-            for result in results:
-                _ = result.return_value  # raises if the job raised
-            first_job += len(batch)
-            returns.append(results)
+        with stop_on_full_disk(sweep_dir, mark_unfinished):
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            for batch in batches:
+                results = self.launcher.launch(batch, initial_job_idx=first_job)
+                for result in results:
+                    job_value(result)  # raises if the job raised
+                first_job += len(batch)
+                returns.append(results)
         self.close_launcher()
         return returns

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+from typing import Any
+
 from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
+
+from src.run.files import no_space
 
 
 class LaunchingSweeper(Sweeper):
@@ -32,3 +39,16 @@ class LaunchingSweeper(Sweeper):
         close = getattr(self.launcher, "close", None)
         if close is not None:
             close()
+
+
+def job_value(result: JobReturn) -> Any:
+    """What the job returned; raises what it raised, and for a full disk without Hydra's
+    "Error executing job" line on stderr (the sweep's own one line says it)."""
+    if result.status == JobStatus.FAILED:
+        with contextlib.redirect_stderr(io.StringIO()):
+            try:
+                return result.return_value
+            except Exception as error:
+                if no_space(error):
+                    raise
+    return result.return_value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -12,6 +13,8 @@ from hydra.errors import ConfigCompositionException, HydraException
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from src.config import ConfigError, name_max
 
 
 def parse(
@@ -163,3 +166,31 @@ def check_jobs(loader: Any, master: DictConfig, jobs: list[list[str]]) -> None:
                     keeps = _keeps_shape(shared, override)
                     apply_override(shared if keeps else copy.deepcopy(composed), override)
                     checked.add(override.input_line)
+
+
+def folder_name(job: list[str], naming: DictConfig) -> str:
+    """The job's folder name as Hydra writes `hydra.job.override_dirname`: its overrides but
+    the excluded keys, sorted, joined (`naming`: hydra.job.config.override_dirname)."""
+    parsed = OverridesParser.create().parse_overrides(job)
+    lines = sorted(o.input_line for o in parsed if o.key_or_group not in naming.exclude_keys)
+    return naming.item_sep.join(lines).replace("=", naming.kv_sep)
+
+
+def check_folder_names(config: DictConfig, jobs: list[list[str]]) -> None:
+    """Refuse (ConfigError) a grid whose job folder (named by its overrides, see folder_name)
+    would have a name longer than the sweep folder's file system holds."""
+    subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"]
+    if "override_dirname" not in str(subdir):
+        return
+    limit = name_max(Path(config.hydra.sweep.dir))
+    naming = config.hydra.job.config.override_dirname
+    for job in jobs:
+        name = folder_name(job, naming)
+        if len(name.encode()) > limit:
+            raise ConfigError(
+                "hydra.sweep.subdir",
+                f"{name[:40]}...",
+                f"job folder names of at most {limit} bytes, the file system's limit (this "
+                f"job's, made of its overrides, has {len(name.encode())}): sweep fewer or "
+                "shorter values, or set long ones in a config file (experiment=...)",
+            )

@@ -20,18 +20,21 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from src.config import ConfigError
-from src.run.files import member_dir, read_metrics
+from src.run.files import member_dir, no_space, read_metrics
 from src.sweep.checks import mark_unfinished
+from src.sweep.lifetime import stop_on_full_disk
 from src.sweep.search import (
+    cut_torn_tail,
     describe_space,
     distribution,
+    journal_file,
     make_pruner,
     make_sampler,
     override_value,
     study_storage,
 )
 
-from .launching import LaunchingSweeper
+from .launching import LaunchingSweeper, job_value
 from .overrides import parse, seeds_override, swept_seeds
 
 log = logging.getLogger(__name__)
@@ -110,9 +113,21 @@ class StackedSearchSweeper(LaunchingSweeper):
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
         assert self.config is not None and self.launcher is not None
         sweep_dir = Path(self.config.hydra.sweep.dir)
+        with stop_on_full_disk(sweep_dir, mark_unfinished):
+            return self.search(sweep_dir, arguments)
+
+    def search(self, sweep_dir: Path, arguments: list[str]) -> list[Sequence[JobReturn]]:
+        """The study, resumed or new, asked and told until it holds n_trials finished trials."""
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         space, fixed, seeds = self.space(arguments)
+        journal = journal_file(self.storage, sweep_dir)
+        aside = cut_torn_tail(journal) if journal is not None else None
+        if aside is not None:
+            log.warning(
+                f"{journal}: its last line was cut short (a crash while writing it): kept in "
+                f"{aside.name} beside it, the study resumes without it"
+            )
         try:
             study = self.open_study(sweep_dir, space, seeds)
         except ConfigError as error:
@@ -161,6 +176,8 @@ class StackedSearchSweeper(LaunchingSweeper):
             try:
                 results += self.launcher.launch(jobs[start:end], trials[start].number)
             except Exception as error:  # the search goes on: these trials failed
+                if no_space(error):  # but not on a full disk: no trial could write
+                    raise
                 log.error(f"trials {trials[start].number}-{trials[end - 1].number}: {error}")
                 results += [None] * (end - start)
             start = end
@@ -200,8 +217,10 @@ def trial_outcome(result: JobReturn | None, seeds: list[int]) -> dict[str, Any]:
         return {"statuses": {}, "values": {}, "error": "its job did not run"}
     if result.status != JobStatus.COMPLETED:
         try:
-            _ = result.return_value  # raises the job's exception
+            job_value(result)  # raises the job's exception (a full disk: on to the sweep)
         except Exception as error:
+            if no_space(error):
+                raise
             return {"statuses": {}, "values": {}, "error": f"its job raised {error!r}"}
     job_dir = Path(result.hydra_cfg.hydra.runtime.output_dir)
     records = {s: read_metrics(member_dir(job_dir, s)) for s in seeds}

@@ -3,14 +3,21 @@
 Beyond each value's own check (its range: seeds, int64 sizes, float32 numbers, see
 src/config.py): a key the code does not know, an accelerator, threads or CPU devices more
 than this machine has, a model and data set that would not fit in its memory, and wandb names
-wandb itself would reject. Torch is imported only inside the checks that need it, so a sweep's
-main process can run the others (`check_keys`, `check_logger`) before its first job.
+wandb itself would reject; wandb online without a login or a server that answers
+(`check_wandb_online`, once per sweep). Torch and wandb are imported only inside the checks
+that need them, so a sweep's main process can run the others before its first job.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import os
+import ssl
+import urllib.error
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig
@@ -25,7 +32,7 @@ from src.config import (
     require_int,
     require_seed,
 )
-from src.run.loggers import KINDS, WANDB_MODES
+from src.run.loggers import KINDS, WANDB_MODES, wandb_mode
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 
@@ -185,6 +192,57 @@ def check_logger(cfg: DictConfig) -> None:
     for tag in tags:
         if not 1 <= len(str(tag)) <= WANDB_TAG_MAX:
             raise ConfigError("logger.tags", tag, f"tags of 1 to {WANDB_TAG_MAX} characters")
+
+
+# How long the wandb server has to answer before an online run is refused: wandb itself
+# retries for about 96 s per run, then fails it.
+WANDB_ANSWER_SECONDS = 5
+
+
+def check_wandb_online(cfg: DictConfig, where: Path) -> None:
+    """For wandb online (logger.mode, or WANDB_MODE), once before the first run: refuse it
+    without an API key, or when wandb's server does not answer within WANDB_ANSWER_SECONDS,
+    naming the ways out; `where`: the sweep's (or the run's) folder, whose wandb/ folder
+    `wandb sync` would upload."""
+    if cfg.get("kind") != "wandb" or wandb_mode(cfg) != "online":
+        return
+    import wandb
+    from wandb.sdk import wandb_setup
+
+    key = "WANDB_MODE" if os.environ.get("WANDB_MODE") == "online" else "logger.mode"
+    ways_out = (
+        f"run `wandb login`, or set {key}=offline and upload later with "
+        f"`wandb sync {Path(where) / 'wandb'}`"
+    )
+    # This process's wandb settings, without starting wandb's service (wandb.setup would,
+    # and its workers would then share it). Silent: no look-up of the user on the server.
+    settings = wandb_setup.singleton().settings
+    settings.mode, settings.silent = "online", True
+    with contextlib.redirect_stderr(io.StringIO()):  # "Loaded credentials for ...": not news
+        logged_in = wandb.login(prompt=False, verify=False)  # finds a key, sends nothing
+    if not logged_in:
+        raise ConfigError(key, "online", f"a wandb login (no API key is set up): {ways_out}")
+    if not answers(settings.base_url, WANDB_ANSWER_SECONDS):
+        raise ConfigError(
+            key,
+            "online",
+            f"a wandb server that answers ({settings.base_url} did not answer within "
+            f"{WANDB_ANSWER_SECONDS} s): {ways_out}",
+        )
+
+
+def answers(url: str, timeout: float) -> bool:
+    """Whether a server answers at `url` within `timeout` seconds, with any HTTP status (an
+    error page, or a TLS handshake this Python cannot verify, is an answer too)."""
+    try:
+        urllib.request.urlopen(url, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return True
+    except urllib.error.URLError as error:
+        return isinstance(error.reason, ssl.SSLError)
+    except (OSError, ValueError):  # a timeout while reading, a URL urllib cannot open
+        return False
+    return True
 
 
 def _is_name(value: Any) -> bool:

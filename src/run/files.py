@@ -13,6 +13,7 @@ Registers the OmegaConf resolvers used in conf/train.yaml:
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -78,6 +79,19 @@ def write_error(path: Path, error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return f"cannot write {path}: {error.strerror}"
     return f"cannot write {path}: {type(error).__name__}: {error}"
+
+
+# A disk with no room left, or a quota used up (a cluster's home and scratch folders).
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(error: BaseException | None) -> OSError | None:
+    """The OSError of a full disk (or quota) that `error` is or was raised from, else None."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def run_group(override_dirname: str | None) -> str:

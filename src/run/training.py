@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from src.run.checks import validate
-from src.run.files import METRICS_FILE, run_group, write_error, write_json_atomic
+from src.run.files import METRICS_FILE, no_space, run_group, write_error, write_json_atomic
 from src.run.loggers import WandbPlace, build_logger, close_logger, wandb_link
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,8 @@ def train_stack(
     run (metrics.json, model.pt, logger files) into its folder, and return its metrics.
 
     Seeds left out of `out_dirs` are trained but not written (a resumed stack whose other
-    seeds finished before). A seed whose files cannot be written is returned as failed.
+    seeds finished before). A seed whose files cannot be written is returned as failed; a full
+    disk raises its OSError, naming the file.
     group: the runs' logger group (default: the configuration without the seed);
     callbacks: Lightning callbacks for the fit (a search's pruning);
     wandb_places: where each seed's wandb run goes (default: its folder, a random id).
@@ -233,8 +234,8 @@ def _cluster_environment() -> Any:
 
 def _write_run(run: _Run, model: Any, seconds: float, wandb: dict[str, str]) -> dict[str, Any]:
     """Write one seed's model.pt and metrics.json, and return its metrics; a seed whose files
-    cannot be written is failed (the stack's other seeds are kept). wandb: its wandb run's id
-    and folder (wandb_link), if it has one."""
+    cannot be written is failed (the stack's other seeds are kept), a full disk is raised.
+    wandb: its wandb run's id and folder (wandb_link), if it has one."""
     k = run.member
     metrics = {
         **run_metrics(model.history[k], model.test_metrics[k], model.status[k]),
@@ -252,7 +253,9 @@ def _write_run(run: _Run, model: Any, seconds: float, wandb: dict[str, str]) -> 
         _save_weights({"hparams": hparams, "state_dict": state}, path)
         path = run.out / METRICS_FILE
         write_json_atomic(path, metrics)
-    except OSError as error:  # a full disk, a read-only folder: the error says it all
+    except OSError as error:  # a read-only folder: the error says it all
+        if no_space(error):  # the disk is full: the run (or the sweep) ends here
+            raise OSError(error.errno, error.strerror, str(path)) from None
         metrics = {"status": "failed", "error": write_error(path, error)}
     except Exception as error:  # a bug: its traceback goes to the log
         log.exception(f"seed={run.seed}: {path} could not be written")

@@ -1,14 +1,13 @@
 """Before the first job of a multirun, whatever its launcher: `SweepCheck` (a Hydra callback)
-refuses bad launcher settings, a bad stacking switch, a sweep folder that cannot be made and a
-resume into a folder made by a different sweep, and records how many jobs the sweep plans;
-`mark_unfinished` records the jobs in flight as failed if the sweep is cut short, and removes
-their wandb runs.
+refuses bad launcher settings, a bad stacking switch, wandb online without a login or a
+server, a sweep folder that cannot be made and a resume into a folder made by a different
+sweep, and records how many jobs the sweep plans; `mark_unfinished` records the jobs in flight
+as failed if the sweep is cut short, and removes their wandb runs.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import sys
@@ -22,10 +21,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import INT64_MAX, ConfigError, make_folder, require_int, require_number
-from src.run.checks import check_keys, check_logger
+from src.run.checks import check_keys, check_logger, check_wandb_online
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
 from src.sweep.jobs import finished_metrics
-from src.sweep.lifetime import end_sweep_on_signals
+from src.sweep.lifetime import end_sweep_on_signals, stop_on_full_disk
 from src.sweep.lock import lock_sweep
 from src.sweep.progress import STATE_FILE, sweep_state
 from src.sweep.runs import remove_seed_runs
@@ -149,24 +148,8 @@ class SweepCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        try:
-            check_launcher(config.hydra.launcher)
-            check_keys(config)  # an unknown key and a logger wandb would refuse: not per job
-            check_logger(config.logger)
-            check_stacking(config)
-            if is_search(config.hydra.sweeper):  # a search: its space, before anything else
-                check_search_space(config)
-            else:
-                check_grid_values(config)
-            make_folder("hydra.sweep.dir", sweep_dir)  # once the settings pass: no folder before
-            lock_sweep(sweep_dir)  # before reading what is there: of two sweeps, one goes on
-            already = check_resume(sweep_dir, config)
-        except ConfigError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        total, swept = plan(config)
-        write_state(sweep_dir, total, swept)
-        remove_seed_runs(sweep_dir, unrecorded_jobs(sweep_dir))  # a killed sweep's, cut short
+        with stop_on_full_disk(sweep_dir, mark_unfinished):  # the lock's or state's write
+            already, total = check_and_plan(config, sweep_dir)
         launcher = config.hydra.launcher._target_.rsplit(".", 1)[-1]
         resumed = f"; {already} finished runs found there, skipped" if already else ""
         runs = f"{total} run{'s' if total != 1 else ''}" if total else "an unknown number of runs"
@@ -177,6 +160,31 @@ class SweepCheck(Callback):
         end_sweep_on_signals(sweep_dir, mark_unfinished)
 
 
+def check_and_plan(config: DictConfig, sweep_dir: Path) -> tuple[int, int | None]:
+    """Refuse bad settings (one line, exit 2), take the folder's lock and write the sweep's
+    state; returns how many runs finished before and how many the sweep plans."""
+    try:
+        check_launcher(config.hydra.launcher)
+        check_keys(config)  # an unknown key and a logger wandb would refuse: not per job
+        check_logger(config.logger)
+        check_stacking(config)
+        if is_search(config.hydra.sweeper):  # a search: its space, before anything else
+            check_search_space(config)
+        else:
+            check_grid_values(config)
+        check_wandb_online(config.logger, sweep_dir)  # once: not a wait in every job
+        make_folder("hydra.sweep.dir", sweep_dir)  # once the settings pass: no folder before
+        lock_sweep(sweep_dir)  # before reading what is there: of two sweeps, one goes on
+        already = check_resume(sweep_dir, config)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    total, swept = plan(config)
+    write_state(sweep_dir, total, swept)
+    remove_seed_runs(sweep_dir, unrecorded_jobs(sweep_dir))  # a killed sweep's, cut short
+    return already, total
+
+
 def write_state(sweep_dir: Path, total: int | None, swept: list[str]) -> None:
     """The sweep's state file, read by its jobs: the planned total, the swept keys, the start
     time and pid of this process, and the sweep's id (random, kept across resumes: it makes
@@ -184,7 +192,7 @@ def write_state(sweep_dir: Path, total: int | None, swept: list[str]) -> None:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     sweep_id = sweep_state(sweep_dir).get("id") or uuid.uuid4().hex
     state = {"total": total, "swept": swept, "started": time.time(), "pid": os.getpid()}
-    (sweep_dir / STATE_FILE).write_text(json.dumps({**state, "id": sweep_id}))
+    write_json_atomic(sweep_dir / STATE_FILE, {**state, "id": sweep_id})  # a full disk: kept
 
 
 def unrecorded_jobs(sweep_dir: Path) -> list[Path]:
@@ -197,14 +205,22 @@ def unrecorded_jobs(sweep_dir: Path) -> list[Path]:
     ]
 
 
-def mark_unfinished(sweep_dir: Path, quiet: bool = False) -> list[Path]:
-    """Record every started job of the sweep that has no metrics.json as failed, and remove
-    its wandb run (cut short: not a result to upload)."""
+KILLED = "its process ended before the job finished (killed or crashed); rerun the sweep"
+
+
+def mark_unfinished(sweep_dir: Path, quiet: bool = False, error: str = KILLED) -> list[Path]:
+    """Record every started job of the sweep that has no metrics.json as failed with `error`,
+    and remove its wandb run (cut short: not a result to upload); returns the jobs recorded.
+    A record the disk does not take (it is full) is left out: the job has none, as before."""
     unfinished = unrecorded_jobs(sweep_dir)
     remove_seed_runs(sweep_dir, unfinished)
-    error = "its process ended before the job finished (killed or crashed); rerun the sweep"
+    recorded = []
     for job_dir in unfinished:
-        write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
+        try:
+            write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
+        except OSError:
+            continue
+        recorded.append(job_dir)
         if not quiet:
             print(f"failed: {job_dir.relative_to(sweep_dir)}: {error}", file=sys.stderr)
-    return unfinished
+    return recorded

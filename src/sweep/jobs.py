@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError
-from src.run.files import METRICS_FILE, member_dir, read_metrics, write_json_atomic
+from src.run.files import METRICS_FILE, member_dir, no_space, read_metrics, write_json_atomic
 from src.run.loggers import WandbPlace
 from src.run.training import objective, train_stack
 from src.sweep.lifetime import die_with_parent
@@ -39,9 +40,12 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
     """One job of a multirun: one seed, or a stack of seeds (`seeds=[...]`) written one folder
     each. A seed an earlier attempt finished is not written again (a stack is retrained whole,
     so that its numbers are those of an uninterrupted sweep), and no job is fatal to the
-    sweep: a refused or crashed one is recorded as failed and the next one starts."""
+    sweep: a refused or crashed one is recorded as failed and the next one starts. A full
+    disk is raised: the sweep's main process ends the sweep (src.sweep.lifetime)."""
     hydra_cfg = HydraConfig.get()
     sweep_dir = Path(hydra_cfg.sweep.dir)
+    for handler in logging.getLogger().handlers:  # the job's train.log, as Hydra set it up
+        quiet_on_full_disk(handler)
     if str(hydra_cfg.launcher.get("_target_", "")).endswith("JoblibLauncher"):
         die_with_parent(main_pid(sweep_dir))
     stacked = cfg.get("seeds") is not None
@@ -64,6 +68,8 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
                 train_stack(cfg, seeds, todo, wandb_places=places, **trial_settings(hydra_cfg))
             )
         except Exception as error:
+            if no_space(error):  # the sweep's main process stops the sweep and records it
+                raise
             failed = _failed(error)
             for job_dir in todo.values():
                 job_dir.mkdir(parents=True, exist_ok=True)
@@ -171,8 +177,23 @@ def member_log(job_dir: Path, seed: int) -> logging.Logger:
     member = log.getChild(f"seed={seed}")
     handler = logging.FileHandler(job_dir / "train.log")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    quiet_on_full_disk(handler)
     member.addHandler(handler)
     return member
+
+
+def quiet_on_full_disk(handler: logging.Handler) -> None:
+    """Have a log file on a full disk drop its lines (the console has them, and the sweep
+    stops with one line) rather than print logging's traceback for each."""
+    if not isinstance(handler, logging.FileHandler):
+        return
+    report = handler.handleError
+
+    def handle_error(record: logging.LogRecord) -> None:
+        if no_space(sys.exc_info()[1]) is None:
+            report(record)
+
+    handler.handleError = handle_error
 
 
 def close_member_log(member: logging.Logger) -> None:

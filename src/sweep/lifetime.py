@@ -1,21 +1,26 @@
 """A sweep's processes live and die together.
 
-The main process: SIGTERM, SIGHUP and Ctrl-C end the sweep with one line, after its workers
-and their children (wandb's services) are killed and the jobs they were running recorded as
-failed. A SIGKILL cannot be caught: each joblib worker asks the kernel to kill it when its
-parent dies (Linux's PR_SET_PDEATHSIG), so it writes nothing after the main process is gone,
-and wandb's service ends with the worker it serves.
+The main process: SIGTERM, SIGHUP and Ctrl-C, and a disk that fills up, end the sweep with one
+line, after its workers and their children (wandb's services) are killed and the jobs they
+were running recorded as failed. A SIGKILL cannot be caught: each joblib worker asks the
+kernel to kill it when its parent dies (Linux's PR_SET_PDEATHSIG), so it writes nothing after
+the main process is gone, and wandb's service ends with the worker it serves.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
+
+from src.run.files import no_space
 
 _SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP", signal.SIGINT: "Ctrl-C"}
 _PR_SET_PDEATHSIG = 1
@@ -62,31 +67,68 @@ def kill_descendants(timeout: float = 10.0) -> None:
             time.sleep(0.01)
 
 
+def stop_sweep(sweep_dir: Path, mark_unfinished, line, status: int) -> NoReturn:
+    """In the sweep's main process: kill the workers, record what they were running as failed
+    (`mark_unfinished(sweep_dir)`, which returns the jobs it recorded), write `line(recorded)`
+    as all the sweep says, and exit with `status`."""
+    # From here on the sweep's one line is all it says: a process started meanwhile (loky
+    # restarts its resource tracker when it sees its workers die) writes to /dev/null.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    for cleanup in _on_stop:
+        cleanup()
+    kill_descendants()
+    recorded = mark_unfinished(sweep_dir)
+    os.write(stderr, (line(recorded) + "\n").encode())
+    os._exit(status)
+
+
 def end_sweep_on_signals(sweep_dir: Path, mark_unfinished) -> None:
     """In the sweep's main process: on SIGTERM, SIGHUP or Ctrl-C, kill the workers, record
     what they were running as failed (`mark_unfinished(sweep_dir)`), say so in one line and
     exit with 128 + the signal's number, without a traceback."""
 
     def stop(signum, frame) -> None:
-        # From here on the sweep's one line is all it says: a process started meanwhile (loky
-        # restarts its resource tracker when it sees its workers die) writes to /dev/null.
-        sys.stderr.flush()
-        stderr = os.dup(2)
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        for cleanup in _on_stop:
-            cleanup()
-        kill_descendants()
-        unfinished = mark_unfinished(sweep_dir, quiet=True)
-        line = (
-            f"stopped by {_SIGNALS[signum]}: {len(unfinished)} running job(s) recorded as "
-            f"failed in {sweep_dir}; rerun the same command to resume\n"
-        )
-        os.write(stderr, line.encode())
-        os._exit(128 + signum)
+        def line(recorded: list[Path]) -> str:
+            return (
+                f"stopped by {_SIGNALS[signum]}: {len(recorded)} running job(s) recorded as "
+                f"failed in {sweep_dir}; rerun the same command to resume"
+            )
+
+        stop_sweep(sweep_dir, functools.partial(mark_unfinished, quiet=True), line, 128 + signum)
 
     for signum in _SIGNALS:
         signal.signal(signum, stop)
+
+
+@contextlib.contextmanager
+def stop_on_full_disk(sweep_dir: Path, mark_unfinished) -> Iterator[None]:
+    """In the sweep's main process, around its launches: a disk that fills up (or a quota)
+    ends the sweep in one line naming the folder, exit status 1; the jobs it cut short are
+    recorded as failed with that cause, where the disk still takes their records. A rerun of
+    the same command, once there is room, trains them again."""
+    try:
+        yield
+    except Exception as error:
+        full = no_space(error)
+        if full is None:
+            raise
+        where = Path(full.filename).parent if full.filename else Path(sweep_dir)
+        folder = sweep_dir if where.absolute().is_relative_to(Path(sweep_dir).absolute()) else where
+        cause = f"no space left on device in {folder}; free some and rerun the sweep"
+        mark = functools.partial(mark_unfinished, quiet=True, error=cause)
+
+        def line(recorded: list[Path]) -> str:
+            return (
+                f"error: no space left on device in {folder}: the sweep stopped ("
+                f"{len(recorded)} job(s) it cut short recorded as failed, as far as the disk "
+                "took records); free some space and rerun the same command to resume"
+            )
+
+        stop_sweep(sweep_dir, mark, line, 1)
 
 
 def die_with_parent(main_pid: int | None) -> None:

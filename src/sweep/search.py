@@ -218,6 +218,42 @@ def study_storage(storage: str | None, sweep_dir: Path) -> Any:
         ) from None
 
 
+def journal_file(storage: str | None, sweep_dir: Path) -> Path | None:
+    """The study's journal file (`<sweep>/study.journal`, or the path storage names), or None
+    for a storage URL."""
+    if storage is not None and "://" in str(storage):
+        return None
+    return Path(sweep_dir) / STUDY_FILE if storage is None else Path(storage)
+
+
+def cut_torn_tail(journal: Path) -> Path | None:
+    """Cut off a last line the journal's writer did not finish (no newline at its end: a
+    crash, a machine losing power mid-write) and keep it beside the journal, in the first free
+    `<journal>.torn-<n>`; returns that file, None if the journal ends whole. Optuna skips such
+    a line when it reads, but appends after it: the next line would be glued to it, and every
+    later read of the journal would fail."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if not journal.is_file():
+        return None
+    lock = JournalFileSymlinkLock(str(journal))  # Optuna's own: no writer appends meanwhile
+    lock.acquire()
+    try:
+        with open(journal, "rb+") as file:
+            data = file.read()
+            if not data or data.endswith(b"\n"):
+                return None
+            end = data.rfind(b"\n") + 1  # 0: the only line is torn
+            n = 1
+            while (aside := journal.with_name(f"{journal.name}.torn-{n}")).exists():
+                n += 1
+            aside.write_bytes(data[end:])
+            file.truncate(end)
+    finally:
+        lock.release()
+    return aside
+
+
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL (sqlite:///relative.db, sqlite:////absolute.db), else None
     (another database, SQLite in memory, or a file: URI SQLite opens itself)."""
