@@ -57,10 +57,11 @@ class JobqueueLauncher(Launcher):
             setup_globals()
             state = Singleton.get_state()
             context = Context(self.hydra_context, self.config, self.task_function, state)
-            hooks = {
-                k: get_method(self.params[k]) for k in ("job_ended", "job_lost") if self.params[k]
-            }
-            self.sweep = ClusterSweep(self.params, context, hooks)
+            # The app's own bookkeeping where its config names it; Hydra's launchers keep none.
+            ended, lost = (self.params[k] for k in ("job_ended", "job_lost"))
+            ended = get_method(ended) if ended else print_nothing
+            lost = get_method(lost) if lost else failed_return
+            self.sweep = ClusterSweep(self.params, context, ended, lost)
             lifetime.on_stop(self.sweep.cancel)
             atexit.register(self.sweep.close)
         return self.sweep
@@ -69,3 +70,22 @@ class JobqueueLauncher(Launcher):
         """The sweep launches no more jobs: the workers' batch jobs end now."""
         if self.sweep is not None:
             self.sweep.close()
+
+
+def print_nothing(result: JobReturn) -> None:
+    """Hydra's launchers say nothing as a job ends."""
+
+
+def failed_return(config_loader, config, overrides: list[str], number: int, error: str) -> Any:
+    """A JobReturn of a job that no worker finished, for any Hydra app: status FAILED."""
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    job = config_loader.load_sweep_config(config, list(overrides))
+    return JobReturn(
+        overrides=list(overrides),
+        cfg=OmegaConf.masked_copy(job, [k for k in job if k != "hydra"]),
+        hydra_cfg=OmegaConf.create({"hydra": job.hydra}),
+        status=JobStatus.FAILED,
+        _return_value=RuntimeError(error),
+    )

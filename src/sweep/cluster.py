@@ -1,10 +1,9 @@
 """A sweep on a batch cluster (SLURM, PBS, SGE, LSF) through Dask-jobqueue.
 
-The sweep's main process hosts a Dask scheduler; its workers are batch jobs that
-dask-jobqueue submits (`sbatch`, `qsub`, `bsub`) and cancels, scaled by Dask's adaptive
-scaling to the jobs waiting, never more than `workers`. Each Hydra job is one Dask task that
-runs Hydra's `run_job` in a worker, so a worker pays Python, torch, Lightning and wandb's
-start-up once for many jobs. Dask owns the queue, the heartbeats and the retries:
+The main process hosts a Dask scheduler; the workers are batch jobs that dask-jobqueue submits
+and cancels, scaled by Dask's adaptive scaling to the jobs waiting (at most `workers`). Each
+Hydra job is a Dask task running Hydra's `run_job` in a worker, which pays Python, torch and
+Lightning's start-up once for many jobs. Dask owns the queue, the heartbeats and the retries:
 
 - a worker whose batch job is cancelled, out of memory or lost with its node: its job runs
   again on another worker (`retries`: Dask's allowed failures), then is recorded as failed
@@ -24,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -45,15 +45,10 @@ TICK_S = 1.0  # how often the main process looks at its futures when none ends
 
 
 def cluster_class(scheduler: str) -> Any:
+    """dask-jobqueue's cluster of a batch system: SLURMCluster, PBSCluster, SGECluster, ..."""
     import dask_jobqueue
 
-    classes = {
-        "slurm": dask_jobqueue.SLURMCluster,
-        "pbs": dask_jobqueue.PBSCluster,
-        "sge": dask_jobqueue.SGECluster,
-        "lsf": dask_jobqueue.LSFCluster,
-    }
-    return classes[scheduler]
+    return getattr(dask_jobqueue, f"{scheduler.upper()}Cluster")
 
 
 def worker_lifetime_s(timeout_min: float) -> float:
@@ -75,7 +70,7 @@ def cluster_options(launcher: dict[str, Any]) -> dict[str, Any]:
         "cores": launcher["cpus_per_task"],
         "processes": 1,
         "memory": f"{launcher['mem_gb']}GB",
-        "walltime": _walltime(launcher["timeout_min"]),
+        "walltime": f"{launcher['timeout_min'] // 60:02d}:{launcher['timeout_min'] % 60:02d}:00",
         "queue": launcher["partition"],
         "account": launcher["account"],
         "job_name": "sweep-worker",
@@ -95,17 +90,9 @@ def cluster_options(launcher: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _walltime(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
-
-
 def _dashboard(launcher: dict[str, Any]) -> str | None:
     """The dashboard's address where bokeh is installed (Dask serves none without it)."""
-    try:
-        import bokeh  # noqa: F401
-    except ImportError:
-        return None
-    return launcher["dashboard"]
+    return launcher["dashboard"] if importlib.util.find_spec("bokeh") else None
 
 
 class Context:
@@ -162,10 +149,10 @@ class ClusterSweep:
     """The main process's side: the Dask cluster, the jobs in flight as futures, and what the
     batch system did to the workers that ran them."""
 
-    def __init__(self, launcher: dict[str, Any], context: Context, hooks: dict[str, Any]) -> None:
+    def __init__(self, launcher: dict[str, Any], context: Context, job_ended, job_lost) -> None:
         import dask
 
-        self.launcher, self.hooks = launcher, hooks
+        self.launcher, self.job_ended, self.job_lost = launcher, job_ended, job_lost
         self.folder = Path(launcher["folder"])
         self.scheduler = launcher["scheduler"]
         self.job_cls = cluster_class(self.scheduler).job_cls
@@ -238,7 +225,7 @@ class ClusterSweep:
                 if future.status == "finished":
                     results[number] = future.result()
                     self.first_result_s = self.first_result_s or time.monotonic() - self.began
-                    self._hook("job_ended", results[number])
+                    self.job_ended(results[number])
                 elif future.status in ("error", "cancelled"):
                     error = self._why_lost(future)
                     results[number] = self._lost(config_loader, config, number, error)
@@ -252,15 +239,8 @@ class ClusterSweep:
                     results[number] = self._lost(config_loader, config, number, error)
         return results
 
-    def _hook(self, name: str, *args: Any) -> Any:
-        hook = self.hooks.get(name)
-        return hook(*args) if hook is not None else None
-
     def _lost(self, config_loader, config, number: int, error: str) -> Any:
-        overrides = self.overrides.pop(number)
-        if self.hooks.get("job_lost") is not None:
-            return self._hook("job_lost", config_loader, config, overrides, number, error)
-        return failed_return(config_loader, config, overrides, number, error)
+        return self.job_lost(config_loader, config, self.overrides.pop(number), number, error)
 
     def _watch_workers(self) -> None:
         """Which batch job each worker is, which reached the scheduler, and which must retire
@@ -370,11 +350,7 @@ class ClusterSweep:
         if measure and self.batch_jobs and self.client and self.client.status != "closed":
             self._measure_peaks()
             jobs, peak = len(self.batch_jobs), round(self.peak_mb)
-            usage = {
-                "worker_jobs": jobs,
-                "worker_peak_mb": peak,
-                "first_result_s": self.first_result_s,
-            }
+            usage = dict(worker_jobs=jobs, worker_peak_mb=peak, first_result_s=self.first_result_s)
             with contextlib.suppress(OSError):
                 (self.folder / "usage.json").write_text(json.dumps(usage))
             limit = self.launcher["mem_gb"]
@@ -385,6 +361,7 @@ class ClusterSweep:
             self.cluster.close(timeout=20)
         with contextlib.suppress(Exception):
             self.config.__exit__(None, None, None)
+        self.context_file.unlink(missing_ok=True)
         self.refusals.close()
 
     def cancel(self) -> None:
@@ -462,21 +439,6 @@ def _tail(path: Path, size: int = 20000) -> str:
     return ""
 
 
-def failed_return(config_loader, config, overrides: list[str], number: int, error: str) -> Any:
-    """A JobReturn of a job that no worker finished, for any Hydra app: status FAILED."""
-    from hydra.core.utils import JobReturn, JobStatus
-    from omegaconf import OmegaConf
-
-    job = config_loader.load_sweep_config(config, list(overrides))
-    return JobReturn(
-        overrides=list(overrides),
-        cfg=OmegaConf.masked_copy(job, [k for k in job if k != "hydra"]),
-        hydra_cfg=OmegaConf.create({"hydra": job.hydra}),
-        status=JobStatus.FAILED,
-        _return_value=RuntimeError(error),
-    )
-
-
 # The batch system's commands, in one place: asked only where a worker's fate needs it.
 
 
@@ -487,8 +449,8 @@ def _command(*command: str) -> subprocess.CompletedProcess:
 def queued_or_running(scheduler: str, job_ids: list[str]) -> set[str] | None:
     """Of these batch jobs, those the batch system still lists; None where it cannot say
     (only SLURM is asked: elsewhere a worker that never starts is not detected)."""
-    if scheduler != "slurm" or not job_ids:
-        return None if scheduler != "slurm" else set()
+    if scheduler != "slurm":
+        return None
     listed = _command("squeue", "--me", "-h", "-o", "%i")
     if listed.returncode != 0:
         raise OSError(f"squeue failed: {listed.stderr.strip()}")
@@ -520,10 +482,15 @@ def cancel_orphans(folder: Path, scheduler: str, cancel_command: str) -> None:
     job_ids = path.read_text().split() if path.exists() else []
     if not job_ids:
         return
-    cancel_jobs(cancel_command, job_ids)
+    try:
+        live = queued_or_running(scheduler, job_ids)
+    except (OSError, subprocess.TimeoutExpired):
+        live = None  # cancel them all: a job that ended already is refused, nothing more
+    cancel_jobs(cancel_command, job_ids if live is None else sorted(live))
     deadline = time.monotonic() + 60
     with contextlib.suppress(OSError, subprocess.TimeoutExpired):
         while queued_or_running(scheduler, job_ids) and time.monotonic() < deadline:
             time.sleep(1)
     path.unlink()
-    log.info(f"cancelled the worker jobs an earlier sweep of this folder left: {len(job_ids)}")
+    if live is None or live:
+        log.info("cancelled the worker jobs an earlier sweep of this folder left")
