@@ -1,9 +1,15 @@
-"""hydra/launcher=slurm|pbs|sge|lsf: the launcher's keys become each batch system's directives
-in the worker's job script (dask-jobqueue's own script, built without any cluster)."""
+"""hydra/launcher=slurm|pbs|sge|lsf without a cluster: the launcher's keys become each batch
+system's directives in the worker's job script (dask-jobqueue's own), and a scheduler that
+cannot start is refused in one line."""
+
+import subprocess
 
 import pytest
 
 from src.sweep.cluster import cluster_class, cluster_options, worker_lifetime_s
+
+from .conftest import ROOT, TINY
+from .test_launchers import ENV, sweep_cmd
 
 SETTINGS = {
     "folder": "/sweep/.cluster", "job_extra_directives": ["--qos=short"], "gpus_per_node": 0,
@@ -45,3 +51,13 @@ def test_a_worker_retires_before_its_wall_time_whatever_its_length():
     assert worker_lifetime_s(1) == 40  # 20 s at least for its start and its retirement
     assert worker_lifetime_s(10) == 540  # a tenth
     assert worker_lifetime_s(24 * 60) == 24 * 3600 - 300  # 5 min at most
+
+
+def test_an_interface_this_machine_lacks_is_refused_in_one_line(tmp_path):
+    cmd = sweep_cmd(tmp_path / "s", "hydra/launcher=slurm", "hydra.launcher.interface=nope0",
+                    "model.depth=1", "model.width=3", "seed=0", "logger=none", *TINY)  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: hydra.launcher.interface: the scheduler cannot start")
+    assert "nope0" in line
