@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from src.config import ConfigError
 from src.run.files import member_dir, no_space, read_metrics
 from src.sweep.checks import mark_unfinished
+from src.sweep.jobs import FINISHED
 from src.sweep.lifetime import stop_on_full_disk
 from src.sweep.search import (
     cut_torn_tail,
@@ -198,12 +199,27 @@ def finished_trials(study: Any) -> list[Any]:
 
 
 def retry_interrupted(study: Any, sweep_dir: Path, space: dict[str, Any]) -> None:
-    """Close the trials a killed sweep left running as failed, and ask for their parameters
-    again; their seeds' folders get a failed record (they are never trained again). A trial
-    killed while it was being asked has only some parameters and never ran: just closed."""
+    """Close the trials a killed sweep left running: one whose seeds had all finished (killed
+    before the study was told) is told what they recorded; any other is failed, its
+    parameters asked again, and its seeds' folders get a failed record (never trained again).
+    A trial killed while it was being asked has only some parameters and never ran: closed."""
     from optuna.trial import TrialState
 
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        trial_dir = sweep_dir / f"trial={trial.number}"
+        records = [
+            read_metrics(member_dir(trial_dir, s)) for s in trial.user_attrs.get("seeds", [])
+        ]
+        if records and all(r and r["status"] in FINISHED for r in records):
+            statuses = {r["status"] for r in records}
+            if "pruned" in statuses:
+                study.tell(trial.number, state=TrialState.PRUNED)
+            else:
+                worst = math.inf if study.direction.name == "MINIMIZE" else -math.inf
+                values = [worst if r["status"] == "diverged" else r["val_loss"] for r in records]
+                study.tell(trial.number, statistics.fmean(values))
+            log.info(f"trial {trial.number} had finished when the sweep was killed: told so")
+            continue
         study.tell(trial.number, state=TrialState.FAIL)
         if set(trial.params) == set(space):
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
