@@ -343,7 +343,12 @@ def plot_curves(
                 (c.train_mean, c.train_lo, c.train_hi, "--", 0.07),
             ):
                 ax.plot(
-                    c.epochs, mean, color=colours[label], ls=style, lw=1.5 if style == "-" else 1
+                    c.epochs,
+                    mean,
+                    color=colours[label],
+                    ls=style,
+                    lw=1.5 if style == "-" else 1,
+                    marker="o" if len(c.epochs) == 1 else None,  # one epoch: a point, no line
                 )
                 ax.fill_between(c.epochs, lo, hi, color=colours[label], alpha=alpha, linewidth=0)
         ax.set_title(name, fontsize=10)
