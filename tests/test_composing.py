@@ -34,6 +34,7 @@ def hydra_loader():
         master = compose("train", ["logger=none"], return_hydra_config=True)
         composing = importlib.import_module("hydra_plugins.stacked_sweepers.composing")
         composing._composed.clear()
+        composing._groups.clear()
         yield master, GlobalHydra.instance().config_loader(), composing
 
 
@@ -63,6 +64,6 @@ def test_the_loader_travels_to_workers_without_its_configs(hydra_loader):
     cached = composing.CachedComposition(loader)
     cached.load_sweep_config(master, JOBS[0])
     copy = pickle.loads(pickle.dumps(cached))
-    assert copy._groups is None and copy.get_search_path() is not None
+    assert copy.get_search_path() is not None and "_composed" not in vars(copy)
     config = copy.load_sweep_config(master, JOBS[1])
     assert OmegaConf.to_yaml(config) == OmegaConf.to_yaml(loader.load_sweep_config(master, JOBS[1]))

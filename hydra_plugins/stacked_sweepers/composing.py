@@ -24,7 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 from .overrides import apply_override, config_groups, keeps_shape
 
 MAX_KINDS = 256  # composed configs kept by a process (a sweep has a few kinds)
-_composed: dict[tuple, DictConfig] = {}  # per process: a joblib worker keeps it across jobs
+# Per process, so that a joblib worker keeps them across jobs (each job unpickles its own
+# loader): the composed configs, and the config groups of each search path.
+_composed: dict[tuple, DictConfig] = {}
+_groups: dict[tuple, set[str]] = {}
 
 
 class CachedComposition:
@@ -34,26 +37,26 @@ class CachedComposition:
 
     def __init__(self, loader: Any) -> None:
         self.loader = loader
-        self._groups: set[str] | None = None
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("loader", "_groups", "__setstate__"):  # while unpickling
+        if name in ("loader", "__setstate__"):  # while unpickling
             raise AttributeError(name)
         return getattr(self.loader, name)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"loader": self.loader, "_groups": None}
+    def _search_path(self) -> tuple[str, ...]:
+        return tuple(str(p) for p in self.loader.get_search_path().get_path())
 
     def _value_override(self, override: Override) -> bool:
         """A scalar value override of a key of the config (not a group, not Hydra's)."""
-        if self._groups is None:
-            self._groups = config_groups(self.loader)
+        path = self._search_path()
+        if path not in _groups:
+            _groups[path] = config_groups(self.loader)
         plain = not (override.is_add() or override.is_delete() or override.is_force_add())
         key = override.key_or_group
         return (
             plain
             and override.package is None
-            and key not in self._groups
+            and key not in _groups[path]
             and not key.startswith("hydra.")
             and not isinstance(override.value(), (dict, list))
         )
@@ -69,7 +72,7 @@ class CachedComposition:
         hydra = master_config.hydra
         key = (
             hydra.job.config_name,
-            tuple(str(p) for p in self.loader.get_search_path().get_path()),
+            self._search_path(),
             os.getcwd(),
             tuple(hydra.overrides.hydra),
             kind,

@@ -355,6 +355,8 @@ def plot_curves(
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter("{x:g}")  # 0.7 rather than 7 x 10^-1
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if max(len(c.epochs) for c in curves.values()) == 1:
+            ax.set_xlim(-1, 1)  # one epoch: its tick alone, not a range of fractions
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3, which="both")
     lo, hi = axes[0, 0].get_ylim()
@@ -422,6 +424,9 @@ def plot_gradient_norms(
     return _save(fig, path)
 
 
+MARKED = 30  # points of a line drawn with full-size markers and caps
+
+
 @dataclass
 class Series:
     """Points of a line, in order: x (e.g. the number of parameters), and per point the mean
@@ -452,7 +457,14 @@ def plot_params(
         for label, s in lines.items():
             bars = np.array([s.mean - s.lo, s.hi - s.mean])
             ax.errorbar(
-                s.x, s.mean, yerr=bars, color=colours[label], marker="o", ms=4, lw=1.3, capsize=2
+                s.x,
+                s.mean,
+                yerr=bars,
+                color=colours[label],
+                marker="o",
+                ms=4 if len(s.x) <= MARKED else 1.5,  # a long line's points stay apart
+                lw=1.3,
+                capsize=2 if len(s.x) <= MARKED else 0,
             )
         if name:
             ax.set_title(name, fontsize=10)

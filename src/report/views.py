@@ -25,7 +25,8 @@ MESH = 120  # decision boundaries: points per side of the evaluation mesh
 # the first and the last included (layout.spread). The design card's 7 x 6 grid is drawn whole,
 # with a facet of up to 2 values too; so any grid's figures are bounded in size and time.
 BOUNDARY_ROWS = 8  # rows of boundaries.png's panels
-BOUNDARY_COLS = 12  # its columns, shared by the facets' blocks
+BOUNDARY_COLS = 8  # its columns: about a page's width
+BOUNDARY_FACET_COLS = 12  # its columns when the facets' blocks stand side by side, shared
 LINE_PANELS = 16  # panels of learning_curves.png and gradient_norms.png: rows x facets
 LINES = 10  # lines of one panel there, and of params.png
 
@@ -182,7 +183,7 @@ def boundary_figures(r: Report) -> list[Path]:
     """A panel per cell, laid out as the grid (a long grid: evenly spaced rows and columns of
     it, see Shown), and the best and the worst configuration large."""
     facets = len(r.facet.values)
-    s = shown(r, BOUNDARY_ROWS, BOUNDARY_COLS // facets)
+    s = shown(r, BOUNDARY_ROWS, BOUNDARY_COLS if facets == 1 else BOUNDARY_FACET_COLS // facets)
     with one_thread():
         grids = [
             [

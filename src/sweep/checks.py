@@ -27,7 +27,7 @@ from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
 from src.sweep.jobs import finished_metrics
 from src.sweep.lifetime import end_sweep_on_signals
 from src.sweep.lock import lock_sweep
-from src.sweep.progress import STATE_FILE, sweep_state
+from src.sweep.progress import STATE_FILE, index_records, note_record, sweep_state
 from src.sweep.runs import remove_seed_runs
 from src.sweep.search import check_search_space, is_search, search_space, trial_seeds
 from src.sweep.slurm import check_no_live_tasks
@@ -166,6 +166,7 @@ class SweepCheck(Callback):
             sys.exit(2)
         total, swept = plan(config)
         write_state(sweep_dir, total, swept)
+        index_records(sweep_dir)  # what the jobs' progress lines count
         remove_seed_runs(sweep_dir, unrecorded_jobs(sweep_dir))  # a killed sweep's, cut short
         launcher = config.hydra.launcher._target_.rsplit(".", 1)[-1]
         resumed = f"; {already} finished runs found there, skipped" if already else ""
@@ -205,6 +206,7 @@ def mark_unfinished(sweep_dir: Path, quiet: bool = False) -> list[Path]:
     error = "its process ended before the job finished (killed or crashed); rerun the sweep"
     for job_dir in unfinished:
         write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
+        note_record(sweep_dir, job_dir)
         if not quiet:
             print(f"failed: {job_dir.relative_to(sweep_dir)}: {error}", file=sys.stderr)
     return unfinished
