@@ -35,6 +35,7 @@ def hydra_loader():
         composing = importlib.import_module("hydra_plugins.stacked_sweepers.composing")
         composing._composed.clear()
         composing._groups.clear()
+        composing._parsed.clear()
         yield master, GlobalHydra.instance().config_loader(), composing
 
 

@@ -24,10 +24,13 @@ from omegaconf import DictConfig, OmegaConf
 from .overrides import apply_override, config_groups, keeps_shape
 
 MAX_KINDS = 256  # composed configs kept by a process (a sweep has a few kinds)
+MAX_PARSED = 100_000  # overrides kept parsed by a process
 # Per process, so that a joblib worker keeps them across jobs (each job unpickles its own
-# loader): the composed configs, and the config groups of each search path.
+# loader): the composed configs, the config groups of each search path, and each override
+# parsed (by search path and text: whether it is a value override, and the Override).
 _composed: dict[tuple, DictConfig] = {}
 _groups: dict[tuple, set[str]] = {}
+_parsed: dict[tuple, tuple[Override, bool]] = {}
 
 
 class CachedComposition:
@@ -46,33 +49,39 @@ class CachedComposition:
     def _search_path(self) -> tuple[str, ...]:
         return tuple(str(p) for p in self.loader.get_search_path().get_path())
 
-    def _value_override(self, override: Override) -> bool:
-        """A scalar value override of a key of the config (not a group, not Hydra's)."""
-        path = self._search_path()
-        if path not in _groups:
-            _groups[path] = config_groups(self.loader)
-        plain = not (override.is_add() or override.is_delete() or override.is_force_add())
-        key = override.key_or_group
-        return (
-            plain
-            and override.package is None
-            and key not in _groups[path]
-            and not key.startswith("hydra.")
-            and not isinstance(override.value(), (dict, list))
-        )
+    def _parse(self, path: tuple[str, ...], text: str) -> tuple[Override, bool]:
+        """The override, and whether it is a scalar value override of a key of the config
+        (not a group, not Hydra's)."""
+        if (path, text) not in _parsed:
+            if path not in _groups:
+                _groups[path] = config_groups(self.loader)
+            (override,) = OverridesParser.create(config_loader=self.loader).parse_overrides([text])
+            plain = not (override.is_add() or override.is_delete() or override.is_force_add())
+            key = override.key_or_group
+            value = (
+                plain
+                and override.package is None
+                and key not in _groups[path]
+                and not key.startswith("hydra.")
+                and not isinstance(override.value(), (dict, list))
+            )
+            if len(_parsed) >= MAX_PARSED:
+                _parsed.clear()
+            _parsed[(path, text)] = (override, value)
+        return _parsed[(path, text)]
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]):
-        parser = OverridesParser.create(config_loader=self.loader)
-        parsed = parser.parse_overrides(list(sweep_overrides))
-        values = [o for o in parsed if self._value_override(o)]
-        valued = {id(o) for o in values}
+        path = self._search_path()
+        parsed = [self._parse(path, text) for text in sweep_overrides]
+        values = [o for o, value in parsed if value]
         kind = tuple(
-            ("value", o.key_or_group) if id(o) in valued else ("line", o.input_line) for o in parsed
+            ("value", o.key_or_group) if value else ("line", o.input_line) for o, value in parsed
         )
+        parsed = [o for o, _ in parsed]
         hydra = master_config.hydra
         key = (
             hydra.job.config_name,
-            self._search_path(),
+            path,
             os.getcwd(),
             tuple(hydra.overrides.hydra),
             kind,
