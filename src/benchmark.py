@@ -1,9 +1,9 @@
 """Framework cost: sweeps through `python -m src.train -m` against a bare PyTorch loop.
 
-    python -m src.benchmark                        # the 36-job grid, a sweep's fixed cost,
-                                                   # and the planning of 2,000 and 20,000 jobs
+    python -m src.benchmark                        # the 36-job grid, a sweep's fixed cost
     python -m src.benchmark --card                 # the design-card grid (252 jobs), and 30 seeds
-    python -m src.benchmark --planning             # only the planning
+    python -m src.benchmark --planning             # a sweep's own cost at 42, 1,000 and 10,000
+                                                   # configurations, trainings replaced by a no-op
     python -m src.benchmark --slurm --card         # the design-card grid on SLURM against
                                                    # joblib (--per-job-tasks: Hydra's own
                                                    # submitit_slurm, a task per job, too)
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -225,55 +226,142 @@ def fixed_cost(extra: list[str], tmp: Path) -> None:
         print(f"  {what:<42}: {_timed(cmd):5.1f} s")
 
 
-PLANNED = (2_000, 20_000)  # grid sizes whose planning is timed: depth x 100 widths
+BOOKKEPT = (42, 1_000, 10_000)  # grid sizes whose bookkeeping is measured
+BOOKKEEPING_BUDGET_MS = 50  # a job's bookkeeping, per worker, at most
+TINY = ["logger=none", "trainer.max_epochs=1", "data.n_train=16", "data.n_val=16",
+        "data.n_test=16"]  # fmt: skip
 
 
-def _first_job_start(grid: list[str], sweep_dir: Path) -> float:
-    """Seconds from the command to the first job's start (its .hydra/ written); then the
-    sweep is stopped (SIGTERM: it ends its workers and says so)."""
-    cmd = [sys.executable, "-m", "src.train", "-m", *grid, f"hydra.sweep.dir={sweep_dir}"]
-    start = time.perf_counter()
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def bookkept_grid(n: int) -> list[str]:
+    """A grid of n configurations, one seed each: the design card's for 42, else depths x 200
+    widths (n a multiple of 200)."""
+    if n == 42:
+        depths, widths, _ = CARD
+        return _grid_overrides((depths, widths, 1))[:2]
+    return [f"model.depth=range({n // 200})", "model.width=range(1,201)"]
+
+
+def instant_training(cfg, seeds, out_dirs, group=None, callbacks=None, wandb_places=None):
+    """The benchmark's stand-in for src.run.training.train_stack (same arguments): each seed's
+    model.pt (an untrained net) and metrics.json (made-up losses, one epoch) written as a
+    trained run's are, in no time; a sweep of it costs what the sweep itself does."""
+    from omegaconf import OmegaConf
+
+    from src.run.files import METRICS_FILE, write_json_atomic
+    from src.run.nets import count_parameters, mlp_from_hparams
+    from src.run.training import member_config, run_metrics
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    hparams = {**config["model"], "in_features": 2}
+    results = {}
+    for seed, out in out_dirs.items():
+        net = mlp_from_hparams(hparams)
+        depth, width = hparams["depth"], hparams["width"]
+        loss = 0.7 / (1 + depth + width / 50) + 0.01 * seed
+        epoch = {"epoch": 0, "train_loss": loss * 1.1, "train_accuracy": 0.5, "val_loss": loss,
+                 "val_accuracy": 1 - loss, **{f"grad_norm/layer_{i}": 10.0 ** (i - depth)
+                                              for i in range(depth + 1)}}  # fmt: skip
+        metrics = {
+            **run_metrics([epoch], {"test_loss": loss, "test_accuracy": 1 - loss}, "ok"),
+            "n_params": count_parameters(net),
+            "seconds": 0.0,
+            "stacked_with": seeds,
+            "history": [epoch],
+            "config": member_config(config, seed, out),
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save({"hparams": hparams, "state_dict": net.state_dict()}, out / "model.pt")
+        write_json_atomic(out / METRICS_FILE, metrics)
+        results[seed] = metrics
+    return results
+
+
+def sweep_without_training() -> None:
+    """`python -m src.train -m ...` with every job's training replaced by instant_training
+    (its arguments are this process's): a job is then only the sweep's bookkeeping. The
+    joblib workers import this module to run the task, so the stand-in is theirs too."""
+    import hydra
+
+    from src.run.files import register_resolvers
+
+    register_resolvers()  # as src.train does
+    hydra.main(version_base="1.3", config_path=str(CONF), config_name="train")(
+        job_without_training
+    )()
+
+
+def job_without_training(cfg):
+    """src.sweep.jobs.sweep_job, its training replaced by instant_training."""
+    from src.sweep import jobs
+
+    jobs.train_stack = instant_training
+    return jobs.sweep_job(cfg)
+
+
+def _wait_for_first_job(process: subprocess.Popen, sweep_dir: Path, start: float, log: Path):
+    """Seconds from `start` to the first job's start (its .hydra/ written)."""
     while not any(sweep_dir.glob("*/seed=*/.hydra/overrides.yaml")):
         if process.poll() is not None:
-            sys.exit(f"error: the sweep ended before its first job: {' '.join(cmd)}")
-        time.sleep(0.02)
+            error = log.read_text()[-2000:]
+            sys.exit(f"benchmark: the sweep into {sweep_dir} ended before its first job:\n{error}")
+        time.sleep(0.01)
+    return time.perf_counter() - start
+
+
+def _report_in_process(sweep_dir: Path) -> tuple[float, float]:
+    """Seconds and peak memory (MB) of `python -m src.report` on the sweep, its own process."""
+    code = (
+        "import resource, sys; from src.report.grid import main; rc = main([sys.argv[1]]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(rc)"
+    )
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, str(sweep_dir)], capture_output=True,
+                          text=True)  # fmt: skip
     seconds = time.perf_counter() - start
-    process.terminate()
-    process.wait()
-    return seconds
+    if done.returncode != 0:
+        sys.exit(f"benchmark: the report of {sweep_dir} failed:\n{done.stderr[-2000:]}")
+    return seconds, float(done.stdout.split()[-1])
 
 
-def planning(tmp: Path) -> None:
-    """The time to the first job of a large grid, against composing every job in Hydra one
-    after another before the first (Sweeper.validate_batch_is_legal, what the sweep did
-    before): that one is the measured time, less this check, plus N composes, timed on 50."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+def planning(tmp: Path, sizes=BOOKKEPT) -> None:
+    """Grids of near-zero trainings (instant_training), with the joblib launcher on every
+    core: the time from the command to the first job's start (planning), the interval between
+    two jobs' records (the sweep's bookkeeping: the job's config, Hydra's job set-up, the
+    records, the progress line; times the workers: a job's cost to one worker), results.csv,
+    the report (python -m src.report) and the peak memory of each."""
+    from src.report.results import collect, write_results
 
-    from hydra_plugins.stacked_sweepers.overrides import check_jobs, expand, parse
-
-    small = ["logger=none", "trainer.max_epochs=1", "data.n_train=50", "data.n_val=20",
-             "data.n_test=20"]  # fmt: skip
-    print("planning a large grid (the command to its first job's start):", flush=True)
-    for n in PLANNED:
-        grid = [f"model.depth=range({n // 100})", "model.width=range(1,101)", *small]
-        now = _first_job_start(grid, tmp / f"plan{n}")
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            master = compose("train", small, return_hydra_config=True)
-            loader = GlobalHydra.instance().config_loader()
-            jobs = expand(parse(None, grid))
+    workers = os.cpu_count() or 1
+    code = "from src.benchmark import sweep_without_training; sweep_without_training()"
+    print(f"a sweep's own cost, trainings replaced by a no-op ({workers} workers):", flush=True)
+    for n in sizes:
+        sweep_dir = tmp / f"bookkept{n}"
+        grid = [*bookkept_grid(n), *TINY, "~hydra.callbacks.report"]
+        cmd = [sys.executable, "-c", code, "-m", *grid, f"hydra.sweep.dir={sweep_dir}"]
+        log = tmp / f"bookkept{n}.log"
+        with log.open("w") as errors:  # a file: a pipe left unread would stall a long sweep
             start = time.perf_counter()
-            check_jobs(loader, master, jobs)
-            check = time.perf_counter() - start
-            start = time.perf_counter()
-            for job in jobs[:50]:
-                loader.load_sweep_config(master_config=master, sweep_overrides=job)
-            each = (time.perf_counter() - start) / 50
-        before = now - check + n * each
-        print(f"  {n:>6} configurations: {now:6.1f} s (the check of every job: {check:.2f} s); "
-              f"composing each job first: {before:7.1f} s ({each * 1000:.0f} ms a job)",
-              flush=True)  # fmt: skip
+            process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errors)
+            plan = _wait_for_first_job(process, sweep_dir, start, log)
+            process.wait()
+            total = time.perf_counter() - start
+        if process.returncode != 0:
+            sys.exit(f"benchmark: {' '.join(cmd)} failed:\n{log.read_text()[-2000:]}")
+        sweep_peak = _peak_mb()
+        # The rate at which the jobs' records came in, first to last: the workers' start-up
+        # (torch imported) and the sweep's end are fixed costs, not a job's.
+        finished = sorted(p.stat().st_mtime for p in sweep_dir.glob("*/seed=*/metrics.json"))
+        per_job = (finished[-1] - finished[0]) / (len(finished) - 1) * 1000
+        start = time.perf_counter()
+        write_results(sweep_dir, collect(sweep_dir))
+        csv_s = time.perf_counter() - start
+        report_s, report_mb = _report_in_process(sweep_dir)
+        verdict = "within" if per_job * workers <= BOOKKEEPING_BUDGET_MS else "OVER"
+        print(f"  {n:>6} configurations: {total:6.1f} s in all; planning {plan:5.1f} s; "
+              f"bookkeeping {per_job:5.1f} ms a job ({per_job * workers:.0f} ms a job and "
+              f"worker, {verdict} {BOOKKEEPING_BUDGET_MS}); results.csv {csv_s:5.1f} s; report "
+              f"{report_s:5.1f} s; peak memory: sweep {sweep_peak:.0f} MB, report "
+              f"{report_mb:.0f} MB", flush=True)  # fmt: skip
 
 
 def _cluster_cpus() -> int:
@@ -335,7 +423,10 @@ def parse_args(argv: list[str] | None = None):
     )
     parser.add_argument("--card", action="store_true", help="the design-card grid, and 30 seeds")
     parser.add_argument(
-        "--planning", action="store_true", help="only the planning of 2,000 and 20,000 jobs"
+        "--planning",
+        action="store_true",
+        help="a sweep's own cost (planning, bookkeeping, results.csv, report) at 42, 1,000 and "
+        "10,000 configurations, each training replaced by a no-op",
     )
     parser.add_argument(
         "--slurm", action="store_true", help="the grid on SLURM against joblib (--card: 252 runs)"
@@ -374,7 +465,6 @@ def main(argv: list[str] | None = None) -> None:
         if not args.card:
             compare(SMALL, args.overrides, tmp)
             fixed_cost(args.overrides, tmp)
-            planning(tmp)
             return
         sweep_s = compare(CARD, args.overrides, tmp)
         depths, widths, _ = CARD

@@ -182,6 +182,24 @@ def test_progress_line_counts_the_sweep_and_names_the_swept_settings(tmp_path):
     assert failed == "[2/4] depth=3 FAILED: boom"
 
 
+def test_the_record_index_counts_as_the_records_do_without_a_walk(tmp_path, monkeypatch):
+    state = {"total": 5, "swept": ["model.depth"], "started": time.time() - 10}
+    (tmp_path / STATE_FILE).write_text(json.dumps(state))
+    earlier = time.time() - 100
+    write_jobs(tmp_path, ["model.depth=0/seed=0", "model.depth=1/seed=0"], [earlier] * 2)
+    progress.index_records(tmp_path)  # a resumed sweep: its records, at their own times
+    assert sorted(progress.finish_times(tmp_path)) == pytest.approx([earlier] * 2, abs=0.002)
+    job = tmp_path / "model.depth=2" / "seed=0"
+    write_jobs(tmp_path, ["model.depth=2/seed=0"], [time.time()])
+    progress.note_record(tmp_path, job)
+    clear_attempt(tmp_path / "model.depth=0" / "seed=0", tmp_path)  # to be retrained
+    monkeypatch.setattr(progress, "sweep_files", lambda *a: pytest.fail("walked the sweep"))
+    metrics = {"status": "ok", "val_loss": 0.5, "seconds": 1.0}
+    assert progress_line(tmp_path, ["model.depth=2"], metrics).startswith("[2/5] depth=2 ")
+    progress.index_records(tmp_path)  # kept as it is: no walk, no entry twice
+    assert len(progress.finish_times(tmp_path)) == 2
+
+
 def test_a_stacks_progress_lines_share_one_count_and_name_each_seed(tmp_path):
     state = {"total": 6, "swept": ["model.depth", "seed"], "started": time.time() - 10}
     (tmp_path / STATE_FILE).write_text(json.dumps(state))

@@ -14,6 +14,8 @@ from omegaconf import DictConfig
 
 from src.run.files import no_space
 
+from .composing import CachedComposition
+
 
 class LaunchingSweeper(Sweeper):
     """Keeps Hydra's context and the sweep's config, and the launcher they configure."""
@@ -28,6 +30,9 @@ class LaunchingSweeper(Sweeper):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        # The launcher composes each job's config: once per kind of job (see composing.py).
+        loader = CachedComposition(hydra_context.config_loader)
+        hydra_context = HydraContext(config_loader=loader, callbacks=hydra_context.callbacks)
         self.hydra_context = hydra_context
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(

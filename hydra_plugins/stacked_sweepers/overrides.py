@@ -124,7 +124,7 @@ def _entangled(overrides: list[Override]) -> bool:
     return any(b == a or b.startswith(a + ".") for a, b in zip(keys, keys[1:]))
 
 
-def _keeps_shape(cfg: DictConfig, override: Override) -> bool:
+def keeps_shape(cfg: DictConfig, override: Override) -> bool:
     """Whether applying the override leaves every key of cfg in place: a new scalar for an
     existing scalar (so later checks on the same config see what a fresh copy would)."""
     if override.is_add() or override.is_delete() or override.is_force_add():
@@ -163,7 +163,7 @@ def check_jobs(loader: Any, master: DictConfig, jobs: list[list[str]]) -> None:
                 continue
             for override in overrides:
                 if override.input_line not in checked:
-                    keeps = _keeps_shape(shared, override)
+                    keeps = keeps_shape(shared, override)
                     apply_override(shared if keeps else copy.deepcopy(composed), override)
                     checked.add(override.input_line)
 

@@ -86,24 +86,48 @@ def _limits(values: np.ndarray) -> tuple[float, float]:
     return (float(masked.min()), float(masked.max())) if masked.count() else (0.0, 1.0)
 
 
-def _heatmap(ax, values, row: Axis, col: Axis, cmap: str, notes, limits=None) -> None:
+# A heat map's cells are CELL inches each (width, height) while the panel fits in PANEL_MAX;
+# a longer axis shares PANEL_MAX, its tick labels TICK inches apart at least, and a cell
+# prints its value only where it is CELL_TEXT or larger. So any grid's figure is bounded.
+CELL = (0.9, 0.6)
+PRINTED = 12  # columns of a grid whose std is drawn beside its mean (a longer one: below)
+PANEL_MAX = (11.0, 8.0)
+CELL_TEXT = (0.55, 0.3)
+TICK = (0.5, 0.25)
+HEATMAP_WIDTH = 32.0  # inches of the whole figure: facets side by side share them
+
+
+def _ticks(n: int, inches: float, spacing: float) -> list[int]:
+    """The indices of an axis of n values that get a tick label: every one while they fit
+    `spacing` inches apart, else every k-th (the first included)."""
+    step = -(-n // max(1, int(inches / spacing)))
+    return list(range(0, n, max(step, 1)))
+
+
+def _heatmap(ax, values, row: Axis, col: Axis, cmap: str, notes, limits, cell) -> None:
+    """One heat map; `cell`: a cell's size on the page (inches), which says whether its value
+    and note fit in it."""
     masked = np.ma.masked_invalid(values)
-    lo, hi = limits or _limits(values)
+    lo, hi = limits
     if np.isclose(lo, hi):  # one value (up to rounding): a mid colour on a readable scale
         pad = abs(lo) / 2 or 1.0
         lo, hi = lo - pad, hi + pad
     cmap = plt.get_cmap(cmap).with_extremes(bad="#dddddd")  # grey: no finished run
-    image = ax.imshow(masked, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+    image = ax.imshow(masked, cmap=cmap, vmin=lo, vmax=hi, aspect="auto", interpolation="nearest")
     plt.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
-    for (i, j), value in np.ndenumerate(values):
-        text = f"{value:.3g}" if np.isfinite(value) else "n/a"  # 0.0003, not 0.000
-        text += notes[i][j] if notes else ""
-        # White text on dark cells: the cell's colour as imshow draws it, then its luminance.
-        dark = np.isfinite(value) and image.cmap(image.norm(value))[:3] @ LUMA < 0.5
-        colour = "w" if dark else "k"
-        ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
-    ax.set_xticks(range(len(col.values)), [str(v) if col.key else "" for v in col.values])
-    ax.set_yticks(range(len(row.values)), [str(v) if row.key else "" for v in row.values])
+    if cell[0] >= CELL_TEXT[0] and cell[1] >= CELL_TEXT[1]:
+        for (i, j), value in np.ndenumerate(values):
+            text = f"{value:.3g}" if np.isfinite(value) else "n/a"  # 0.0003, not 0.000
+            text += notes[i][j] if notes else ""
+            # White text on dark cells: the cell's colour as imshow draws it, then its luminance.
+            dark = np.isfinite(value) and image.cmap(image.norm(value))[:3] @ LUMA < 0.5
+            colour = "w" if dark else "k"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
+    n_rows, n_cols = values.shape
+    xs = _ticks(n_cols, cell[0] * n_cols, TICK[0])
+    ys = _ticks(n_rows, cell[1] * n_rows, TICK[1])
+    ax.set_xticks(xs, [str(col.values[j]) if col.key else "" for j in xs])
+    ax.set_yticks(ys, [str(row.values[i]) if row.key else "" for i in ys])
     ax.set_xlabel(col.key)
     ax.set_ylabel(row.key)
 
@@ -119,8 +143,11 @@ def plot_heatmaps(
     notes: list | None = None,
     facets: list[str] | None = None,
 ) -> Path:
-    """Two annotated heat maps over row x col: the mean and the std across seeds of `metric`.
+    """Two heat maps over row x col: the mean and the std across seeds of `metric`.
 
+    Each cell prints its value where it fits (see CELL): a grid of at most PRINTED values on
+    each axis; a longer axis is drawn in PANEL_MAX inches, with fewer tick labels, and a grid of
+    more than PRINTED columns has its std below its mean rather than beside it.
     `notes[i][j]` is appended to a cell's text (e.g. the number of seeds when some are missing).
     With `facets` (F names), mean, std and notes hold F grids ((F, rows, cols)): the means in a
     row of F panels, the stds in a second row below, each row on one colour scale.
@@ -128,11 +155,15 @@ def plot_heatmaps(
     if facets is None:
         mean, std, notes, facets = mean[None], std[None], [notes], [""]
     n = len(facets)
-    width = max(5.0, 0.9 * len(col.values) + 2.5)
-    height = max(3.5, 0.6 * len(row.values) + 2)
-    shape = (1, 2) if n == 1 else (2, n)  # one grid: mean and std side by side
+    n_rows, n_cols = len(row.values), len(col.values)
+    # One grid: mean and std side by side, or the one above the other when it is long.
+    shape = (2, n) if n > 1 or n_cols > PRINTED else (1, 2)
+    plot_w = min(CELL[0] * n_cols, PANEL_MAX[0], HEATMAP_WIDTH / shape[1] - 2.5)
+    plot_h = min(CELL[1] * n_rows, PANEL_MAX[1])
+    width, height = max(5.0, plot_w + 2.5), max(3.5, plot_h + 2)
+    cell = (plot_w / n_cols, plot_h / n_rows)
     fig, axes = plt.subplots(*shape, figsize=(shape[1] * width, shape[0] * height), squeeze=False)
-    mean_axes, std_axes = (axes[0], axes[0][1:]) if n == 1 else (axes[0], axes[1])
+    mean_axes, std_axes = (axes[0], axes[0][1:]) if shape == (1, 2) else (axes[0], axes[1])
     # The mean is bright where it is good (low loss, high accuracy); a large std is dark.
     good = "viridis" if "accuracy" in metric else "viridis_r"
     for panels, values, cmap, name, texts in (
@@ -141,7 +172,7 @@ def plot_heatmaps(
     ):
         limits = _limits(values)  # side by side, the facets share a scale
         for ax, grid, facet, text in zip(panels, values, facets, texts):
-            _heatmap(ax, grid, row, col, cmap, text, limits)
+            _heatmap(ax, grid, row, col, cmap, text, limits, cell)
             ax.set_title(f"{name}, {facet}" if facet else name, fontsize=10)
     _title(fig, title)
     fig.tight_layout()
@@ -312,13 +343,20 @@ def plot_curves(
                 (c.train_mean, c.train_lo, c.train_hi, "--", 0.07),
             ):
                 ax.plot(
-                    c.epochs, mean, color=colours[label], ls=style, lw=1.5 if style == "-" else 1
+                    c.epochs,
+                    mean,
+                    color=colours[label],
+                    ls=style,
+                    lw=1.5 if style == "-" else 1,
+                    marker="o" if len(c.epochs) == 1 else None,  # one epoch: a point, no line
                 )
                 ax.fill_between(c.epochs, lo, hi, color=colours[label], alpha=alpha, linewidth=0)
         ax.set_title(name, fontsize=10)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter("{x:g}")  # 0.7 rather than 7 x 10^-1
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if max(len(c.epochs) for c in curves.values()) == 1:
+            ax.set_xlim(-1, 1)  # one epoch: its tick alone, not a range of fractions
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3, which="both")
     lo, hi = axes[0, 0].get_ylim()
@@ -386,6 +424,9 @@ def plot_gradient_norms(
     return _save(fig, path)
 
 
+MARKED = 30  # points of a line drawn with full-size markers and caps
+
+
 @dataclass
 class Series:
     """Points of a line, in order: x (e.g. the number of parameters), and per point the mean
@@ -416,7 +457,14 @@ def plot_params(
         for label, s in lines.items():
             bars = np.array([s.mean - s.lo, s.hi - s.mean])
             ax.errorbar(
-                s.x, s.mean, yerr=bars, color=colours[label], marker="o", ms=4, lw=1.3, capsize=2
+                s.x,
+                s.mean,
+                yerr=bars,
+                color=colours[label],
+                marker="o",
+                ms=4 if len(s.x) <= MARKED else 1.5,  # a long line's points stay apart
+                lw=1.3,
+                capsize=2 if len(s.x) <= MARKED else 0,
             )
         if name:
             ax.set_title(name, fontsize=10)

@@ -39,7 +39,7 @@ from src.report.layout import (
     build,
     left_out,
 )
-from src.report.results import RESULTS_FILE, SweepError, collect, writing
+from src.report.results import RESULTS_FILE, SweepError, collect, read_results, writing
 from src.sweep.lock import ConfigError, holder
 from src.sweep.runs import remove_report_run, report_run
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{error.filename}: " if error.filename is not None else ""
         print(f"error: {where}{reason}{code}; the report is not complete", file=sys.stderr)
         return 2
-    print(f"{left_out(collect(args.sweep_dir))}: {args.sweep_dir / RESULTS_FILE}")
+    print(f"{left_out(read_results(args.sweep_dir))}: {args.sweep_dir / RESULTS_FILE}")
     print(f"report: {out / 'index.html'} ({time.perf_counter() - start:.1f} s)")
     return 0
 

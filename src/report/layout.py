@@ -32,6 +32,7 @@ REPORT_DIR = "report"
 DEFAULT_ROWS, DEFAULT_COLS = "model.depth", "model.width"
 AUTO = "auto"  # --facet's default: the only swept key on neither axis, if it has few values
 MAX_AUTO_FACET = 4  # values of a key faceted by default; more are tuned away
+MAX_FACETS = 6  # values of a key faceted when asked for: grids side by side stay readable
 
 
 @dataclass
@@ -100,7 +101,21 @@ def choose_facet(
     if facet not in extra:
         allowed = "none, or a swept key on neither axis: " + (", ".join(extra) or "none")
         raise ConfigError("--facet", facet, allowed)
+    if len(values(results, facet)) > MAX_FACETS:
+        few = [k for k in extra if len(values(results, k)) <= MAX_FACETS]
+        allowed = f"none, or a swept key with at most {MAX_FACETS} values: " + (
+            ", ".join(few) or "none"
+        )
+        raise ConfigError("--facet", facet, allowed)
     return facet
+
+
+def spread(n: int, most: int) -> list[int]:
+    """At most `most` of the indices 0..n-1, evenly spaced, the first and the last included:
+    which values of a long axis a figure draws."""
+    if n <= most:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (most - 1)) for i in range(most)})
 
 
 @dataclass
@@ -191,10 +206,12 @@ def build(
     col = Axis(col_key or "", values(on_grid, col_key))
     facets = Axis(facet_key or "", values(on_grid, facet_key))
     keys = (row_key, col_key, facet_key)
-
-    def best(*where: Any) -> Group | None:
-        cell = [g for g in groups if g.ok and tuple(g.config.get(k) for k in keys) == where]
-        return min(cell, key=lambda g: g.mean("val_loss"), default=None)
+    best: dict[tuple, Group] = {}  # per cell, its configuration of the lowest mean val_loss
+    for g in groups:
+        if g.ok:
+            cell = tuple(g.config.get(k) for k in keys)
+            if cell not in best or g.mean("val_loss") < best[cell].mean("val_loss"):
+                best[cell] = g
 
     return Report(
         sweep_dir=sweep_dir,
@@ -205,7 +222,10 @@ def build(
         facet=facets,
         seed=seeds[0] if seed is None else seed,
         groups=groups,
-        grids={f: [[best(r, c, f) for c in col.values] for r in row.values] for f in facets.values},
+        grids={
+            f: [[best.get((r, c, f)) for c in col.values] for r in row.values]
+            for f in facets.values
+        },
         records={r["job_dir"]: read_metrics(sweep_dir / r["job_dir"]) for r in finished},
         swept=swept,
         tuned=tuned,

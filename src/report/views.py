@@ -7,6 +7,7 @@ either. Both import the Report from layout.py; neither imports the other at its 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,57 @@ import numpy as np
 import torch
 
 from src.report import figures
-from src.report.layout import Group, Report
+from src.report.layout import Group, Report, spread
+from src.report.results import Axis
 from src.run.generators import make_splits
 from src.run.nets import mlp_from_hparams
 
 MESH = 120  # decision boundaries: points per side of the evaluation mesh
+# How much of a long grid a figure draws: at most this many values of an axis, evenly spaced,
+# the first and the last included (layout.spread). The design card's 7 x 6 grid is drawn whole,
+# with a facet of up to 2 values too; so any grid's figures are bounded in size and time.
+BOUNDARY_ROWS = 8  # rows of boundaries.png's panels
+BOUNDARY_COLS = 8  # its columns: about a page's width
+BOUNDARY_FACET_COLS = 12  # its columns when the facets' blocks stand side by side, shared
+LINE_PANELS = 16  # panels of learning_curves.png and gradient_norms.png: rows x facets
+LINES = 10  # lines of one panel there, and of params.png
+
+
+@dataclass
+class Shown:
+    """What a figure draws of the grid: some of its rows and columns, each facet's cells at
+    them, and a note for the title saying which ("" when the whole grid is drawn)."""
+
+    row: Axis
+    col: Axis
+    panels: list[tuple[str, list[list[Group | None]]]]
+    note: str
+
+
+def shown(r: Report, most_rows: int, most_cols: int) -> Shown:
+    """The rows and columns of the grid a figure draws, at most `most_rows` x `most_cols`."""
+    rows = spread(len(r.row.values), max(2, most_rows))
+    cols = spread(len(r.col.values), max(2, most_cols))
+    notes = []
+    for axis, kept in ((r.row, rows), (r.col, cols)):
+        if len(kept) < len(axis.values):
+            picked = [str(axis.values[i]) for i in kept]
+            listed = ", ".join(picked if len(picked) <= 6 else [*picked[:3], "...", picked[-1]])
+            notes.append(
+                f"{len(kept)} of the {len(axis.values)} values of {axis.key}, evenly spaced "
+                f"({listed})"
+            )
+    return Shown(
+        Axis(r.row.key, [r.row.values[i] for i in rows]),
+        Axis(r.col.key, [r.col.values[j] for j in cols]),
+        [(name, [[cells[i][j] for j in cols] for i in rows]) for name, cells in r.panels()],
+        "drawn: " + " and ".join(notes) if notes else "",
+    )
+
+
+def _context(r: Report, *more: str) -> str:
+    """The title's parenthesis: the report's context, then what the figure left out."""
+    return "; ".join(part for part in (r.context, *more) if part)
 
 
 def data_splits(r: Report, data: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -133,6 +180,10 @@ def one_thread():
 
 
 def boundary_figures(r: Report) -> list[Path]:
+    """A panel per cell, laid out as the grid (a long grid: evenly spaced rows and columns of
+    it, see Shown), and the best and the worst configuration large."""
+    facets = len(r.facet.values)
+    s = shown(r, BOUNDARY_ROWS, BOUNDARY_COLS if facets == 1 else BOUNDARY_FACET_COLS // facets)
     with one_thread():
         grids = [
             [
@@ -142,11 +193,11 @@ def boundary_figures(r: Report) -> list[Path]:
                 ]
                 for line in cells
             ]
-            for _, cells in r.panels()
+            for _, cells in s.panels
         ]
     drawn = [
         (g, b)
-        for (_, cells), panel in zip(r.panels(), grids)
+        for (_, cells), panel in zip(s.panels, grids)
         for line, boundaries in zip(cells, panel)
         for g, b in zip(line, boundaries)
     ]
@@ -154,14 +205,14 @@ def boundary_figures(r: Report) -> list[Path]:
     blank = f"; {unreadable} unreadable model.pt (missing or corrupt), blank" if unreadable else ""
     title = (
         f"decision boundaries (colour: sigmoid output, blue 0 to red 1; line: 0.5), "
-        f"seed {r.seed}, validation points ({r.context}{blank})"
+        f"seed {r.seed}, validation points ({_context(r, s.note)}{blank})"
     )
     path = r.out / "boundaries.png"
     if r.facet.key:  # one block of the grid per facet value, side by side
-        facets = [name for name, _ in r.panels()]
-        paths = [figures.plot_boundary_grid(grids, r.row, r.col, title, path, facets)]
+        names = [name for name, _ in s.panels]
+        paths = [figures.plot_boundary_grid(grids, s.row, s.col, title, path, names)]
     else:
-        paths = [figures.plot_boundary_grid(grids[0], r.row, r.col, title, path)]
+        paths = [figures.plot_boundary_grid(grids[0], s.row, s.col, title, path)]
     ranked = r.ranked
     with one_thread():
         big = {
@@ -178,28 +229,30 @@ def boundary_figures(r: Report) -> list[Path]:
     return paths
 
 
-def _row_panels(r: Report, line_of) -> tuple[dict[str, dict[str, Any]], int | None]:
+def _row_panels(r: Report, line_of) -> tuple[dict[str, dict[str, Any]], int | None, str]:
     """Panels of lines: one panel per row of the grid, one line per cell (`line_of(g)`, None
-    for no line); with a facet, a row of panels per row of the grid, one per facet value.
-    Returns the panels and the panels per row (None: the figure's default)."""
+    for no line); with a facet, a row of panels per row of the grid, one per facet value. A
+    long grid gives at most LINE_PANELS panels of LINES lines (see Shown). Returns the panels,
+    the panels per row (None: the figure's default) and the note of what was left out."""
+    s = shown(r, LINE_PANELS // len(r.facet.values), LINES)
     panels = {}
-    for i, value in enumerate(r.row.values):
-        for facet, cells in r.panels():
+    for i, value in enumerate(s.row.values):
+        for facet, cells in s.panels:
             lines = {
-                r.col.name(c): line_of(g) for c, g in zip(r.col.values, cells[i]) if g is not None
+                s.col.name(c): line_of(g) for c, g in zip(s.col.values, cells[i]) if g is not None
             }
             lines = {k: v for k, v in lines.items() if v is not None}
             if lines:
-                panels[", ".join(x for x in (r.row.name(value), facet) if x)] = lines
-    return panels, (len(r.facet.values) if r.facet.key else None)
+                panels[", ".join(x for x in (s.row.name(value), facet) if x)] = lines
+    return panels, (len(r.facet.values) if r.facet.key else None), s.note
 
 
 def curve_figures(r: Report) -> list[Path]:
-    panels, ncols = _row_panels(
+    panels, ncols, note = _row_panels(
         r, lambda g: curve([r.records[x["job_dir"]]["history"] for x in g.ok])
     )
     band = "shaded from the lowest to the highest seed"
-    title = f"learning curves, mean across seeds, {band} ({r.context})"
+    title = f"learning curves, mean across seeds, {band} ({_context(r, note)})"
     path = r.out / "learning_curves.png"
     return [figures.plot_curves(panels, r.col.key, title, path, ncols)]
 
@@ -238,7 +291,9 @@ def gradient_figures(r: Report) -> list[Path]:
     """The weight gradient norm by layer, first and last epoch: does it vanish in deep nets?
     Not drawn when no finished run has gradient norms."""
     histories = {job: record["history"] for job, record in r.records.items()}
-    panels, ncols = _row_panels(r, lambda g: grad_norms([histories[x["job_dir"]] for x in g.ok]))
+    panels, ncols, note = _row_panels(
+        r, lambda g: grad_norms([histories[x["job_dir"]] for x in g.ok])
+    )
     if not panels:
         return []
     without = sum(GRAD_NORM.format(0) not in h[0] for h in histories.values())
@@ -246,7 +301,7 @@ def gradient_figures(r: Report) -> list[Path]:
     title = (
         f"weight gradient norm by layer (0: input layer, depth: output layer), mean over each "
         f"epoch's steps, geometric mean across seeds; first epoch dashed, each run's last epoch "
-        f"solid ({r.context}{skipped})"
+        f"solid ({_context(r, note)}{skipped})"
     )
     path = r.out / "gradient_norms.png"
     return [figures.plot_gradient_norms(panels, r.col.key, title, path, ncols)]
@@ -255,14 +310,15 @@ def gradient_figures(r: Report) -> list[Path]:
 def params_figures(r: Report, metric: str = "val_loss") -> list[Path]:
     """The metric against the number of parameters of one net: one line per row of the grid
     (depth), a point per cell (width), so that nets of one budget compare; a panel per facet."""
+    s = shown(r, LINES, len(r.col.values))  # every point of a line, at most LINES lines
     panels = {}
-    for facet, cells in r.panels():
+    for facet, cells in s.panels:
         lines = {}
-        for value, line in zip(r.row.values, cells):
+        for value, line in zip(s.row.values, cells):
             groups = sorted((g for g in line if g), key=lambda g: g.ok[0]["n_params"])
             if groups:
                 runs = [[x[metric] for x in g.ok] for g in groups]
-                lines[r.row.name(value)] = figures.Series(
+                lines[s.row.name(value)] = figures.Series(
                     np.array([g.ok[0]["n_params"] for g in groups]),
                     np.array([np.mean(x) for x in runs]),
                     np.array([np.min(x) for x in runs]),
@@ -272,7 +328,7 @@ def params_figures(r: Report, metric: str = "val_loss") -> list[Path]:
     title = (
         f"{metric} against the number of parameters of one net: a line per {r.row.key or 'grid'}"
         f", a point per {r.col.key or 'cell'}, mean across seeds, bars from the lowest to the "
-        f"highest seed ({r.context})"
+        f"highest seed ({_context(r, s.note)})"
     )
     xlabel = "parameters of one net (n_params, log scale)"
     ylabel = f"{metric} (log scale)"

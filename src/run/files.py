@@ -326,9 +326,9 @@ def read_metrics(job_dir: Path) -> dict[str, Any] | None:
 
 def sweep_files(sweep_dir: Path, name: str = METRICS_FILE) -> Iterator[Path]:
     """Every file called `name` in the sweep's job folders. Faster than rglob: it skips the
-    wandb and report folders, the bulk of a finished sweep's files (each job's progress line
-    counts the finished jobs, so this runs once per job)."""
+    wandb and report folders, the bulk of a finished sweep's files, and the record index
+    (src/sweep/progress.py)."""
     for folder, subfolders, files in os.walk(sweep_dir):
-        subfolders[:] = [f for f in subfolders if f not in ("wandb", "report")]
+        subfolders[:] = [f for f in subfolders if f not in ("wandb", "report", ".records")]
         if name in files:
             yield Path(folder) / name

@@ -26,7 +26,7 @@ from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
 from src.sweep.jobs import finished_metrics
 from src.sweep.lifetime import end_sweep_on_signals, stop_on_full_disk
 from src.sweep.lock import lock_sweep
-from src.sweep.progress import STATE_FILE, sweep_state
+from src.sweep.progress import STATE_FILE, index_records, note_record, sweep_state
 from src.sweep.runs import remove_seed_runs
 from src.sweep.search import check_search_space, is_search, search_space, trial_seeds
 
@@ -181,6 +181,7 @@ def check_and_plan(config: DictConfig, sweep_dir: Path) -> tuple[int, int | None
         sys.exit(2)
     total, swept = plan(config)
     write_state(sweep_dir, total, swept)
+    index_records(sweep_dir)  # what the jobs' progress lines count
     remove_seed_runs(sweep_dir, unrecorded_jobs(sweep_dir))  # a killed sweep's, cut short
     return already, total
 
@@ -220,6 +221,7 @@ def mark_unfinished(sweep_dir: Path, quiet: bool = False, error: str = KILLED) -
             write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
         except OSError:
             continue
+        note_record(sweep_dir, job_dir)
         recorded.append(job_dir)
         if not quiet:
             print(f"failed: {job_dir.relative_to(sweep_dir)}: {error}", file=sys.stderr)

@@ -23,7 +23,14 @@ from src.run.files import METRICS_FILE, member_dir, no_space, read_metrics, writ
 from src.run.loggers import WandbPlace
 from src.run.training import objective, train_stack
 from src.sweep.lifetime import die_with_parent
-from src.sweep.progress import main_pid, progress_lines, settings, sweep_state
+from src.sweep.progress import (
+    forget_record,
+    main_pid,
+    note_record,
+    progress_lines,
+    settings,
+    sweep_state,
+)
 from src.sweep.runs import remove_seed_runs, seed_run
 from src.sweep.search import is_search
 
@@ -75,6 +82,9 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
                 job_dir.mkdir(parents=True, exist_ok=True)
                 write_json_atomic(job_dir / METRICS_FILE, failed)
             results.update(dict.fromkeys(todo, failed))
+        for job_dir in todo.values():
+            if (job_dir / METRICS_FILE).exists():  # not one whose record could not be written
+                note_record(sweep_dir, job_dir)
         task = list(hydra_cfg.overrides.task)
         runs = [(member_overrides(task, seed), results[seed]) for seed in todo]
         for seed, line in zip(todo, progress_lines(sweep_dir, runs)):
@@ -118,6 +128,7 @@ def record_failed(
         write_member_record(cfg, seed, job_dir, member_overrides(task_overrides, seed))
         remove_seed_runs(sweep_dir, [job_dir])
         write_json_atomic(job_dir / METRICS_FILE, {"status": "failed", "error": error})
+        note_record(sweep_dir, job_dir)
     return list(dirs)
 
 
@@ -212,7 +223,10 @@ def finished_metrics(job_dir: Path) -> dict[str, Any] | None:
 def clear_attempt(job_dir: Path, sweep_dir: Path) -> None:
     """Remove what an unfinished attempt left: its metrics record and, in `<sweep>/wandb/`,
     its wandb run (cut short, or failed)."""
-    (job_dir / METRICS_FILE).unlink(missing_ok=True)
+    record = job_dir / METRICS_FILE
+    if record.exists():  # rarely: a resumed or retried job's
+        forget_record(sweep_dir, job_dir)
+        record.unlink(missing_ok=True)
     remove_seed_runs(sweep_dir, [job_dir])
 
 

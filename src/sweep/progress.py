@@ -4,7 +4,9 @@ on disk, so it is right whichever process or machine ran the other jobs.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,59 @@ from typing import Any
 from src.run.files import sweep_files
 
 STATE_FILE = ".sweep.json"  # in the sweep folder: planned job count and start time
+# In the sweep folder: an empty file per job record, named by the time it was written (ms)
+# and its job folder, so that a job counts the sweep's records by listing one folder (a walk
+# through every job's folders cost a 10,000-job sweep seconds a job). Made by the sweep's
+# main process before the first job (index_records); without it, the records are walked.
+RECORDS_DIR = ".records"
+
+
+def _job_key(sweep_dir: Path, job_dir: Path) -> str:
+    relative = os.path.relpath(os.path.abspath(job_dir), os.path.abspath(sweep_dir))
+    return hashlib.sha1(relative.encode()).hexdigest()[:16]
+
+
+def _touch(index: Path, when: float, key: str) -> None:
+    (index / f"{int(when * 1000):013d}-{key}").touch()
+
+
+def index_records(sweep_dir: Path) -> None:
+    """The sweep's record index, with an entry for each record already there (a resumed
+    sweep's, at its own time); kept as it is if it exists."""
+    index = Path(sweep_dir) / RECORDS_DIR
+    if index.is_dir():
+        return
+    building = index.with_name(f"{RECORDS_DIR}.tmp")
+    building.mkdir(parents=True, exist_ok=True)
+    for record in sweep_files(sweep_dir):
+        _touch(building, record.stat().st_mtime, _job_key(sweep_dir, record.parent))
+    os.replace(building, index)
+
+
+def note_record(sweep_dir: Path, job_dir: Path) -> None:
+    """The job's record is written: its entry in the index, if the sweep has one."""
+    index = Path(sweep_dir) / RECORDS_DIR
+    if index.is_dir():
+        _touch(index, time.time(), _job_key(sweep_dir, job_dir))
+
+
+def forget_record(sweep_dir: Path, job_dir: Path) -> None:
+    """The job's record is removed (to be written again): its entries go from the index."""
+    index = Path(sweep_dir) / RECORDS_DIR
+    if index.is_dir():
+        key = _job_key(sweep_dir, job_dir)
+        for name in os.listdir(index):
+            if name.endswith(key):
+                (index / name).unlink(missing_ok=True)
+
+
+def finish_times(sweep_dir: Path) -> list[float]:
+    """When each record of the sweep was written, from its index (else from the records)."""
+    try:
+        names = os.listdir(Path(sweep_dir) / RECORDS_DIR)
+    except OSError:
+        return [p.stat().st_mtime for p in sweep_files(sweep_dir)]
+    return [int(name[:13]) / 1000 for name in names]
 
 
 def _duration(seconds: float) -> str:
@@ -66,7 +121,7 @@ def progress_lines(sweep_dir: Path, runs: list[tuple[list[str], dict[str, Any]]]
     so that it is right whichever process (or machine) ran the other jobs (see eta_seconds).
     The sweep folder is read once for all of them."""
     state = {"total": None, "swept": None, "started": time.time(), **sweep_state(sweep_dir)}
-    finished = [p.stat().st_mtime for p in sweep_files(sweep_dir)]
+    finished = finish_times(sweep_dir)
     this_run = [t for t in finished if t >= state["started"]]  # not a resumed run's earlier jobs
     return [_line(state, len(finished), this_run, o, metrics) for o, metrics in runs]
 
