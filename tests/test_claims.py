@@ -171,7 +171,7 @@ def test_the_section_replaces_the_one_a_page_had():
     page = "<h1>x</h1>\n<h2>best</h2>"
     once = claims.insert_section(page, f"{claims.SECTION_START}A{claims.SECTION_END}")
     twice = claims.insert_section(once, f"{claims.SECTION_START}B{claims.SECTION_END}")
-    assert once.index("A") < once.index("<h2>best") and "A" not in twice
+    assert once.index("</h1>") < once.index("A") < once.index("<h2>best") and "A" not in twice
     assert twice.count(claims.SECTION_START) == 1
 
 

@@ -21,6 +21,7 @@ import csv
 import html
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from src.report.results import RESULT_KEYS, RESULTS_FILE, parse_value, writing
 from src.run.files import read_metrics
 
 log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 CLAIMS_FILE = "claims.csv"
 REPORT_EPOCHS = 25  # the report's training length: claims read the runs at this epoch
 LONG_EPOCHS = 100  # where a claim is about training for longer
@@ -842,7 +844,7 @@ COLOURS = {"holds": "#d8f0d8", "does not hold": "#f6d0d0"}
 SECTION_START, SECTION_END = "<!-- claims -->", "<!-- /claims -->"
 
 
-def section(verdicts: list[Verdict], figures: list[str], command: str = "") -> str:
+def section(verdicts: list[Verdict], figures: list[str], sweep_dir: Path, command: str = "") -> str:
     """The Claims section of index.html: the rule, one row per claim, its figures."""
     head = [
         "#",
@@ -869,7 +871,7 @@ def section(verdicts: list[Verdict], figures: list[str], command: str = "") -> s
             else f"{NOT_TESTED}: no {v.missing} ({v.claim.sweep})"
         )
         links = ", ".join(
-            f'<a href="{html.escape(_link(name))}">{html.escape(_label(name))}</a>'
+            f'<a href="{html.escape(_link(name, sweep_dir))}">{html.escape(_label(name))}</a>'
             for name in (n.strip() for n in v.claim.figure.split(","))
         )
         detail = f"<br><small>{html.escape(row['detail'])}</small>" if row["detail"] else ""
@@ -911,21 +913,23 @@ def _label(name: str) -> str:
     return "the residual experiment" if name == RESIDUAL_REPORT else name
 
 
-def _link(name: str) -> str:
-    """A figure of this report by its file name; the residual experiment's report relative to
-    the repository (a sweep under multirun/ reaches it from its report/ folder)."""
-    return f"../../../{name}" if name.startswith("multirun/") else name
+def _link(name: str, sweep_dir: Path) -> str:
+    """A figure of this report by its file name; a page of the repository (the residual
+    experiment's report) by its path from the report's folder."""
+    if not name.startswith("multirun/"):
+        return name
+    report = (Path(sweep_dir) / "report").resolve()
+    return Path(os.path.relpath(ROOT / name, report)).as_posix()
 
 
 def insert_section(page: str, claims_html: str) -> str:
-    """The page with its Claims section replaced, or inserted after its first paragraph block
-    (before the table of best configurations)."""
+    """The page with its Claims section replaced, or inserted at the top: after its title."""
     if SECTION_START in page and SECTION_END in page:
         before, rest = page.split(SECTION_START, 1)
         return before + claims_html + rest.split(SECTION_END, 1)[1]
-    marker = "<h2>"
-    at = page.find(marker)
-    return page[:at] + claims_html + "\n" + page[at:] if at >= 0 else page + claims_html
+    at = page.find("</h1>")
+    at = at + len("</h1>") if at >= 0 else 0
+    return page[:at] + "\n" + claims_html + page[at:]
 
 
 def claims_section(sweep_dir: Path, figures: list[str]) -> str:
@@ -936,7 +940,7 @@ def claims_section(sweep_dir: Path, figures: list[str]) -> str:
     except Exception as error:  # a bug here must not cost the sweep its report
         log.exception("claims not decided")
         return f"<p>Claims not decided: {html.escape(f'{type(error).__name__}: {error}')}</p>"
-    return section(verdicts, figures)
+    return section(verdicts, figures, sweep_dir)
 
 
 def claims_of_sweep(sweep_dir: Path) -> list[Verdict]:
@@ -944,6 +948,70 @@ def claims_of_sweep(sweep_dir: Path) -> list[Verdict]:
     verdicts = evaluate(load_runs(sweep_dir))
     write_claims(sweep_dir, verdicts)
     return verdicts
+
+
+# ---- the figures' data
+
+
+def _cell_values(runs: list[Run], reading: Reading, activation: str, spread: bool) -> np.ndarray:
+    """(depths, widths): the mean (or std, spread) over seeds of the cell's readings; NaN where
+    it has none (or fewer than 2 for a std)."""
+    grid = np.full((len(DEPTHS), len(WIDTHS)), np.nan)
+    for i, d in enumerate(DEPTHS):
+        for j, w in enumerate(WIDTHS):
+            setting = spec(d, w, activation=activation)
+            values = [reading(r) for r in runs if r.setting == setting]
+            values = [v for v in values if v is not None and math.isfinite(v)]
+            if spread and len(values) >= 2:
+                grid[i, j] = np.std(values, ddof=1)
+            elif values and not spread:
+                grid[i, j] = np.mean(values)
+    return grid
+
+
+def _settings_curves(runs: list[Run]) -> dict:
+    """Per (optimizer, (depth, width)) of CONFIGS, per (activation, lr): the median val_loss
+    over seeds per epoch, from runs of at least LONG_EPOCHS epochs with their history."""
+    curves: dict = {}
+    for optimizer in OPTIMIZERS:
+        for depth, width in CONFIGS:
+            for activation in ACTIVATIONS:
+                for lr in LRS:
+                    setting = spec(depth, width, optimizer=optimizer, activation=activation, lr=lr)
+                    found = [
+                        [e["val_loss"] for e in r.record["history"][:LONG_EPOCHS]]
+                        for r in runs
+                        if r.setting == setting
+                        and r.record is not None
+                        and len(r.record["history"]) >= LONG_EPOCHS
+                    ]
+                    if found:
+                        median = np.nanmedian(np.array(found, dtype=float), axis=0)
+                        curves.setdefault((optimizer, (depth, width)), {})[activation, lr] = median
+    return curves
+
+
+def draw_claim_figures(sweep_dir: Path, out: Path) -> list[Path]:
+    """Draw the figures the claims name into `out` (the report folder); those with something to
+    show. matplotlib is imported here, by whoever draws."""
+    from src.report.claim_figures import grid_figure, settings_figure
+
+    runs = load_runs(sweep_dir)
+    loss = loss_at()
+    panels = [
+        ("tanh: mean val_loss", _cell_values(runs, loss, "tanh", False), True),
+        ("tanh: std of val_loss over seeds", _cell_values(runs, loss, "tanh", True), True),
+        ("relu: mean val_loss", _cell_values(runs, loss, "relu", False), True),
+        ("relu: share of units never active", _cell_values(runs, dead_units, "relu", False), False),
+    ]
+    panels = [p for p in panels if np.isfinite(p[1]).any()]
+    drawn = []
+    if panels:
+        drawn.append(grid_figure(panels, DEPTHS, WIDTHS, Path(out) / GRID_FIGURE))
+    curves = _settings_curves(runs)
+    if curves:
+        drawn.append(settings_figure(curves, REPORT_EPOCHS, Path(out) / SETTINGS_FIGURE))
+    return drawn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -959,10 +1027,10 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = claims_of_sweep(args.sweep_dir)
     page = args.sweep_dir / "report" / "index.html"
     if page.is_file():
-        from src.report.claim_figures import draw_claim_figures
-
         figures = [p.name for p in draw_claim_figures(args.sweep_dir, page.parent)]
-        page.write_text(insert_section(page.read_text(), section(verdicts, figures)))
+        page.write_text(
+            insert_section(page.read_text(), section(verdicts, figures, args.sweep_dir))
+        )
     for text in claim_lines([v.row() for v in verdicts]):
         print(text)
     print(f"claims: {args.sweep_dir / CLAIMS_FILE}")

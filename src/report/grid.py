@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from src.config import ArgumentParser
-from src.report.claims import claims_section
+from src.report.claims import claim_lines, claims_section, draw_claim_figures, read_claims
 from src.report.layout import (
     AUTO,
     DEFAULT_COLS,
@@ -80,14 +80,12 @@ VIEWS = (
 )
 
 
-CLAIM_VIEW = "claim_figures"  # src/report/claim_figures.py: the Claims section's figures
+CLAIM_VIEW = "claim_figures"  # the Claims section's figures (src/report/claims.py)
 
 
 def draw(r: Report, view: str) -> list[Path]:
     """Draw one view; src/report/views.py (torch, matplotlib) is imported by whoever draws."""
     if view == CLAIM_VIEW:
-        from src.report.claim_figures import draw_claim_figures
-
         return draw_claim_figures(r.sweep_dir, r.out)
     from src.report import views
 
@@ -240,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{error.filename}: " if error.filename is not None else ""
         print(f"error: {where}{reason}{code}; the report is not complete", file=sys.stderr)
         return 2
+    for text in claim_lines(read_claims(args.sweep_dir)):
+        print(text)
     print(f"{left_out(collect(args.sweep_dir))}: {args.sweep_dir / RESULTS_FILE}")
     print(f"report: {out / 'index.html'} ({time.perf_counter() - start:.1f} s)")
     return 0
