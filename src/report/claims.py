@@ -472,14 +472,20 @@ def _at_configs(**settings) -> list[tuple]:
     return [spec(d, w, **settings) for d, w in CONFIGS]
 
 
+def _per_config(pairs: list[tuple[tuple, tuple]], what: str) -> Callable[[Readings], str]:
+    """A detail: each configuration's mean of both settings of its pair, `what` naming them."""
+
+    def detail(r: Readings) -> str:
+        return f"{what}: " + "; ".join(
+            f"depth {a[0]} width {a[1]}: {_m(r[a])} / {_m(r[b])}" for a, b in pairs
+        )
+
+    return detail
+
+
 def claim_adam(runs):
     pairs = list(zip(_at_configs(), _at_configs(optimizer="sgd")))
-    return compare(
-        runs,
-        pairs,
-        loss_at(LONG_EPOCHS),
-        lambda r: _means(r, [pairs[0][0], pairs[0][1]], lambda s: f"{s[3]} at depth 2 width 10"),
-    )
+    return compare(runs, pairs, loss_at(LONG_EPOCHS), _per_config(pairs, "adam / sgd"))
 
 
 def claim_adam_tuned(runs):
@@ -491,34 +497,24 @@ def claim_adam_tuned(runs):
         for o in OPTIMIZERS
     }
     pairs = list(zip(_at_configs(lr=best["adam"]), _at_configs(optimizer="sgd", lr=best["sgd"])))
-    finding = compare(runs, pairs, reading)
-    finding.detail = f"best lr: adam {best['adam']:g}, sgd {best['sgd']:g} (chosen on these runs)"
+    finding = compare(runs, pairs, reading, _per_config(pairs, "adam / sgd"))
+    finding.detail += (
+        f" (best lr: adam {best['adam']:g}, sgd {best['sgd']:g}, chosen on these runs)"
+    )
     return finding
 
 
 def claim_lr_faster(runs):
     pairs = list(zip(_at_configs(lr=0.1), _at_configs(lr=0.01)))
-    return compare(
-        runs,
-        pairs,
-        epochs_to_converge,
-        lambda r: _means(
-            r, [pairs[0][0], pairs[0][1]], lambda s: f"epochs, lr {s[4]:g} at depth 2 width 10"
-        ),
-    )
+    what = "epochs, lr 0.1 / lr 0.01"
+    return compare(runs, pairs, epochs_to_converge, _per_config(pairs, what))
 
 
 def claim_lr_overfits(runs):
     # The claim: lr 0.1 has the larger gap; compare() wants the setting with the lower value first.
     pairs = list(zip(_at_configs(lr=0.01), _at_configs(lr=0.1)))
-    found = compare(
-        runs,
-        pairs,
-        gap_at(LONG_EPOCHS),
-        lambda r: _means(
-            r, [pairs[0][0], pairs[0][1]], lambda s: f"val-train, lr {s[4]:g} at depth 2 width 10"
-        ),
-    )
+    what = "val_loss - train_loss, lr 0.01 / lr 0.1"
+    found = compare(runs, pairs, gap_at(LONG_EPOCHS), _per_config(pairs, what))
     found.probability = None  # a larger gap is no improvement
     return found
 
