@@ -187,3 +187,11 @@ def test_dead_units_are_the_relu_units_silent_on_every_sample():
     relu, tanh = dead_units(StackedMLP(nets[:1]), x), dead_units(StackedMLP(nets[1:]), x)
     assert relu == [[0.5, 0.0]] and tanh == [[0.0, 0.0]]
     assert dead_units(StackedMLP([MLP(0, 4, "relu")] * 2), x) == [[], []]  # no hidden layer
+
+
+def test_a_results_file_the_claims_cannot_read_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "results.csv").write_text("model.depth,seed\n2,0\n")  # no status column
+    assert claims.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "results.csv cannot be read" in err
+    assert claims.main([str(tmp_path / "nowhere")]) == 2

@@ -1020,7 +1020,17 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    verdicts = claims_of_sweep(args.sweep_dir)
+    try:
+        verdicts = claims_of_sweep(args.sweep_dir)
+    except (KeyError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as error:
+        reason = f"{type(error).__name__}: {error}"
+        print(f"error: {args.sweep_dir / RESULTS_FILE} cannot be read ({reason})", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(
+            f"error: {error.filename or args.sweep_dir}: {error.strerror or error}", file=sys.stderr
+        )
+        return 2
     page = args.sweep_dir / "report" / "index.html"
     if page.is_file():
         figures = [p.name for p in draw_claim_figures(args.sweep_dir, page.parent)]
