@@ -869,6 +869,7 @@ def section(verdicts: list[Verdict], figures: list[str], sweep_dir: Path, comman
         links = ", ".join(
             f'<a href="{html.escape(_link(name, sweep_dir))}">{html.escape(_label(name))}</a>'
             for name in (n.strip() for n in v.claim.figure.split(","))
+            if name in figures or name not in (GRID_FIGURE, SETTINGS_FIGURE)  # drawn, or the grid's
         )
         detail = f"<br><small>{html.escape(row['detail'])}</small>" if row["detail"] else ""
         probability = row["improvement_probability"]
