@@ -5,7 +5,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from hydra_plugins.stacked_sweepers.grid import SeedStackingSweeper
-from src.sweep.checks import plan
+from src.config import ConfigError
+from src.sweep.checks import plan, sweep_grids
 
 from .conftest import CONF
 
@@ -68,3 +69,9 @@ def test_grids_that_share_a_job_run_it_once_and_the_command_line_wins_in_each():
     assert [job[1] for job in jobs] == ["model.depth=1", "model.depth=2", "model.depth=3"]
     narrowed = [job for batch in sweeper.job_batches(["model.depth=2"]) for job in batch]
     assert narrowed == [["++seeds=[0,1]", "model.depth=2", "model.lr=0.1"]]
+
+
+@pytest.mark.parametrize("grids", ["model.depth=1", [], ["model.depth=1"], {"a": "1"}])
+def test_grids_that_are_no_list_of_mappings_are_refused_naming_the_key(grids):
+    with pytest.raises(ConfigError, match="hydra.sweeper.grids=.* is not allowed: a list of"):
+        sweep_grids(grids)
