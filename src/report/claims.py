@@ -869,7 +869,7 @@ def section(verdicts: list[Verdict], figures: list[str], sweep_dir: Path, comman
         links = ", ".join(
             f'<a href="{html.escape(_link(name, sweep_dir))}">{html.escape(_label(name))}</a>'
             for name in (n.strip() for n in v.claim.figure.split(","))
-            if name in figures or name not in (GRID_FIGURE, SETTINGS_FIGURE)  # drawn, or the grid's
+            if name in figures or _exists(name, sweep_dir)
         )
         detail = f"<br><small>{html.escape(row['detail'])}</small>" if row["detail"] else ""
         probability = row["improvement_probability"]
@@ -904,6 +904,16 @@ Every number: <a href="../{CLAIMS_FILE}">{CLAIMS_FILE}</a>.</p>
 </table>
 {images}
 {SECTION_END}"""
+
+
+def _exists(name: str, sweep_dir: Path) -> bool:
+    """Whether a figure the claims name is there: a page of the repository, or a figure this
+    report drew (the claims' own are named in `figures`)."""
+    if name.startswith("multirun/"):
+        return (ROOT / name).exists()
+    return (
+        name not in (GRID_FIGURE, SETTINGS_FIGURE) and (Path(sweep_dir) / "report" / name).exists()
+    )
 
 
 def _label(name: str) -> str:
