@@ -115,10 +115,9 @@ def train_stack(
         trainer = _trainer(pl, cfg.trainer, loggers, out_dirs, callbacks)
         trainer.fit(model, datamodule=data)
         trainer.test(model, datamodule=data, verbose=False)
-        dead = _dead_units(model, data)
-        for run in written:
-            if dead[run.member]["dead_units"] is not None:
-                model._log_member(run.member, {"dead_units": dead[run.member]["dead_units"]})
+        dead = _dead_units(
+            model, data
+        )  # in metrics.json; the wandb run's last row stays the test's
     seconds = time.perf_counter() - start
     return {
         run.seed: _write_run(run, model, seconds, links[run.seed], dead[run.member])
