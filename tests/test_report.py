@@ -78,6 +78,9 @@ def test_cli_on_a_partial_sweep_with_failed_and_diverged_jobs(tmp_path, capsys):
     assert "3 of 12 jobs left out of the means" in page and "fixed: logger=none" in page
     # The best configuration (deepest, widest in the fake losses) leads the page.
     assert "Best configuration: <b>model.depth=2, model.width=10</b>" in page
+    # Its runs are not the report's problem (other data sizes): every claim untested, said once.
+    assert page.index("Claims: the course report") < page.index("Best configuration")
+    assert "claims: none tested by this sweep" in printed and (sweep / "claims.csv").is_file()
 
 
 def test_any_two_swept_keys_can_be_the_axes(tmp_path):

@@ -27,6 +27,8 @@ KEYS = {
     "history",
     "config",
     "stacked_with",
+    "dead_units",
+    "dead_units_by_layer",
 }
 
 
@@ -36,6 +38,7 @@ def test_a_run_writes_metrics_and_weights(make_cfg, tmp_path):
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved) == KEYS and saved["status"] == "ok"
     assert saved["epochs"] == len(saved["history"]) == 2
+    assert len(saved["dead_units_by_layer"]) == 2 and 0 <= saved["dead_units"] <= 1
     assert [r["epoch"] for r in saved["history"]] == [0, 1]
     assert saved["val_loss"] == saved["history"][-1]["val_loss"] == metrics["val_loss"]
     assert saved["best_val_loss"] == min(r["val_loss"] for r in saved["history"])

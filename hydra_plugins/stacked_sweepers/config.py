@@ -14,6 +14,8 @@ class SeedStackingSweeperConf:
     _target_: str = "hydra_plugins.stacked_sweepers.grid.SeedStackingSweeper"
     max_batch_size: int | None = None  # jobs launched at once (null: all), as BasicSweeper's
     params: dict[str, str] | None = None  # sweeps given in the config, as BasicSweeper's
+    # A list of params dicts, each added to `params`: the sweep runs the union of their grids.
+    grids: Any = None
     # true: one job per configuration with all its seeds; false: one job per seed, as BasicSweeper.
     stack_seeds: Any = True
     seed_key: str = "seed"  # the key whose values are stacked

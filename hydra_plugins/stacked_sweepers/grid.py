@@ -11,7 +11,7 @@ from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 
 from src.config import ConfigError
-from src.sweep.checks import mark_unfinished
+from src.sweep.checks import mark_unfinished, sweep_grids
 from src.sweep.lifetime import stop_on_full_disk
 
 from .launching import LaunchingSweeper, job_value
@@ -25,6 +25,7 @@ class SeedStackingSweeper(LaunchingSweeper):
         self,
         max_batch_size: int | None = None,
         params: dict[str, str] | None = None,
+        grids: Any = None,
         stack_seeds: Any = True,
         seed_key: str = "seed",
         stack_key: str = "seeds",
@@ -36,13 +37,21 @@ class SeedStackingSweeper(LaunchingSweeper):
         super().__init__(params, seed_key, stack_key)
         self.max_batch_size = max_batch_size
         self.stack_seeds = stack_seeds
+        self.grids = sweep_grids(grids)
 
     def job_batches(self, arguments: list[str]) -> list[list[list[str]]]:
-        """The jobs' overrides, in batches of at most `max_batch_size` jobs."""
-        overrides = parse(self.params, arguments, self.hydra_context)
-        jobs = expand(overrides)
-        seeds = swept_seeds(overrides, self.seed_key)
-        if self.stack_seeds and seeds is not None and len(seeds) > 1:
+        """The jobs' overrides, in batches of at most `max_batch_size` jobs: the grid of `params`
+        and the command line, or the union of the grids of `grids` (a job in two runs once)."""
+        jobs: dict[frozenset[str], list[str]] = {}
+        stacked = False
+        for grid in self.grids or [{}]:
+            overrides = parse({**self.params, **grid}, arguments, self.hydra_context)
+            for job in expand(overrides):
+                jobs.setdefault(frozenset(job), job)
+            seeds = swept_seeds(overrides, self.seed_key)
+            stacked |= self.stack_seeds and seeds is not None and len(seeds) > 1
+        jobs = list(jobs.values())
+        if stacked:
             jobs = stack(jobs, self.seed_key, self.stack_key)
         size = self.max_batch_size if self.max_batch_size not in (None, -1) else len(jobs)
         return [jobs[i : i + size] for i in range(0, len(jobs), max(size, 1))]

@@ -9,6 +9,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from src.report.claims import claim_lines, read_claims
 from src.report.grid import log_to_wandb, write_report
 from src.report.workers import pool
 from src.sweep.search import is_search
@@ -44,6 +45,9 @@ class GridReport(Callback):
             log.error(f"report not written: {type(error).__name__}: {error}")
             return
         log.info(f"report: {report_dir / 'index.html'}")
+        if not search:
+            for text in claim_lines(read_claims(sweep_dir)):
+                print(text)
         if config.get("logger") and config.logger.get("kind") == "wandb":
             try:  # by a worker, if there is one: it has wandb and its service running already
                 if workers is None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from src.config import ArgumentParser
+from src.report.claims import claim_lines, claims_section, draw_claim_figures, read_claims
 from src.report.layout import (
     AUTO,
     DEFAULT_COLS,
@@ -79,8 +80,13 @@ VIEWS = (
 )
 
 
+CLAIM_VIEW = "claim_figures"  # the Claims section's figures (src/report/claims.py)
+
+
 def draw(r: Report, view: str) -> list[Path]:
     """Draw one view; src/report/views.py (torch, matplotlib) is imported by whoever draws."""
+    if view == CLAIM_VIEW:
+        return draw_claim_figures(r.sweep_dir, r.out)
     from src.report import views
 
     return getattr(views, view)(r)
@@ -103,16 +109,18 @@ def write_report(
     """
     report = build(sweep_dir, rows, cols, seed, facet)
     report.out.mkdir(exist_ok=True)
+    every = (*VIEWS, CLAIM_VIEW)
     if workers is None:
-        drawn = [draw(report, view) for view in VIEWS]
+        drawn = [draw(report, view) for view in every]
     else:
         from joblib import delayed
 
-        drawn = workers(delayed(draw)(report, view) for view in VIEWS)
-    paths = [path for paths in drawn for path in paths]
+        drawn = workers(delayed(draw)(report, view) for view in every)
+    *views, claim_paths = drawn
+    paths = [path for paths in views for path in paths]
     for stale in set(CAPTIONS) - {p.stem for p in paths}:  # an earlier report's, not drawn now
         (report.out / f"{stale}.png").unlink(missing_ok=True)
-    write_page(report, paths)
+    write_page(report, paths, claims_section(report.sweep_dir, [p.name for p in claim_paths]))
     return report.out
 
 
@@ -127,8 +135,9 @@ def pm(g: Group, metric: str) -> str:
     return f"{number(g.mean(metric))} ± {number(g.std(metric), 2)}"
 
 
-def write_page(r: Report, paths: list[Path]) -> Path:
-    """index.html: the best configuration, a table of the best ones, then every figure."""
+def write_page(r: Report, paths: list[Path], claims: str = "") -> Path:
+    """index.html: the Claims section (`claims`, its html), the best configuration, a table
+    of the best ones, then every figure."""
     ranked = r.ranked
     head = [*r.swept, "seeds ok", "val_loss", "val_accuracy", "test_accuracy", "n_params"]
     cells = [
@@ -157,6 +166,7 @@ def write_page(r: Report, paths: list[Path]) -> Path:
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px}}
 img{{max-width:100%}}</style></head><body>
 <h1>Grid report: {name}</h1>
+{claims}
 <p>Best configuration: <b>{html.escape(best.describe(r.swept))}</b>,
 val_loss {pm(best, "val_loss")} (mean ± std across seeds).</p>
 <p>{html.escape(r.context)}. Every job: <a href="../{RESULTS_FILE}">{RESULTS_FILE}</a>.</p>
@@ -228,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{error.filename}: " if error.filename is not None else ""
         print(f"error: {where}{reason}{code}; the report is not complete", file=sys.stderr)
         return 2
+    for text in claim_lines(read_claims(args.sweep_dir)):
+        print(text)
     print(f"{left_out(read_results(args.sweep_dir))}: {args.sweep_dir / RESULTS_FILE}")
     print(f"report: {out / 'index.html'} ({time.perf_counter() - start:.1f} s)")
     return 0

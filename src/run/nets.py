@@ -11,7 +11,7 @@ batched ops. Its state dict has the MLP's names, so member k's state is `{name: 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -94,14 +94,41 @@ def seeded_mlp(seed: int, **net_args) -> MLP:
 
 def mlp_forward(net: MLP | StackedMLP, x: torch.Tensor) -> torch.Tensor:
     """The forward pass of an MLP, or of a StackedMLP (whose layers take (K, B, features))."""
-    *hidden, last = net.layers
-    for i, layer in enumerate(hidden):
+    h = x
+    for _, output in hidden_layers(net, x):
+        h = output
+    return net.layers[-1](h)
+
+
+def hidden_layers(
+    net: MLP | StackedMLP, x: torch.Tensor
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Each hidden layer's activation output `act(norm(W h + b))` and the layer's output (the
+    same, or with `residual` the input added to it), first layer first."""
+    for i, layer in enumerate(net.layers[:-1]):
         z = layer(x)
         if net.norm != "none":
             z = net.norms[i](z)
         z = net.activation(z)
         x = x + z if net.residual and i > 0 else z
-    return last(x)
+        yield z, x
+
+
+def dead_units(net: StackedMLP, x: torch.Tensor) -> list[list[float]]:
+    """Per member, per hidden layer: the share of its units whose activation output is exactly
+    0 on every sample of x (B, in), as a relu that never activates (tanh, sigmoid, gelu have
+    none). Evaluated in eval mode (BatchNorm's running statistics), without gradients."""
+    training = net.training
+    x = x.expand(net.members, *x.shape)
+    net.eval()
+    try:
+        with torch.no_grad():
+            shares = [
+                (z == 0).all(dim=1).float().mean(dim=-1) for z, _ in hidden_layers(net, x)
+            ]  # each (K,)
+    finally:
+        net.train(training)
+    return torch.stack(shares, dim=1).tolist() if shares else [[] for _ in range(net.members)]
 
 
 def init_linears(layers: nn.ModuleList, init: str, activation: str) -> None:

@@ -115,8 +115,30 @@ def train_stack(
         trainer = _trainer(pl, cfg.trainer, loggers, out_dirs, callbacks)
         trainer.fit(model, datamodule=data)
         trainer.test(model, datamodule=data, verbose=False)
+        dead = _dead_units(
+            model, data
+        )  # in metrics.json; the wandb run's last row stays the test's
     seconds = time.perf_counter() - start
-    return {run.seed: _write_run(run, model, seconds, links[run.seed]) for run in written}
+    return {
+        run.seed: _write_run(run, model, seconds, links[run.seed], dead[run.member])
+        for run in written
+    }
+
+
+def _dead_units(model: Any, data: Any) -> list[dict[str, Any]]:
+    """Each member's share of hidden units that never activate on the validation set (a relu
+    whose output is 0 on every sample), over all its hidden layers and per layer; None at
+    depth 0."""
+    from src.run.nets import dead_units
+
+    x = data.splits["val"].tensors[0].to(next(model.parameters()).device)
+    return [
+        {
+            "dead_units": sum(layers) / len(layers) if layers else None,
+            "dead_units_by_layer": layers,
+        }
+        for layers in dead_units(model.net, x)
+    ]
 
 
 @dataclass(frozen=True)
@@ -232,15 +254,19 @@ def _cluster_environment() -> Any:
     return LightningEnvironment()
 
 
-def _write_run(run: _Run, model: Any, seconds: float, wandb: dict[str, str]) -> dict[str, Any]:
+def _write_run(
+    run: _Run, model: Any, seconds: float, wandb: dict[str, str], dead: dict[str, Any]
+) -> dict[str, Any]:
     """Write one seed's model.pt and metrics.json, and return its metrics; a seed whose files
     cannot be written is failed (the stack's other seeds are kept), a full disk is raised.
-    wandb: its wandb run's id and folder (wandb_link), if it has one."""
+    wandb: its wandb run's id and folder (wandb_link), if it has one; dead: its dead units
+    (_dead_units)."""
     k = run.member
     metrics = {
         **run_metrics(model.history[k], model.test_metrics[k], model.status[k]),
         "n_params": run.n_params,
         "seconds": seconds,
+        **dead,
         "stacked_with": run.stacked_with,
         **wandb,
         "history": model.history[k],

@@ -8,7 +8,9 @@ as failed if the sweep is cut short, and removes their wandb runs.
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
+import math
 import os
 import sys
 import time
@@ -34,32 +36,70 @@ log = logging.getLogger(__name__)
 N_JOBS_ALLOWED = "an integer from 1 to 2**63-1, or -1 for all cores (-2: all but one, ...)"
 
 
-def plan(config: DictConfig) -> tuple[int | None, list[str]]:
-    """How many runs the sweep will write (the grid's size, or the search's trials times their
-    seeds), and which keys it varies."""
+def sweep_grids(grids: Any) -> list[dict[str, str]] | None:
+    """`hydra.sweeper.grids` as params dicts, None when it has none; a ConfigError if it is
+    no list of mappings. A boolean is written as Hydra reads it (false, not False)."""
+    if grids is None:
+        return None
+    grids = OmegaConf.to_container(grids) if OmegaConf.is_config(grids) else grids
+    if not isinstance(grids, list) or not grids or not all(isinstance(g, dict) for g in grids):
+        raise ConfigError("hydra.sweeper.grids", grids, "a list of {key: values} mappings")
+    text = {True: "true", False: "false"}
+    return [
+        {str(k): text[v] if isinstance(v, bool) else str(v) for k, v in grid.items()}
+        for grid in grids
+    ]
+
+
+def grid_arguments(config: DictConfig) -> list[list[str]]:
+    """Each grid's overrides: `hydra.sweeper.params`, with one of `hydra.sweeper.grids` added
+    when it has grids (the sweep is their union), then the command line's."""
     sweeper = config.hydra.sweeper
-    params = sweeper.get("params") or {}
+    params = dict(sweeper.get("params") or {})
+    task = list(config.hydra.overrides.task)
+    grids = sweep_grids(sweeper.get("grids")) or [{}]
+    return [[f"{k}={v}" for k, v in {**params, **grid}.items()] + task for grid in grids]
+
+
+def plan(config: DictConfig) -> tuple[int | None, list[str]]:
+    """How many runs the sweep will write (the grid's size, or the union of its grids', or the
+    search's trials times their seeds), and which keys it varies."""
+    sweeper = config.hydra.sweeper
     if is_search(sweeper):
         seeds = len(trial_seeds(config, sweeper.seed_key))
         swept = sorted(k for k in search_space(config) if k != sweeper.seed_key)
         return int(sweeper.n_trials) * seeds, swept
-    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
-    total, swept = 1, []
-    for override in OverridesParser.create().parse_overrides(arguments):
-        if override.is_sweep_override():
-            swept.append(override.get_key_element())
-            if total is not None and override.is_discrete_sweep():
-                total *= len(list(override.sweep_string_iterator()))
+    grids = grid_arguments(config)
+    values: dict[str, set[str]] = {}  # every key's values over all grids
+    swept: dict[str, None] = {}
+    runs: set[frozenset[str]] | None = set()
+    for arguments in grids:
+        choices: dict[str, list[str]] = {}  # a key given twice: the later values win
+        for override in OverridesParser.create().parse_overrides(arguments):
+            key = override.get_key_element()
+            if override.is_sweep_override():
+                swept[key] = None
+            if not override.is_sweep_override():
+                choices[key] = [override.get_value_element_as_str()]
+            elif override.is_discrete_sweep():
+                choices[key] = list(override.sweep_string_iterator())
             else:
-                total = None
-    return total, swept
+                runs = None
+        for key, choice in choices.items():
+            values.setdefault(key, set()).update(choice)
+        if runs is not None and len(grids) == 1:  # one grid: its size, without listing it
+            return math.prod(len(c) for c in choices.values()), list(swept)
+        if runs is not None:  # a job in two grids runs once
+            keys = list(choices)
+            runs |= {frozenset(zip(keys, job)) for job in itertools.product(*choices.values())}
+    swept.update((k, None) for k, v in values.items() if len(v) > 1)
+    return (None if runs is None else len(runs)), list(swept)
 
 
 def check_grid_values(config: DictConfig) -> None:
     """Refuse a grid key swept over no value (an empty sweep) or over one value twice (two
-    jobs into one folder; a seed twice in one stack)."""
-    params = config.hydra.sweeper.get("params") or {}
-    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    jobs into one folder; a seed twice in one stack), and grids that are no list of mappings."""
+    arguments = [a for grid in grid_arguments(config) for a in grid]
     for override in OverridesParser.create().parse_overrides(arguments):
         if not override.is_discrete_sweep():
             continue

@@ -1,0 +1,77 @@
+"""How a claim is decided: an effect's 95% bootstrap interval over seeds, the probability of
+improvement, and the verdict rule, the same for every claim and every sweep.
+
+Statistics are scipy's: `scipy.stats.bootstrap` (percentile intervals, seeds resampled together
+across all the settings a claim reads, so two settings that share seeds stay paired) and
+`scipy.stats.mannwhitneyu` (the probability of improvement, as in rliable: the chance that a
+run of one setting ends with a lower loss than a run of the other, ties counting half).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+RESAMPLES = 9999
+RNG_SEED = 0  # fixed: the same results give the same interval
+
+HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "not decided"
+RULE = (
+    "Each claim says its effect is above (>) or below (<) a threshold fixed in "
+    "src/report/claims.py. It holds when the whole 95% bootstrap interval over seeds lies on "
+    "the claimed side, does not hold when the whole interval lies on the other side, and is "
+    "not decided at this number of seeds when the interval contains the threshold."
+)
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float
+    high: float
+    seeds: int
+
+
+def interval(
+    samples: Sequence[np.ndarray], statistic: Callable[..., np.ndarray]
+) -> Interval | None:
+    """The statistic of the samples (one array per setting, one value per seed, the seeds in
+    the same order in each) and its 95% percentile bootstrap interval, the seeds resampled
+    together; None with fewer than 2 seeds. `statistic(*samples, axis=-1)` is vectorized."""
+    samples = [np.asarray(s, dtype=float) for s in samples]
+    n = len(samples[0])
+    if n < 2:
+        return None
+    result = stats.bootstrap(
+        samples,
+        statistic,
+        n_resamples=RESAMPLES,
+        vectorized=True,
+        paired=True,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(RNG_SEED),
+    )
+    low, high = result.confidence_interval
+    return Interval(float(statistic(*samples, axis=-1)), float(low), float(high), n)
+
+
+def improvement_probability(better: np.ndarray, worse: np.ndarray) -> float:
+    """P(a run of `better` ends below a run of `worse`), ties half: the Mann-Whitney U of
+    `worse` over `better` divided by the number of pairs."""
+    u = stats.mannwhitneyu(worse, better, alternative="two-sided").statistic
+    return float(u) / (len(better) * len(worse))
+
+
+def verdict(found: Interval | None, side: str, threshold: float) -> str:
+    """The rule (RULE): side ">" claims the effect is above the threshold, "<" below it."""
+    if found is None:
+        return UNDECIDED
+    above, below = found.low > threshold, found.high < threshold
+    if side == ">":
+        return HOLDS if above else FAILS if below else UNDECIDED
+    return HOLDS if below else FAILS if above else UNDECIDED
