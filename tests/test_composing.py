@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import pickle
 
+import cloudpickle
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -64,7 +65,7 @@ def test_the_loader_travels_to_workers_without_its_configs(hydra_loader):
     master, loader, composing = hydra_loader
     cached = composing.CachedComposition(loader)
     cached.load_sweep_config(master, JOBS[0])
-    copy = pickle.loads(pickle.dumps(cached))
+    copy = pickle.loads(cloudpickle.dumps(cached))  # as joblib and Dask send it
     assert copy.get_search_path() is not None and "_composed" not in vars(copy)
     config = copy.load_sweep_config(master, JOBS[1])
     assert OmegaConf.to_yaml(config) == OmegaConf.to_yaml(loader.load_sweep_config(master, JOBS[1]))
