@@ -21,7 +21,7 @@ import pytest
 from src.report.search import load_study
 
 from .conftest import ROOT, TINY
-from .hold import HELD, hold_overrides
+from .hold import HELD, RELEASE, hold_overrides
 from .test_launchers import ENV, records, sweep_cmd, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -160,20 +160,28 @@ def test_a_cancelled_worker_reruns_its_job_then_fails_it_with_slurms_state(tmp_p
 
 
 def test_one_worker_past_its_wall_time_hands_over_and_every_job_ends_ok(tmp_path):
-    # A wall time of 1 min: each worker retires after 40 s and another batch job takes over,
-    # so this sweep of about 90 s of training on one worker spans several workers' lives.
-    sweep = tmp_path / "sweep"
-    slow = ["model.depth=2", "model.width=8,9,10,11", "seed=0,1", "logger=none",
-            "data.n_train=2048", "data.batch_size=16", "trainer.max_epochs=16"]  # fmt: skip
-    one = [*SLURM, "hydra.launcher.workers=1", "hydra.launcher.timeout_min=1"]
-    done = run(sweep_cmd(sweep, *slow, *one))
-    output = done.stdout + done.stderr
-    assert done.returncode == 0 and "Traceback" not in output, output
+    # A wall time of 1 min: the worker is retired 40 s after it reached the scheduler, while
+    # it holds a job; that job runs again in the next worker's batch job, which takes over.
+    sweep, signals, log = tmp_path / "sweep", tmp_path / "signals", tmp_path / "log"
+    cmd = sweep_cmd(
+        sweep, *GRID, *SLURM, "hydra.launcher.workers=1", "hydra.launcher.timeout_min=1"
+    )
+    process = start(cmd + hold_overrides(signals, "model.width", 10), log)
+    try:
+        first = held_worker(signals, process)
+        assert held_worker(signals, process) != first  # cut short, running again elsewhere
+        with open(signals / RELEASE, "w"):  # now let it finish
+            pass
+        process.wait(timeout=300)
+    finally:
+        process.kill()
+    output = log.read_text()
+    assert process.returncode == 0 and "Traceback" not in output, output
     assert all_ok(sweep)
     jobs = sacct(folder_jobs(sweep))
     assert len(jobs) >= 2, jobs  # handed over at least once
-    assert not any(j["state"].startswith("TIMEOUT") for j in jobs), (jobs, output)  # in time
-    rerun = run(sweep_cmd(sweep, *slow, *one))  # at once, its workers gone or going
+    assert not any(j["state"].startswith("TIMEOUT") for j in jobs), jobs  # retired in time
+    rerun = run(cmd)  # at once, its workers gone or going
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "8 finished runs found there, skipped" in rerun.stdout + rerun.stderr
 
