@@ -355,6 +355,7 @@ class ClusterSweep:
                 (self.folder / "usage.json").write_text(json.dumps(usage))
             limit = self.launcher["mem_gb"]
             log.info(f"{jobs} worker batch job(s); a worker's peak memory {peak} MB of {limit} GB")
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # its closing chatter
         with contextlib.suppress(Exception):
             self.client.close()
         with contextlib.suppress(Exception):
