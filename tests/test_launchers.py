@@ -43,7 +43,7 @@ def wait_for(condition, what: str, process: subprocess.Popen | None = None, time
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+@pytest.mark.parametrize("launcher", ["local", "joblib", "submitit_local"])
 def test_parallel_launchers_give_the_basic_launchers_numbers(tmp_path, launcher):
     grid = ["model.depth=1", "model.width=3", "seed=0,1", "logger=none", *TINY]
     for name in ("basic", launcher):
@@ -153,7 +153,7 @@ def _loky_workers(parent: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc").exists(), reason="finds the workers through /proc")
 def test_a_dead_worker_fails_its_job_and_loses_nothing(tmp_path):
     sweep, signals = tmp_path / "sweep", tmp_path / "signals"
-    cmd = _four_jobs(sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "logger=none")
+    cmd = _four_jobs(sweep, "hydra/launcher=local", "hydra.launcher.n_jobs=2", "logger=none")
     log = (tmp_path / "output.txt").open("w")  # a file, not a pipe: nothing waits on a reader
     sweep_process = subprocess.Popen(
         cmd + hold_overrides(signals, "model.width", 10),

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from joblib import Parallel, delayed
+from omegaconf import OmegaConf
 
 from src.report.workers import pool
+from src.sweep.worker import joblib_settings
 
 from .conftest import CONF
 
@@ -29,8 +31,8 @@ def _meet(folder: str, workers: int) -> int:
 
 def test_the_report_pool_is_the_workers_the_launcher_ran_the_jobs_on(tmp_path):
     launcher = _launcher("hydra.launcher.n_jobs=2")
-    # What Hydra's joblib launcher does with these settings
-    settings = {k: v for k, v in launcher.items() if k != "_target_"} | {"backend": "loky"}
+    # What the local launcher runs its jobs on (hydra_plugins/stacked_sweepers/local_launcher.py)
+    settings = joblib_settings(OmegaConf.to_container(launcher))
     jobs, report = tmp_path / "jobs", tmp_path / "report"
     jobs.mkdir()
     report.mkdir()
@@ -42,3 +44,4 @@ def test_the_report_pool_is_the_workers_the_launcher_ran_the_jobs_on(tmp_path):
 def test_no_pool_for_a_launcher_that_runs_its_jobs_in_this_process():
     assert pool(_launcher("hydra.launcher.n_jobs=1")) is None
     assert pool(_launcher("hydra/launcher=basic")) is None
+    assert pool(_launcher("hydra/launcher=slurm")) is None

@@ -9,3 +9,5 @@
 `overrides` holds what both share: expanding overrides and grouping seeds. The task trains a
 job's seeds as one stacked model.
 """
+
+from . import _settings  # noqa: F401  (registers the plugins' configs)

@@ -7,8 +7,7 @@ import atexit
 from collections.abc import Sequence
 from typing import Any
 
-from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, setup_globals
+from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method
@@ -50,13 +49,12 @@ class JobqueueLauncher(Launcher):
     def _sweep(self) -> Any:
         """The sweep's cluster, started at its first job: a search's trials share it."""
         from src.sweep import lifetime
-        from src.sweep.cluster import ClusterSweep, Context
+        from src.sweep.cluster import ClusterSweep
+        from src.sweep.worker import Context
 
         assert self.config is not None and self.hydra_context is not None
         if self.sweep is None:
-            setup_globals()
-            state = Singleton.get_state()
-            context = Context(self.hydra_context, self.config, self.task_function, state)
+            context = Context.of(self)
             # The app's own bookkeeping where its config names it; Hydra's launchers keep none.
             ended, lost = (self.params[k] for k in ("job_ended", "job_lost"))
             ended = get_method(ended) if ended else print_nothing

@@ -24,9 +24,10 @@ from .overrides import apply_override, config_groups, keeps_shape
 
 MAX_KINDS = 256  # composed configs kept by a process (a sweep has a few kinds)
 MAX_PARSED = 100_000  # overrides kept parsed by a process
-# Per process, so that a joblib worker keeps them across jobs (each job unpickles its own
-# loader): the composed configs, the config groups of each search path, and each override
-# parsed (by search path and text: whether it is a value override, and the Override).
+# Per process, so that a worker keeps them across jobs (src/sweep/worker.py installs Hydra's
+# state once a worker: a reinstall re-imports this module, which would empty them): the
+# composed configs, the config groups of each search path, and each override parsed (by
+# search path and text: whether it is a value override, and the Override).
 _composed: dict[tuple, DictConfig] = {}
 _groups: dict[tuple, set[str]] = {}
 _parsed: dict[tuple, tuple[Override, bool]] = {}
@@ -34,7 +35,7 @@ _parsed: dict[tuple, tuple[Override, bool]] = {}
 
 class CachedComposition:
     """Hydra's config loader, its `load_sweep_config` composing each kind of job once; every
-    other attribute is the loader's own. Pickled with the launcher's context (joblib, SLURM):
+    other attribute is the loader's own. Pickled with the launcher's context (local, SLURM):
     the composed configs stay in each process (`_composed`)."""
 
     def __init__(self, loader: Any) -> None:

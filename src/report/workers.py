@@ -11,15 +11,15 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def pool(launcher: DictConfig | None):
-    """A joblib.Parallel on the joblib launcher's own reusable worker pool (the same settings
-    find the same workers); None for other launchers, or one that runs its jobs in this process."""
-    if launcher is None or not launcher.get("_target_", "").endswith("JoblibLauncher"):
+    """A joblib.Parallel on the pool of workers of a launcher with joblib's settings (local,
+    joblib); None for other launchers, or one that runs its jobs in this process."""
+    if launcher is None or "n_jobs" not in launcher:
         return None
     from joblib import Parallel, effective_n_jobs
 
+    from src.sweep.worker import joblib_settings
+
     # loky keeps one reusable pool per process, restarted by any change of its settings:
     # the launcher's own settings find the workers that ran the jobs.
-    settings = OmegaConf.to_container(launcher, resolve=True)
-    settings.pop("_target_")
-    settings["backend"] = "loky"  # as the launcher does
+    settings = joblib_settings(OmegaConf.to_container(launcher, resolve=True))
     return Parallel(**settings) if effective_n_jobs(settings["n_jobs"]) > 1 else None

@@ -22,12 +22,10 @@ worker jobs that ended before their worker reached the scheduler.
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import json
 import logging
 import os
-import pickle
 import resource
 import shlex
 import subprocess
@@ -36,6 +34,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from src.sweep.worker import Context, run_job
 
 log = logging.getLogger(__name__)
 
@@ -93,56 +93,6 @@ def cluster_options(launcher: dict[str, Any]) -> dict[str, Any]:
 def _dashboard(launcher: dict[str, Any]) -> str | None:
     """The dashboard's address where bokeh is installed (Dask serves none without it)."""
     return launcher["dashboard"] if importlib.util.find_spec("bokeh") else None
-
-
-class Context:
-    """What a worker needs to run a Hydra job as a launcher would. Pickled once per sweep into
-    its folder, which the nodes share, and read once per worker: no worker holds data that
-    must be moved elsewhere before it may retire."""
-
-    def __init__(self, hydra_context, config, task_function, singleton_state) -> None:
-        self.hydra_context, self.config = hydra_context, config
-        self.task_function, self.singleton_state = task_function, singleton_state
-
-    def save(self, path: Path) -> Path:
-        import cloudpickle
-
-        path.write_bytes(cloudpickle.dumps(self))
-        return path
-
-
-@functools.cache
-def _load_context(path: Path) -> Context:
-    return pickle.loads(path.read_bytes())
-
-
-def run_job(context_file: Path, number: int, overrides: list[str]) -> Any:
-    """One Hydra job in a Dask worker: its config loaded with its overrides, then Hydra's
-    `run_job`, as Hydra's own launchers do."""
-    from hydra.core.singleton import Singleton
-    from hydra.core.utils import run_job as hydra_run_job
-    from hydra.core.utils import setup_globals
-    from omegaconf import OmegaConf, open_dict
-
-    context = _load_context(context_file)
-    Singleton.set_state(context.singleton_state)
-    setup_globals()
-    loader = context.hydra_context.config_loader
-    config = loader.load_sweep_config(context.config, list(overrides))
-    with open_dict(config.hydra.job):
-        config.hydra.job.id = os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID") or ""
-        config.hydra.job.num = number
-    result = hydra_run_job(
-        hydra_context=context.hydra_context,
-        task_function=context.task_function,
-        config=config,
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
-    # Plain configs: the result unpickles without the plugins' structured config classes.
-    for name in ("cfg", "hydra_cfg"):
-        setattr(result, name, OmegaConf.create(OmegaConf.to_container(getattr(result, name))))
-    return result
 
 
 class ClusterSweep:
@@ -208,6 +158,7 @@ class ClusterSweep:
                 self.context_file,
                 number,
                 list(overrides),
+                plain=True,  # as it was tested on SLURM: the scheduler holds plain results
                 key=f"job-{number}-{self.token}",
             )
 

@@ -22,10 +22,8 @@ from src.config import ConfigError
 from src.run.files import METRICS_FILE, member_dir, no_space, read_metrics, write_json_atomic
 from src.run.loggers import WandbPlace
 from src.run.training import objective, train_stack
-from src.sweep.lifetime import die_with_parent
 from src.sweep.progress import (
     forget_record,
-    main_pid,
     note_record,
     progress_lines,
     settings,
@@ -53,8 +51,6 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
     sweep_dir = Path(hydra_cfg.sweep.dir)
     for handler in logging.getLogger().handlers:  # the job's train.log, as Hydra set it up
         quiet_on_full_disk(handler)
-    if str(hydra_cfg.launcher.get("_target_", "")).endswith("JoblibLauncher"):
-        die_with_parent(main_pid(sweep_dir))
     stacked = cfg.get("seeds") is not None
     seeds = list(cfg.seeds) if stacked else [cfg.seed]
     dirs = seed_dirs(cfg, Path(cfg.output_dir))

@@ -4,10 +4,12 @@ on disk, so it is right whichever process or machine ran the other jobs.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +62,30 @@ def forget_record(sweep_dir: Path, job_dir: Path) -> None:
                 (index / name).unlink(missing_ok=True)
 
 
-def finish_times(sweep_dir: Path) -> list[float]:
-    """When each record of the sweep was written, from its index (else from the records)."""
+def finish_times(sweep_dir: Path) -> Sequence[float]:
+    """When each record of the sweep was written, in order: from its index (each name read as
+    a time only where it is looked at: a job of a 10,000-job sweep looks at a few), else from
+    the records."""
     try:
-        names = os.listdir(Path(sweep_dir) / RECORDS_DIR)
+        names = sorted(os.listdir(Path(sweep_dir) / RECORDS_DIR))
     except OSError:
-        return [p.stat().st_mtime for p in sweep_files(sweep_dir)]
-    return [int(name[:13]) / 1000 for name in names]
+        return sorted(p.stat().st_mtime for p in sweep_files(sweep_dir))
+    return _IndexTimes(names)
+
+
+class _IndexTimes(Sequence[float]):
+    """The times of the record index's names (sorted: they begin with the time, zero-padded)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return _IndexTimes(self.names[i])
+        return int(self.names[i][:13]) / 1000
 
 
 def _duration(seconds: float) -> str:
@@ -85,15 +104,15 @@ MIN_FINISHES = 3
 
 
 def eta_seconds(
-    finish_times: list[float], done: int, total: int | None, job_seconds: float = 0.0
+    finish_times: Sequence[float], done: int, total: int | None, job_seconds: float = 0.0
 ) -> float | None:
     """Seconds until the sweep's `total` records are written, at the rate the records of this
-    run (`finish_times`, their mtimes) came in; None while that rate would mean little."""
+    run (`finish_times`, in order) came in; None while that rate would mean little."""
     if not total or done >= total or not finish_times:
         return None
-    times = sorted(finish_times)
-    start = max(t for t in times if t <= times[0] + SAME_MOMENT)  # end of the first finish
-    later = sum(1 for t in times if t > start)
+    times = finish_times
+    start = times[bisect.bisect_right(times, times[0] + SAME_MOMENT) - 1]  # the first finish's end
+    later = len(times) - bisect.bisect_right(times, start)
     span = times[-1] - start
     if later < MIN_FINISHES or span <= 0 or span < job_seconds:
         return None
@@ -110,11 +129,6 @@ def sweep_state(sweep_dir: Path) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-def main_pid(sweep_dir: Path) -> int | None:
-    """The pid of the sweep's main process, as its state file records it."""
-    return sweep_state(sweep_dir).get("pid")
-
-
 def progress_lines(sweep_dir: Path, runs: list[tuple[list[str], dict[str, Any]]]) -> list[str]:
     """For each (overrides, metrics) of a job's runs (a stack's seeds), the line
     `[done/total] <overrides> val_loss=... <seconds>s, ETA ...`, counted from the files on disk,
@@ -122,7 +136,7 @@ def progress_lines(sweep_dir: Path, runs: list[tuple[list[str], dict[str, Any]]]
     The sweep folder is read once for all of them."""
     state = {"total": None, "swept": None, "started": time.time(), **sweep_state(sweep_dir)}
     finished = finish_times(sweep_dir)
-    this_run = [t for t in finished if t >= state["started"]]  # not a resumed run's earlier jobs
+    this_run = finished[bisect.bisect_left(finished, state["started"]) :]  # not a resumed run's
     return [_line(state, len(finished), this_run, o, metrics) for o, metrics in runs]
 
 

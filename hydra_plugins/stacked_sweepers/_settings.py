@@ -1,7 +1,11 @@
 """The plugins' settings, registered in Hydra's ConfigStore as `hydra/sweeper/seed_stacking`,
 `hydra/sweeper/stacked_search` and `hydra/launcher/dask_<scheduler>`. Values a user types are typed
 Any where a wrong one must reach the project's own check (src/sweep/checks.py), which names the
-key in one line."""
+key in one line.
+
+Imported by the package, never by Hydra's plugin scan (it skips modules named with a leading
+underscore): a scan re-executes the modules it visits, and a worker that installs Hydra's state
+(src/sweep/worker.py) would get new classes for these, unlike the ones its configs hold."""
 
 from dataclasses import dataclass, field
 from typing import Any
