@@ -4,7 +4,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from hydra_plugins.stacked_sweepers.grid import SeedStackingSweeper
+from hydra_plugins.stacked_sweepers.grid_sweeper import SeedStackingSweeper
 from src.config import ConfigError
 from src.sweep.checks import plan, sweep_grids
 

@@ -1,4 +1,4 @@
-"""The Bayesian search (hparams_search=bayes, hydra_plugins/stacked_sweepers/search.py): its
+"""The Bayesian search (hparams_search=bayes, hydra_plugins/stacked_sweepers/optuna_sweeper.py): its
 space, its refusals, the ask-and-tell loop over stacked trials (with a launcher that trains
 nothing), and real searches: resume after kill -9, SQLite storage, pruning, the dashboard."""
 
@@ -29,7 +29,7 @@ from omegaconf import OmegaConf, open_dict
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from hydra_plugins.stacked_sweepers.search import StackedSearchSweeper, trial_outcome
+from hydra_plugins.stacked_sweepers.optuna_sweeper import StackedSearchSweeper, trial_outcome
 from src.report.search import load_study, write_search_report
 from src.run.files import write_json_atomic
 from src.run.training import train

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.config_store import ConfigStore
 
-from hydra_plugins.stacked_sweepers.grid import SeedStackingSweeper
+from hydra_plugins.stacked_sweepers.grid_sweeper import SeedStackingSweeper
 from src.run.data import GeneratedDataModule
 from src.run.files import member_dir
 from src.run.loggers import WandbPlace

@@ -38,7 +38,7 @@ def test_plan_counts_the_grid_and_names_the_swept_keys():
     assert plan(master(["seed=0,1"], params={"model.lr": "0.1,0.01"})) == (4, ["model.lr", "seed"])
 
 
-SEARCH = "hydra_plugins.stacked_sweepers.search.StackedSearchSweeper"
+SEARCH = "hydra_plugins.stacked_sweepers.optuna_sweeper.StackedSearchSweeper"
 
 
 def test_plan_of_a_search_is_its_trials_times_their_seeds():

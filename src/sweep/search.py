@@ -4,8 +4,8 @@ The space is written in Hydra's override syntax (`choice`, `range`, `interval`,
 `tag(log, interval(...))`) and turned here into Optuna distributions; a swept `seed` is not a
 dimension but each trial's stack of seeds. Every setting is checked before the first trial
 (`check_search_space`, a wrong one is a ConfigError naming its key). The sweeper that runs the
-study is hydra_plugins/stacked_sweepers/search.py; Optuna is imported only where used, so a
-grid sweep never pays for it.
+study is hydra_plugins/stacked_sweepers/optuna_sweeper.py; Optuna is imported only where used,
+so a grid sweep never pays for it.
 """
 
 from __future__ import annotations
