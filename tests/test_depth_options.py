@@ -307,7 +307,7 @@ def test_batch_norm_refuses_a_training_batch_of_one_sample(make_cfg):
 
 
 def test_the_options_can_be_searched():
-    from src.sweep.search import check_search_space, search_space
+    from src.sweep.space import check_search_space, search_space
 
     from .test_search import search_cfg
 

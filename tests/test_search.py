@@ -35,7 +35,7 @@ from src.run.files import write_json_atomic
 from src.run.training import train
 from src.sweep.checks import SweepCheck
 from src.sweep.runs import report_run
-from src.sweep.search import check_search_space, study_storage
+from src.sweep.space import check_search_space, study_storage
 
 from .conftest import CONF, ROOT, wandb_inspect
 from .test_results import job_record

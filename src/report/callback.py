@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.report.claims import claim_lines, read_claims
 from src.report.grid import log_to_wandb, write_report
 from src.report.workers import pool
-from src.sweep.search import is_search
+from src.sweep.space import is_search
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ def load_study(sweep_dir: Path) -> Any:
     """The study of a search's folder, from the storage its multirun.yaml names."""
     import optuna
 
-    from src.sweep.search import STUDY_FILE, is_search, study_storage
+    from src.sweep.space import STUDY_FILE, is_search, study_storage
 
     multirun = Path(sweep_dir) / "multirun.yaml"
     if not Path(sweep_dir).is_dir():

@@ -3,6 +3,6 @@
 `checks`: before the first job (launcher settings, resume into the same sweep only); `jobs`: one
 job, the seeds of one configuration trained as one stack and written one folder each; `runs`:
 their wandb runs, all in `<sweep>/wandb/`, and their ids; `progress`: its line when it ends;
-`summary`: the count by status at the end; `search`: the Bayesian search's space. The
+`summary`: the count by status at the end; `space`: the Bayesian search's space. The
 seed-stacking sweeper itself is a Hydra plugin: hydra_plugins/.
 """

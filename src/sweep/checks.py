@@ -30,7 +30,7 @@ from src.sweep.lifetime import end_sweep_on_signals, stop_on_full_disk
 from src.sweep.lock import lock_sweep
 from src.sweep.progress import STATE_FILE, index_records, note_record, sweep_state
 from src.sweep.runs import remove_seed_runs
-from src.sweep.search import check_search_space, is_search, search_space, trial_seeds
+from src.sweep.space import check_search_space, is_search, search_space, trial_seeds
 
 log = logging.getLogger(__name__)
 N_JOBS_ALLOWED = "an integer from 1 to 2**63-1, or -1 for all cores (-2: all but one, ...)"

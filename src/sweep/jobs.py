@@ -30,7 +30,7 @@ from src.sweep.progress import (
     sweep_state,
 )
 from src.sweep.runs import remove_seed_runs, seed_run
-from src.sweep.search import is_search
+from src.sweep.space import is_search
 
 log = logging.getLogger(__name__)
 
