@@ -10,6 +10,6 @@ The packages follow the data's way through the program; each imports only those 
 - `report/`: what a sweep shows (hydra.callbacks.report): results.csv, the figures, the page;
 - `autodiff/`: parts 1 and 2 of the report, backprop from scratch (standalone).
 
-Entry points: `python -m src.train`, `src.report`, `src.search`, `src.benchmark`,
+Entry points: `python -m src.train`, `src.report` (a grid's or a search's), `src.benchmark`,
 `src.autodiff.train`.
 """

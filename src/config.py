@@ -263,9 +263,9 @@ def exit_on_config_error(task: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse for the entry points that are not Hydra apps (src.report, src.search, the
-    benchmarks): a wrong argument is refused as a bad config value is, in one line on stderr
-    with exit status 2 (argparse's own refusal prints its usage first)."""
+    """argparse for the entry points that are not Hydra apps (src.report, the benchmarks): a
+    wrong argument is refused as a bad config value is, in one line on stderr with exit status
+    2 (argparse's own refusal prints its usage first)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")

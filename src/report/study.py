@@ -1,6 +1,6 @@
 """A search's report, drawn from its Optuna study: `<sweep>/results.csv` and `<sweep>/report/`.
 
-    python -m src.search <sweep dir>
+    python -m src.report <sweep dir>
 
 Written at the end of every search (src/report/callback.py) and on demand. Its views: the
 best trial with the command that retrains it, a table of the best trials, parallel
@@ -301,7 +301,7 @@ and is scored by their mean val_loss. Every run: <a href="../results.csv">result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m src.search", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m src.report", description=__doc__.split("\n")[0])
     parser.add_argument(
         "sweep_dir", type=Path, help="the folder of a search (hparams_search=bayes)"
     )
