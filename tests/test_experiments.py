@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.stacked_sweepers.grid_sweeper import SeedStackingSweeper
 from src.config import ConfigError
-from src.sweep.checks import plan, sweep_grids
+from src.sweep.preflight import plan, sweep_grids
 
 from .conftest import CONF
 

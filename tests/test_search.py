@@ -33,7 +33,7 @@ from hydra_plugins.stacked_sweepers.optuna_sweeper import StackedSearchSweeper, 
 from src.report.study import load_study, write_search_report
 from src.run.files import write_json_atomic
 from src.run.training import train
-from src.sweep.checks import SweepCheck
+from src.sweep.preflight import SweepCheck
 from src.sweep.runs import report_run
 from src.sweep.space import check_search_space, study_storage
 

@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 from src.config import ConfigError
 from src.run.files import write_json_atomic
 from src.sweep import progress
-from src.sweep.checks import SweepCheck, check_launcher, check_resume, mark_unfinished, plan
 from src.sweep.jobs import clear_attempt, finished_metrics
+from src.sweep.preflight import SweepCheck, check_launcher, check_resume, mark_unfinished, plan
 from src.sweep.progress import STATE_FILE, eta_seconds, progress_line, progress_lines
 
 from .test_results import job_record

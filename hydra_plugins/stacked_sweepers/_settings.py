@@ -1,6 +1,6 @@
 """The plugins' settings, registered in Hydra's ConfigStore as `hydra/sweeper/seed_stacking`,
 `hydra/sweeper/stacked_search` and `hydra/launcher/dask_<scheduler>`. Values a user types are typed
-Any where a wrong one must reach the project's own check (src/sweep/checks.py), which names the
+Any where a wrong one must reach the project's own check (src/sweep/preflight.py), which names the
 key in one line.
 
 Imported by the package, never by Hydra's plugin scan (it skips modules named with a leading

@@ -23,8 +23,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import INT64_MAX, ConfigError, make_folder, require_int, require_number
-from src.run.checks import check_keys, check_logger, check_wandb_online
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
+from src.run.validation import check_keys, check_logger, check_wandb_online
 from src.sweep.jobs import finished_metrics
 from src.sweep.lifetime import end_sweep_on_signals, stop_on_full_disk
 from src.sweep.lock import lock_sweep
