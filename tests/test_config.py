@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from src.config import (
+from src.errors import (
     INT64_MAX,
     SEED_MAX,
     ConfigError,

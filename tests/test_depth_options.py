@@ -11,7 +11,7 @@ import torch
 from omegaconf import open_dict
 from torch import nn
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.run.files import member_dir
 from src.run.model import MLPClassifier
 from src.run.nets import (

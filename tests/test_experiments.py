@@ -5,7 +5,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from hydra_plugins.stacked_sweepers.grid_sweeper import SeedStackingSweeper
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.sweep.preflight import plan, sweep_grids
 
 from .conftest import CONF

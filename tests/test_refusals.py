@@ -16,7 +16,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.run import validation
 from src.run.training import train
 from src.run.validation import LOGGER_KEYS, SIZE_DEFAULTS, memory_needed, run_size, validate

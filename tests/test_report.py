@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.report import figures
 from src.report.callback import GridReport
 from src.report.grid import REPORT_DIR, log_to_wandb, main, sweep_name, write_report

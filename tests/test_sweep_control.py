@@ -7,7 +7,7 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.run.files import write_json_atomic
 from src.sweep import progress
 from src.sweep.jobs import clear_attempt, finished_metrics

@@ -10,7 +10,7 @@ from typing import Any
 from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.sweep.lifetime import stop_on_full_disk
 from src.sweep.preflight import mark_unfinished, sweep_grids
 

@@ -19,7 +19,7 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.run.files import member_dir, no_space, read_metrics
 from src.sweep.jobs import FINISHED
 from src.sweep.lifetime import stop_on_full_disk

@@ -26,7 +26,7 @@ from src.autodiff.data import make_data
 from src.autodiff.matrix import MatrixNet
 from src.autodiff.nn import ACTIVATIONS, INITIALIZERS, build_network, squared_error
 from src.autodiff.schedules import SCHEDULES, make_schedule
-from src.config import (
+from src.errors import (
     INT64_MAX,
     ConfigError,
     exit_on_config_error,

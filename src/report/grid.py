@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from src.config import ArgumentParser
+from src.errors import ArgumentParser
 from src.report.claims import claim_lines, claims_section, draw_claim_figures, read_claims
 from src.report.layout import (
     AUTO,

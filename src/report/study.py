@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from src.config import ArgumentParser
+from src.errors import ArgumentParser
 from src.report.results import SweepError, collect, write_results
 from src.run.files import member_dir, read_metrics
 from src.sweep.lock import holder

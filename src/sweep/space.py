@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import INT64_MAX, ConfigError, require_choice, require_int, require_seed
+from src.errors import INT64_MAX, ConfigError, require_choice, require_int, require_seed
 
 STUDY_FILE = "study.journal"  # in the sweep folder, unless hydra.sweeper.storage names another
 SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "gp": "GPSampler", "qmc": "QMCSampler"}
