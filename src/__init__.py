@@ -2,7 +2,8 @@
 
 The packages follow the data's way through the program; each imports only those above it:
 
-- `config`: the value checks every entry point shares (a wrong value is one line, exit 2);
+- `errors`: the value checks every entry point shares (a wrong value is one line, exit 2);
+  `folders`: a run's or a sweep's folder made or refused; `memory`: the memory available;
 - `run/`: one training run (conf groups data, model, trainer, logger): the data, the nets, the
   LightningModule, the loggers, and `train` / `train_stack`, which know nothing of sweeps;
 - `sweep/`: a sweep of runs (conf hydra/launcher, hparams_search): checks before the first job,

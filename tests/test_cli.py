@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from src import benchmark
 from src.autodiff import benchmark as autodiff_benchmark
-from src.errors import OutputFolderCheck
+from src.folders import OutputFolderCheck
 from src.report import study
 from src.report.__main__ import main as report_main
 from src.run.files import unique_dir

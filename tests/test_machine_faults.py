@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from src.errors import ConfigError, make_folder
+from src.errors import ConfigError
+from src.folders import make_folder
 from src.run.files import no_space
 from src.run.validation import WANDB_ANSWER_SECONDS, answers
 from src.sweep.lock import holder

@@ -30,14 +30,13 @@ from src.errors import (
     INT64_MAX,
     ConfigError,
     exit_on_config_error,
-    format_bytes,
-    make_folder,
-    memory_available,
     require_choice,
     require_int,
     require_number,
     require_seed,
 )
+from src.folders import make_folder
+from src.memory import format_bytes, memory_available
 
 BACKENDS = ("var", "matrix")
 LOSSES = ("sum", "mean")

@@ -25,13 +25,12 @@ from omegaconf import DictConfig, ListConfig
 from src.errors import (
     INT64_MAX,
     ConfigError,
-    format_bytes,
-    memory_available,
     require_choice,
     require_float32,
     require_int,
     require_seed,
 )
+from src.memory import format_bytes, memory_available
 from src.run.loggers import KINDS, WANDB_MODES, wandb_mode
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")

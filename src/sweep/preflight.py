@@ -22,7 +22,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from src.errors import INT64_MAX, ConfigError, make_folder, require_int, require_number
+from src.errors import INT64_MAX, ConfigError, require_int, require_number
+from src.folders import make_folder
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
 from src.run.validation import check_keys, check_logger, check_wandb_online
 from src.sweep.jobs import finished_metrics
