@@ -549,7 +549,7 @@ def test_a_grid_sweep_is_not_a_search(tmp_path, capsys):
 def test_python_m_src_report_draws_a_search_its_own_report(tmp_path, capsys):
     from src.report.__main__ import main
 
-    fake_search(tmp_path)
+    fake_search(tmp_path, outcome=lambda params, seed: "failed")  # its jobs write no .hydra/
     assert main([str(tmp_path / "sweep")]) == 0  # as the callback, by the sweeper it names
     best = (tmp_path / "sweep" / "report" / "best_trial.txt").read_text()
     assert capsys.readouterr().out.startswith(best)
