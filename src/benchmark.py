@@ -36,7 +36,7 @@ from types import SimpleNamespace
 
 import torch
 
-from src.config import ArgumentParser
+from src.errors import ArgumentParser
 from src.run.files import read_metrics
 from src.run.generators import make_splits
 from src.run.nets import OPTIMIZERS, StackedMLP, seeded_mlp

@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from src.config import ArgumentParser
+from src.errors import ArgumentParser
 from src.run.files import read_metrics
 
 FRESH_SEEDS = list(range(100, 106))

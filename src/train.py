@@ -19,10 +19,11 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from src.config import ConfigError, exit_on_config_error, refuse_file_in_place
-from src.run.checks import check_wandb_online, validate
+from src.errors import ConfigError, exit_on_config_error
+from src.folders import refuse_file_in_place
 from src.run.files import member_dir, register_resolvers, remove_unused_run_dir, write_error
 from src.run.training import is_multirun, objective, train_stack
+from src.run.validation import check_wandb_online, validate
 from src.sweep.jobs import sweep_job
 
 register_resolvers()

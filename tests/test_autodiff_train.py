@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from src.autodiff import train as autodiff_train
 from src.autodiff.train import SIZE_DEFAULTS, check_config, train
-from src.config import ConfigError
+from src.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf" / "autodiff"

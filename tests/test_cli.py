@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from src import benchmark, search
+from src import benchmark
 from src.autodiff import benchmark as autodiff_benchmark
-from src.config import OutputFolderCheck
-from src.report import grid as report
+from src.folders import OutputFolderCheck
+from src.report import study
+from src.report.__main__ import main as report_main
 from src.run.files import unique_dir
 
 from .conftest import ROOT
 
 MAINS = {  # the non-Hydra entry points: python -m <module>, and their main(argv)
-    "src.report": report.main,
-    "src.search": search.main,
+    "src.report": report_main,
     "src.benchmark": benchmark.main,
     "src.autodiff.benchmark": autodiff_benchmark.main,
 }
@@ -47,17 +47,22 @@ def test_help_prints_the_usage(module, capsys):
 def _refusals(tmp_path):
     a_file = tmp_path / "results.csv"
     a_file.write_text("x\n")
-    missing, plain = tmp_path / "nowhere", tmp_path / "plain"
+    missing, plain, search = tmp_path / "nowhere", tmp_path / "plain", tmp_path / "search"
     plain.mkdir()
+    search.mkdir()
+    sweeper = {"_target_": "x.StackedSearchSweeper", "study_name": "bayes", "storage": None}
+    (search / "multirun.yaml").write_text(json.dumps({"hydra": {"sweeper": sweeper}}))
     return [
         ("src.report", [str(missing)], "is not a folder"),
         ("src.report", [str(a_file)], "is not a folder"),
         ("src.report", [str(plain)], "is not a sweep"),
         ("src.report", [], "the following arguments are required: sweep_dir"),
         ("src.report", [str(plain), "--seed", "one"], "argument --seed: invalid int value"),
-        ("src.search", [str(missing)], "is not a folder"),
-        ("src.search", [str(a_file)], "is not a folder"),
-        ("src.search", [str(plain), "extra"], "unrecognized arguments: extra"),
+        ("src.report", [str(search), "extra"], "unrecognized arguments: extra"),
+        ("src.report", [str(search), "--rows", "model.depth"], "--rows: a grid's report's"),
+        ("src.report.study", [str(missing)], "is not a folder"),  # a search's page, called alone
+        ("src.report.study", [str(a_file)], "is not a folder"),
+        ("src.report.study", [str(plain), "extra"], "unrecognized arguments: extra"),
         ("src.benchmark", ["--overhed"], "unrecognized arguments: --overhed"),
         ("src.benchmark", ["depth"], "'depth' is not a Hydra override"),
         ("src.benchmark", ["model.depth=2"], "the benchmark sweeps model.depth"),
@@ -66,8 +71,9 @@ def _refusals(tmp_path):
 
 
 def test_a_wrong_argument_is_refused_in_one_line_with_status_2(tmp_path, capsys):
+    mains = {**MAINS, "src.report.study": study.main}
     for module, argv, message in _refusals(tmp_path):
-        assert exit_code(MAINS[module], argv) == 2, (module, argv)
+        assert exit_code(mains[module], argv) == 2, (module, argv)
         out, err = capsys.readouterr()
         assert err.startswith("error: ") and err.count("\n") == 1, (module, argv, err)
         assert message in err and out == "", (module, argv, err)
@@ -77,7 +83,7 @@ def test_search_of_a_folder_without_a_study_is_refused(tmp_path, capsys):
     sweeper = {"_target_": "x.StackedSearchSweeper", "study_name": "bayes", "storage": None}
     search_config = {"hydra": {"sweeper": sweeper}}
     (tmp_path / "multirun.yaml").write_text(json.dumps(search_config))  # no study.journal
-    assert search.main([str(tmp_path)]) == 2
+    assert report_main([str(tmp_path)]) == 2  # a search's folder: its report
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path}: its study cannot be loaded") and err.count("\n") == 1
 
@@ -93,16 +99,18 @@ def test_hydra_apps_answer_help(module, monkeypatch, capsys):
     assert "Powered by Hydra" in out and "== Config ==" in out
 
 
-def test_python_m_src_search_help_in_a_fresh_process():
+def test_python_m_src_report_help_in_a_fresh_process():
     done = subprocess.run(
-        [sys.executable, "-m", "src.search", "--help"],
+        [sys.executable, "-m", "src.report", "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0 and done.stderr == ""
-    assert done.stdout.startswith("usage: python -m src.search [-h] sweep_dir")
+    assert done.stdout.startswith("usage: python -m src.report [-h] ")
+    words = " ".join(done.stdout.split())  # argparse wraps to the terminal's width
+    assert "sweep_dir" in words and "a search's for a search's folder, else a grid's" in words
 
 
 # -- a run's or a sweep's folder that cannot be made ------------------------------------------

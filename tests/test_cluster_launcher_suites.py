@@ -8,7 +8,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
 
-from hydra_plugins.stacked_sweepers.cluster import JobqueueLauncher
+from hydra_plugins.stacked_sweepers.jobqueue_launcher import JobqueueLauncher
 
 pytestmark = pytest.mark.slurm
 

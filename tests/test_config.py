@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from src.config import (
+from src.errors import (
     INT64_MAX,
     SEED_MAX,
     ConfigError,
-    make_folder,
     require_float32,
     require_int,
     require_number,
     require_seed,
 )
+from src.folders import make_folder
 from src.run.training import train, validate
 
 ROOT = Path(__file__).resolve().parent.parent

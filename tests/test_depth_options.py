@@ -11,7 +11,7 @@ import torch
 from omegaconf import open_dict
 from torch import nn
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.run.files import member_dir
 from src.run.model import MLPClassifier
 from src.run.nets import (
@@ -307,7 +307,7 @@ def test_batch_norm_refuses_a_training_batch_of_one_sample(make_cfg):
 
 
 def test_the_options_can_be_searched():
-    from src.sweep.search import check_search_space, search_space
+    from src.sweep.space import check_search_space, search_space
 
     from .test_search import search_cfg
 

@@ -4,9 +4,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from hydra_plugins.stacked_sweepers.grid import SeedStackingSweeper
-from src.config import ConfigError
-from src.sweep.checks import plan, sweep_grids
+from hydra_plugins.stacked_sweepers.grid_sweeper import SeedStackingSweeper
+from src.errors import ConfigError
+from src.sweep.preflight import plan, sweep_grids
 
 from .conftest import CONF
 

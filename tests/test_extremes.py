@@ -20,9 +20,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from src.autodiff.schedules import SCHEDULES
 from src.autodiff.train import check_config
 from src.autodiff.train import train as train_autodiff
-from src.config import FLOAT32_MAX, FLOAT32_TINY, SEED_MAX, ConfigError
-from src.run.checks import validate
+from src.errors import FLOAT32_MAX, FLOAT32_TINY, SEED_MAX, ConfigError
 from src.run.training import train
+from src.run.validation import validate
 
 from .conftest import CONF, ROOT
 

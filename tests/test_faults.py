@@ -19,7 +19,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 
 from hydra_plugins.stacked_sweepers.overrides import check_jobs, expand, parse
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.sweep.lifetime import descendants
 from src.sweep.lock import holder, lock_sweep
 

@@ -16,9 +16,10 @@ import time
 
 import pytest
 
-from src.config import ConfigError, make_folder
-from src.run.checks import WANDB_ANSWER_SECONDS, answers
+from src.errors import ConfigError
+from src.folders import make_folder
 from src.run.files import no_space
+from src.run.validation import WANDB_ANSWER_SECONDS, answers
 from src.sweep.lock import holder
 from src.sweep.progress import sweep_state
 
@@ -162,7 +163,7 @@ def test_jobs_cut_short_by_a_full_disk_are_recorded_with_that_cause(tmp_path):
     (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n")  # started, no record
     script = (
         "import errno, sys\n"
-        "from src.sweep.checks import mark_unfinished\n"
+        "from src.sweep.preflight import mark_unfinished\n"
         "from src.sweep.lifetime import stop_on_full_disk\n"
         f"with stop_on_full_disk({str(sweep)!r}, mark_unfinished):\n"
         "    raise OSError(errno.EDQUOT, 'Disk quota exceeded')\n"

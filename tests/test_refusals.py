@@ -16,10 +16,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from src.config import ConfigError
-from src.run import checks
-from src.run.checks import LOGGER_KEYS, SIZE_DEFAULTS, memory_needed, run_size, validate
+from src.errors import ConfigError
+from src.run import validation
 from src.run.training import train
+from src.run.validation import LOGGER_KEYS, SIZE_DEFAULTS, memory_needed, run_size, validate
 
 from .conftest import CONF, ROOT
 
@@ -88,7 +88,7 @@ def test_more_threads_than_cores_are_refused(make_cfg, tmp_path, monkeypatch):
     assert str(error) == (
         f"trainer.num_threads={cores + 1} is not allowed: an integer from 1 to {cores} (its cores)"
     )
-    monkeypatch.setattr(checks.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(validation.os, "cpu_count", lambda: 4)
     assert "from 1 to 4" in str(refused(make_cfg, tmp_path, "trainer.num_threads=100000"))
 
 
@@ -111,7 +111,7 @@ def test_more_cpu_devices_than_cores_are_refused(make_cfg, tmp_path, no_gpu):
 @pytest.fixture
 def sixteen_gb(monkeypatch):
     """This machine with 16 GB free, whatever it has."""
-    monkeypatch.setattr(checks, "memory_available", lambda: 16 * GB)
+    monkeypatch.setattr(validation, "memory_available", lambda: 16 * GB)
 
 
 @pytest.mark.parametrize(
@@ -135,15 +135,15 @@ def test_a_run_too_big_for_the_memory_is_refused_with_both_numbers(
 
 def test_the_refusal_names_the_setting_that_costs_the_most(make_cfg):
     size = run_size(make_cfg(tiny=False))
-    assert checks._culprit(size | {"seeds": 10**6}) == "seeds"  # a million default nets
-    assert checks._culprit(size | {"seeds": 6, "model.width": 10**5}) == "model.width"
-    assert checks._culprit(size | {"model.depth": 1000, "model.width": 1000}) == "model.width"
-    assert checks._culprit(size | {"model.depth": 1000, "seeds": 2}) == "model.depth"
-    assert checks._culprit(size | {"data.n_test": 10**9}) == "data.n_test"
+    assert validation._culprit(size | {"seeds": 10**6}) == "seeds"  # a million default nets
+    assert validation._culprit(size | {"seeds": 6, "model.width": 10**5}) == "model.width"
+    assert validation._culprit(size | {"model.depth": 1000, "model.width": 1000}) == "model.width"
+    assert validation._culprit(size | {"model.depth": 1000, "seeds": 2}) == "model.depth"
+    assert validation._culprit(size | {"data.n_test": 10**9}) == "data.n_test"
 
 
 def test_the_memory_refusal_uses_what_this_machine_has_free(make_cfg, tmp_path):
-    available = checks.memory_available()
+    available = validation.memory_available()
     assert 0 < available < 2**60
     total = Path("/proc/meminfo").read_text().split()[1]  # MemTotal, kB
     assert available <= int(total) * 1024
@@ -228,7 +228,7 @@ def test_the_project_check_is_wandbs_own(make_cfg):
         except (UsageError, ValueError) as error:
             by_wandb = error
         try:
-            checks.check_logger(
+            validation.check_logger(
                 OmegaConf.merge(make_cfg("logger=wandb").logger, {"project": project})
             )
             here = None
@@ -284,14 +284,14 @@ def test_the_known_keys_are_the_codes_and_the_configs():
         return [p for p in inspect.signature(cls.__init__).parameters if p not in left_out]
 
     model = arguments(MLPClassifier, "self", "in_features", "seeds")
-    assert list(checks.KNOWN_KEYS["model"]) == model
-    assert list(checks.KNOWN_KEYS["data"]) == arguments(
+    assert list(validation.KNOWN_KEYS["model"]) == model
+    assert list(validation.KNOWN_KEYS["data"]) == arguments(
         GeneratedDataModule, "self", "shuffle_seeds"
     )
     for group, files in (("model", ["mlp"]), ("data", ["xor"]), ("trainer", ["default"])):
         for name in files:
             keys = OmegaConf.load(CONF / group / f"{name}.yaml").keys()
-            assert set(keys) - {"defaults"} == set(checks.KNOWN_KEYS[group]), group
+            assert set(keys) - {"defaults"} == set(validation.KNOWN_KEYS[group]), group
     for kind, keys in LOGGER_KEYS.items():
         assert set(OmegaConf.load(CONF / "logger" / f"{kind}.yaml").keys()) == set(keys), kind
 
@@ -303,7 +303,7 @@ def test_the_size_defaults_are_the_configs(make_cfg):
 
 def test_a_sweeps_main_process_can_run_the_name_and_key_checks_without_torch():
     code = (
-        "import sys; import src.run.checks as c; "
+        "import sys; import src.run.validation as c; "
         "assert 'torch' not in sys.modules, 'torch imported'; "
         "from omegaconf import OmegaConf; "
         "c.check_logger(OmegaConf.create({'kind': 'csv'})); print('ok')"

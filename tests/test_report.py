@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.report import figures
 from src.report.callback import GridReport
 from src.report.grid import REPORT_DIR, log_to_wandb, main, sweep_name, write_report
@@ -139,7 +139,7 @@ def test_workers_draw_the_same_report(tmp_path):
 
 def test_callback_logs_a_report_error_and_goes_on(tmp_path, caplog):
     (tmp_path / "multirun.yaml").write_text("hydra: {}\n")  # a sweep with no job yet
-    sweeper = {"_target_": "hydra_plugins.stacked_sweepers.grid.SeedStackingSweeper"}
+    sweeper = {"_target_": "hydra_plugins.stacked_sweepers.grid_sweeper.SeedStackingSweeper"}
     config = OmegaConf.create(
         {"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": sweeper}, "logger": {"kind": "none"}}
     )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.report import figures, views
 from src.report.grid import CAPTIONS, REPORT_DIR, VIEWS, main, write_report
 from src.report.layout import AUTO, build, choose_facet

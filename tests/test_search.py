@@ -1,4 +1,4 @@
-"""The Bayesian search (hparams_search=bayes, hydra_plugins/stacked_sweepers/search.py): its
+"""The Bayesian search (hparams_search=bayes, hydra_plugins/stacked_sweepers/optuna_sweeper.py): its
 space, its refusals, the ask-and-tell loop over stacked trials (with a launcher that trains
 nothing), and real searches: resume after kill -9, SQLite storage, pruning, the dashboard."""
 
@@ -29,13 +29,13 @@ from omegaconf import OmegaConf, open_dict
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from hydra_plugins.stacked_sweepers.search import StackedSearchSweeper, trial_outcome
-from src.report.search import load_study, write_search_report
+from hydra_plugins.stacked_sweepers.optuna_sweeper import StackedSearchSweeper, trial_outcome
+from src.report.study import load_study, write_search_report
 from src.run.files import write_json_atomic
 from src.run.training import train
-from src.sweep.checks import SweepCheck
+from src.sweep.preflight import SweepCheck
 from src.sweep.runs import report_run
-from src.sweep.search import check_search_space, study_storage
+from src.sweep.space import check_search_space, study_storage
 
 from .conftest import CONF, ROOT, wandb_inspect
 from .test_results import job_record
@@ -492,7 +492,7 @@ def test_the_dashboard_serves_the_study_journal_over_http(tmp_path):
 def test_the_search_views_show_the_trials_values(tmp_path):
     import numpy as np
 
-    from src.report.search import curves_figure, importance_figure, optuna_figure
+    from src.report.study import curves_figure, importance_figure, optuna_figure
 
     _, study = fake_search(tmp_path, "hydra.sweeper.n_trials=6")
     values = [t.value for t in study.trials]
@@ -524,7 +524,7 @@ def test_the_search_views_show_the_trials_values(tmp_path):
 
 
 def test_a_search_whose_trials_all_failed_still_reports(tmp_path, capsys):
-    from src.report.search import main
+    from src.report.study import main
 
     _, study = fake_search(tmp_path, outcome=lambda params, seed: "failed")
     assert {t.state for t in study.trials} == {TrialState.FAIL}
@@ -535,7 +535,7 @@ def test_a_search_whose_trials_all_failed_still_reports(tmp_path, capsys):
 
 
 def test_a_grid_sweep_is_not_a_search(tmp_path, capsys):
-    from src.report.search import main
+    from src.report.study import main
 
     sweep = tmp_path / "grid"
     sweep.mkdir()
@@ -544,6 +544,17 @@ def test_a_grid_sweep_is_not_a_search(tmp_path, capsys):
     assert main([str(sweep)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a search (its sweeper is SeedStackingSweeper)" in err
+
+
+def test_python_m_src_report_draws_a_search_its_own_report(tmp_path, capsys):
+    from src.report.__main__ import main
+
+    fake_search(tmp_path, outcome=lambda params, seed: "failed")  # its jobs write no .hydra/
+    assert main([str(tmp_path / "sweep")]) == 0  # as the callback, by the sweeper it names
+    best = (tmp_path / "sweep" / "report" / "best_trial.txt").read_text()
+    assert capsys.readouterr().out.startswith(best)
+    page = (tmp_path / "sweep" / "report" / "index.html").read_text()
+    assert "<h1>Search report: " in page
 
 
 def test_a_trial_left_running_is_asked_again_unless_it_was_cut_short_while_asked(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.run.files import remove_unused_run_dir, unique_dir
 from src.train import single_run, summary_line
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from src.report.search import load_study
+from src.report.study import load_study
 
 from .conftest import ROOT, TINY
 from .hold import HELD, RELEASE, hold_overrides

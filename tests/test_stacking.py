@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.config_store import ConfigStore
 
-from hydra_plugins.stacked_sweepers.grid import SeedStackingSweeper
+from hydra_plugins.stacked_sweepers.grid_sweeper import SeedStackingSweeper
 from src.run.data import GeneratedDataModule
 from src.run.files import member_dir
 from src.run.loggers import WandbPlace
@@ -322,7 +322,7 @@ def test_wandb_runs_go_where_they_are_placed_and_a_crash_ends_them_failed(make_c
 
 
 def test_seeds_must_be_a_list_of_distinct_integers(make_cfg):
-    from src.config import ConfigError
+    from src.errors import ConfigError
     from src.run.training import validate
 
     for bad in ("seeds=[1,1]", "seeds=[]", "seeds=3", "seeds=[a]"):

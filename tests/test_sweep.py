@@ -106,7 +106,7 @@ def test_multirun_layout_wandb_runs_and_a_failing_job(tmp_path):
 def test_a_sweeps_main_process_does_not_import_torch():
     # What `python -m src.train -m` loads before its workers train (Hydra's callbacks included):
     # torch and Lightning are imported where a run trains: launching 42 jobs costs no 5 s import.
-    modules = "src.train, src.sweep.checks, src.sweep.summary, src.report.callback"
+    modules = "src.train, src.sweep.preflight, src.sweep.summary, src.report.callback"
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr

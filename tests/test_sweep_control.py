@@ -7,11 +7,11 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.run.files import write_json_atomic
 from src.sweep import progress
-from src.sweep.checks import SweepCheck, check_launcher, check_resume, mark_unfinished, plan
 from src.sweep.jobs import clear_attempt, finished_metrics
+from src.sweep.preflight import SweepCheck, check_launcher, check_resume, mark_unfinished, plan
 from src.sweep.progress import STATE_FILE, eta_seconds, progress_line, progress_lines
 
 from .test_results import job_record
@@ -38,7 +38,7 @@ def test_plan_counts_the_grid_and_names_the_swept_keys():
     assert plan(master(["seed=0,1"], params={"model.lr": "0.1,0.01"})) == (4, ["model.lr", "seed"])
 
 
-SEARCH = "hydra_plugins.stacked_sweepers.search.StackedSearchSweeper"
+SEARCH = "hydra_plugins.stacked_sweepers.optuna_sweeper.StackedSearchSweeper"
 
 
 def test_plan_of_a_search_is_its_trials_times_their_seeds():

@@ -5,8 +5,8 @@ test_search.py, test_launchers.py."""
 import re
 
 from src.run.files import write_json_atomic
-from src.sweep.checks import mark_unfinished, write_state
 from src.sweep.jobs import clear_attempt
+from src.sweep.preflight import mark_unfinished, write_state
 from src.sweep.progress import sweep_state
 from src.sweep.runs import ID_LENGTH, report_run, run_label, seed_run
 

@@ -1,6 +1,6 @@
 """The plugins' settings, registered in Hydra's ConfigStore as `hydra/sweeper/seed_stacking`,
 `hydra/sweeper/stacked_search` and `hydra/launcher/dask_<scheduler>`. Values a user types are typed
-Any where a wrong one must reach the project's own check (src/sweep/checks.py), which names the
+Any where a wrong one must reach the project's own check (src/sweep/preflight.py), which names the
 key in one line.
 
 Imported by the package, never by Hydra's plugin scan (it skips modules named with a leading
@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 
 @dataclass
 class SeedStackingSweeperConf:
-    _target_: str = "hydra_plugins.stacked_sweepers.grid.SeedStackingSweeper"
+    _target_: str = "hydra_plugins.stacked_sweepers.grid_sweeper.SeedStackingSweeper"
     max_batch_size: int | None = None  # jobs launched at once (null: all), as BasicSweeper's
     params: dict[str, str] | None = None  # sweeps given in the config, as BasicSweeper's
     # A list of params dicts, each added to `params`: the sweep runs the union of their grids.
@@ -37,7 +37,7 @@ class SamplerConf:
 
 @dataclass
 class StackedSearchSweeperConf:
-    _target_: str = "hydra_plugins.stacked_sweepers.search.StackedSearchSweeper"
+    _target_: str = "hydra_plugins.stacked_sweepers.optuna_sweeper.StackedSearchSweeper"
     n_trials: Any = 20  # finished trials the study ends with (a resumed one counts its own)
     n_jobs: Any = 1  # trials asked for at once, run side by side by the launcher
     direction: Any = "minimize"  # of the trial's value: the mean val_loss of its seeds
@@ -57,7 +57,7 @@ class JobqueueLauncherConf:
     as hydra/launcher/dask_<scheduler> for each batch system; the project's own yaml files
     (conf/hydra/launcher/) add the hooks that record its jobs."""
 
-    _target_: str = "hydra_plugins.stacked_sweepers.cluster.JobqueueLauncher"
+    _target_: str = "hydra_plugins.stacked_sweepers.jobqueue_launcher.JobqueueLauncher"
     scheduler: str = "slurm"  # slurm | pbs | sge | lsf
     workers: Any = 8  # worker batch jobs at once, at most (never more than jobs waiting)
     retries: Any = 1  # times a job whose worker died runs again on another worker

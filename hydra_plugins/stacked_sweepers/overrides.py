@@ -14,7 +14,8 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from src.config import ConfigError, name_max
+from src.errors import ConfigError
+from src.folders import name_max
 
 
 def parse(

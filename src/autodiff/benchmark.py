@@ -22,7 +22,7 @@ from src.autodiff.data import make_data
 from src.autodiff.engine import Var
 from src.autodiff.nn import build_network
 from src.autodiff.train import MatrixModel, VarModel
-from src.config import ArgumentParser
+from src.errors import ArgumentParser
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "autodiff"
 

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats
 
 from src.autodiff.data import draw, split_points
-from src.config import ArgumentParser
+from src.errors import ArgumentParser
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "autodiff"
 REGIMES = {"course": [], "underfit": ["experiment=underfit"], "goodfit": ["experiment=goodfit"]}

@@ -26,18 +26,17 @@ from src.autodiff.data import make_data
 from src.autodiff.matrix import MatrixNet
 from src.autodiff.nn import ACTIVATIONS, INITIALIZERS, build_network, squared_error
 from src.autodiff.schedules import SCHEDULES, make_schedule
-from src.config import (
+from src.errors import (
     INT64_MAX,
     ConfigError,
     exit_on_config_error,
-    format_bytes,
-    make_folder,
-    memory_available,
     require_choice,
     require_int,
     require_number,
     require_seed,
 )
+from src.folders import make_folder
+from src.memory import format_bytes, memory_available
 
 BACKENDS = ("var", "matrix")
 LOSSES = ("sum", "mean")

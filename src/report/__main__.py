@@ -1,7 +1,47 @@
-"""`python -m src.report <sweep dir>`: results.csv and the report (src/report/grid.py)."""
+"""A sweep's report in `<sweep>/report/`: a search's for a search's folder, else a grid's.
+
+    python -m src.report multirun/2026-11-26/21-30-05
+    python -m src.report <sweep dir> --rows model.depth --cols model.lr --seed 2
+
+It chooses as the report at the end of a sweep does (src/report/callback.py), by the sweeper
+the folder's multirun.yaml names: a search's report (src/report/study.py) or the grid's
+(src/report/grid.py), whose options --rows, --cols, --seed and --facet are; a search refuses them.
+"""
+
+from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from src.report.grid import main
+from omegaconf import OmegaConf
 
-sys.exit(main())
+from src.report import grid, study
+from src.sweep.space import is_search
+
+GRID_OPTIONS = ("rows", "cols", "seed", "facet")
+
+
+def is_search_folder(sweep_dir: Path) -> bool:
+    """Whether the sweep in `sweep_dir` is a search, by the sweeper its multirun.yaml names; a
+    folder without a readable one is not (the grid's report then says what is wrong)."""
+    try:
+        config = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
+        return is_search(OmegaConf.select(config, "hydra.sweeper"))
+    except Exception:  # no such file, a folder in its place, not yaml, not a sweep's
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = grid.arguments()
+    parser.description = __doc__.split("\n")[0]
+    args = parser.parse_args(argv)
+    if not is_search_folder(args.sweep_dir):
+        return grid.main(argv)
+    given = [f"--{key}" for key in GRID_OPTIONS if getattr(args, key) != parser.get_default(key)]
+    if given:
+        parser.error(f"{', '.join(given)}: a grid's report's; {args.sweep_dir} is a search")
+    return study.main([str(args.sweep_dir)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,20 +12,20 @@ from omegaconf import DictConfig, OmegaConf
 from src.report.claims import claim_lines, read_claims
 from src.report.grid import log_to_wandb, write_report
 from src.report.workers import pool
-from src.sweep.search import is_search
+from src.sweep.space import is_search
 
 log = logging.getLogger(__name__)
 
 
 def write_search_report(sweep_dir: Path) -> Path:
-    from src.report.search import write_search_report as write  # matplotlib, optuna: by a worker
+    from src.report.study import write_search_report as write  # matplotlib, optuna: by a worker
 
     return write(sweep_dir)
 
 
 class GridReport(Callback):
     """Writes results.csv and the report (a grid's, src/report/grid.py, or a search's,
-    src/report/search.py) into the sweep folder at the end; logs them as one wandb run when
+    src/report/study.py) into the sweep folder at the end; logs them as one wandb run when
     the wandb logger is on. Never fails the sweep."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

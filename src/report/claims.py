@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from src.config import ArgumentParser
+from src.errors import ArgumentParser
 from src.report.evidence import RULE, UNDECIDED, Interval, improvement_probability, interval
 from src.report.evidence import verdict as decide
 from src.report.results import RESULT_KEYS, RESULTS_FILE, parse_value, writing

@@ -13,8 +13,8 @@ the lowest mean val_loss among those in the cell.
 
 This module is the page, the command and the wandb run; the runs are laid out as the grid by
 src/report/layout.py and drawn by src/report/views.py, which only draw() imports (torch and
-matplotlib: a sweep's main process leaves them to its workers). A search's own views are
-`python -m src.search`'s.
+matplotlib: a sweep's main process leaves them to its workers). A search's report is
+src/report/study.py's; `python -m src.report` draws it for a search's folder.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from src.config import ArgumentParser
+from src.errors import ArgumentParser
 from src.report.claims import claim_lines, claims_section, draw_claim_figures, read_claims
 from src.report.layout import (
     AUTO,
@@ -210,7 +210,8 @@ def log_to_wandb(sweep_dir: Path, logger_cfg: Any) -> None:
         wandb.finish()
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments() -> ArgumentParser:
+    """`python -m src.report`'s arguments: the sweep folder and the grid's options."""
     parser = ArgumentParser(prog="python -m src.report", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="a multirun folder (multirun/<date>/<time>)")
     parser.add_argument("--rows", help=f"swept key down the grid (default {DEFAULT_ROWS})")
@@ -222,7 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         help="swept key on neither axis: one grid per value, side by side; none: tune it away "
         f"(default {AUTO}: the only such key, if it has at most {MAX_AUTO_FACET} values)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Draw the grid's report of a sweep (src/report/__main__.py sends a search elsewhere)."""
+    args = arguments().parse_args(argv)
     start = time.perf_counter()
     running = holder(args.sweep_dir)
     if running:

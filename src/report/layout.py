@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.report.results import (
     Axis,
     SweepError,

@@ -39,7 +39,7 @@ HYDRA_FILES = frozenset({".hydra", STACK_SUBDIR, "train.log"})
 def unique_dir(path: str) -> str:
     """Create `path` (or `path-2`, `path-3`, ...) and return the one this process created.
     A folder that cannot be made (a file in the way, a read-only disk) is returned unmade:
-    src.config.OutputFolderCheck then refuses it in one line, where a resolver's error would
+    src.folders.OutputFolderCheck then refuses it in one line, where a resolver's error would
     end in a traceback."""
     parent = Path(path).parent
     missing = [p for p in (parent, *parent.parents) if not p.exists()]

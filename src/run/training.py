@@ -2,7 +2,7 @@
 
 `train(cfg)` trains one seed; `train_stack(cfg, seeds, dirs)` trains the seeds of one
 configuration as one stacked model and writes each seed's run (metrics.json, model.pt, its
-logger's files) as a run of that seed alone would. `validate(cfg)` (from checks.py) refuses
+logger's files) as a run of that seed alone would. `validate(cfg)` (from validation.py) refuses
 first, before any training, what the run cannot use or this machine cannot run.
 """
 
@@ -24,9 +24,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from src.run.checks import validate
 from src.run.files import METRICS_FILE, no_space, run_group, write_error, write_json_atomic
 from src.run.loggers import WandbPlace, build_logger, close_logger, wandb_link
+from src.run.validation import validate
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.run.files import METRICS_FILE, member_dir, no_space, read_metrics, write_json_atomic
 from src.run.loggers import WandbPlace
 from src.run.training import objective, train_stack
@@ -30,7 +30,7 @@ from src.sweep.progress import (
     sweep_state,
 )
 from src.sweep.runs import remove_seed_runs, seed_run
-from src.sweep.search import is_search
+from src.sweep.space import is_search
 
 log = logging.getLogger(__name__)
 

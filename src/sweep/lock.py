@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from src.config import ConfigError
+from src.errors import ConfigError
 
 LOCK_FILE = ".lock"
 _held: dict[Path, int] = {}  # sweep folder -> the open file holding its lock, for the process

@@ -120,7 +120,7 @@ def eta_seconds(
 
 
 def sweep_state(sweep_dir: Path) -> dict[str, Any]:
-    """What the sweep's main process recorded before its first job (src.sweep.checks): the
+    """What the sweep's main process recorded before its first job (src.sweep.preflight): the
     planned total, the swept keys, its start time and pid, the sweep's id; {} if nothing."""
     try:
         state = json.loads((Path(sweep_dir) / STATE_FILE).read_text())

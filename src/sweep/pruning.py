@@ -17,7 +17,7 @@ import optuna
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from src.sweep.search import make_pruner, study_storage
+from src.sweep.space import make_pruner, study_storage
 
 
 class TrialPruning(pl.Callback):

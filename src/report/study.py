@@ -1,6 +1,6 @@
 """A search's report, drawn from its Optuna study: `<sweep>/results.csv` and `<sweep>/report/`.
 
-    python -m src.search <sweep dir>
+    python -m src.report <sweep dir>
 
 Written at the end of every search (src/report/callback.py) and on demand. Its views: the
 best trial with the command that retrains it, a table of the best trials, parallel
@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from src.config import ArgumentParser
+from src.errors import ArgumentParser
 from src.report.results import SweepError, collect, write_results
 from src.run.files import member_dir, read_metrics
 from src.sweep.lock import holder
@@ -41,7 +41,7 @@ def load_study(sweep_dir: Path) -> Any:
     """The study of a search's folder, from the storage its multirun.yaml names."""
     import optuna
 
-    from src.sweep.search import STUDY_FILE, is_search, study_storage
+    from src.sweep.space import STUDY_FILE, is_search, study_storage
 
     multirun = Path(sweep_dir) / "multirun.yaml"
     if not Path(sweep_dir).is_dir():
@@ -301,7 +301,7 @@ and is scored by their mean val_loss. Every run: <a href="../results.csv">result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m src.search", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m src.report", description=__doc__.split("\n")[0])
     parser.add_argument(
         "sweep_dir", type=Path, help="the folder of a search (hparams_search=bayes)"
     )

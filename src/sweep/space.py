@@ -4,8 +4,8 @@ The space is written in Hydra's override syntax (`choice`, `range`, `interval`,
 `tag(log, interval(...))`) and turned here into Optuna distributions; a swept `seed` is not a
 dimension but each trial's stack of seeds. Every setting is checked before the first trial
 (`check_search_space`, a wrong one is a ConfigError naming its key). The sweeper that runs the
-study is hydra_plugins/stacked_sweepers/search.py; Optuna is imported only where used, so a
-grid sweep never pays for it.
+study is hydra_plugins/stacked_sweepers/optuna_sweeper.py; Optuna is imported only where used,
+so a grid sweep never pays for it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import INT64_MAX, ConfigError, require_choice, require_int, require_seed
+from src.errors import INT64_MAX, ConfigError, require_choice, require_int, require_seed
 
 STUDY_FILE = "study.journal"  # in the sweep folder, unless hydra.sweeper.storage names another
 SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "gp": "GPSampler", "qmc": "QMCSampler"}

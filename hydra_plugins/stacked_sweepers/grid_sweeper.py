@@ -10,9 +10,9 @@ from typing import Any
 from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 
-from src.config import ConfigError
-from src.sweep.checks import mark_unfinished, sweep_grids
+from src.errors import ConfigError
 from src.sweep.lifetime import stop_on_full_disk
+from src.sweep.preflight import mark_unfinished, sweep_grids
 
 from .launching import LaunchingSweeper, job_value
 from .overrides import check_folder_names, check_jobs, expand, parse, stack, swept_seeds

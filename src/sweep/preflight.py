@@ -22,15 +22,16 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import INT64_MAX, ConfigError, make_folder, require_int, require_number
-from src.run.checks import check_keys, check_logger, check_wandb_online
+from src.errors import INT64_MAX, ConfigError, require_int, require_number
+from src.folders import make_folder
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
+from src.run.validation import check_keys, check_logger, check_wandb_online
 from src.sweep.jobs import finished_metrics
 from src.sweep.lifetime import end_sweep_on_signals, stop_on_full_disk
 from src.sweep.lock import lock_sweep
 from src.sweep.progress import STATE_FILE, index_records, note_record, sweep_state
 from src.sweep.runs import remove_seed_runs
-from src.sweep.search import check_search_space, is_search, search_space, trial_seeds
+from src.sweep.space import check_search_space, is_search, search_space, trial_seeds
 
 log = logging.getLogger(__name__)
 N_JOBS_ALLOWED = "an integer from 1 to 2**63-1, or -1 for all cores (-2: all but one, ...)"

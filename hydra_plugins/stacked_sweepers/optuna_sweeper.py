@@ -19,12 +19,12 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from src.config import ConfigError
+from src.errors import ConfigError
 from src.run.files import member_dir, no_space, read_metrics
-from src.sweep.checks import mark_unfinished
 from src.sweep.jobs import FINISHED
 from src.sweep.lifetime import stop_on_full_disk
-from src.sweep.search import (
+from src.sweep.preflight import mark_unfinished
+from src.sweep.space import (
     cut_torn_tail,
     describe_space,
     distribution,

@@ -1,7 +1,7 @@
 """What a run is refused for before it trains: `validate(cfg)`, each refusal one ConfigError.
 
 Beyond each value's own check (its range: seeds, int64 sizes, float32 numbers, see
-src/config.py): a key the code does not know, an accelerator, threads or CPU devices more
+src/errors.py): a key the code does not know, an accelerator, threads or CPU devices more
 than this machine has, a model and data set that would not fit in its memory, and wandb names
 wandb itself would reject; wandb online without a login or a server that answers
 (`check_wandb_online`, once per sweep). Torch and wandb are imported only inside the checks
@@ -22,16 +22,15 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from src.config import (
+from src.errors import (
     INT64_MAX,
     ConfigError,
-    format_bytes,
-    memory_available,
     require_choice,
     require_float32,
     require_int,
     require_seed,
 )
+from src.memory import format_bytes, memory_available
 from src.run.loggers import KINDS, WANDB_MODES, wandb_mode
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
