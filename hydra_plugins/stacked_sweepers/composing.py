@@ -12,8 +12,8 @@ it, so any job that could compose differently is composed by Hydra.
 
 from __future__ import annotations
 
-import copy
 import os
+import pickle
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -28,7 +28,7 @@ MAX_PARSED = 100_000  # overrides kept parsed by a process
 # state once a worker: a reinstall re-imports this module, which would empty them): the
 # composed configs, the config groups of each search path, and each override parsed (by
 # search path and text: whether it is a value override, and the Override).
-_composed: dict[tuple, DictConfig] = {}
+_composed: dict[tuple, tuple[DictConfig, bytes]] = {}  # the config, pickled
 _groups: dict[tuple, set[str]] = {}
 _parsed: dict[tuple, tuple[Override, bool]] = {}
 
@@ -87,13 +87,19 @@ class CachedComposition:
             kind,
         )
         cached = _composed.get(key)
-        if cached is None or not all(keeps_shape(cached, o) for o in values):
+        if cached is None or not all(keeps_shape(cached[0], o) for o in values):
             cfg = self.loader.load_sweep_config(master_config, list(sweep_overrides))
             if len(_composed) >= MAX_KINDS:
                 _composed.clear()
-            _composed[key] = copy.deepcopy(cfg)
+            try:
+                pickled = pickle.dumps(cfg)
+            except pickle.PicklingError:
+                # Its classes were replaced by a re-import of the plugins: Hydra's own launchers
+                # reinstall its state, so re-import them, for every job (a cache is no use then).
+                return cfg
+            _composed[key] = (pickle.loads(pickled), pickled)
             return cfg
-        cfg = copy.deepcopy(cached)
+        cfg = pickle.loads(cached[1])  # a copy, in a sixth of a deep copy's time
         for override in values:
             apply_override(cfg, override)
         task = [o for o in parsed if not o.is_hydra_override()]
