@@ -50,7 +50,8 @@ def _refusals(tmp_path):
     missing, plain, search = tmp_path / "nowhere", tmp_path / "plain", tmp_path / "search"
     plain.mkdir()
     search.mkdir()
-    sweeper = {"_target_": "x.StackedSearchSweeper", "study_name": "bayes", "storage": None}
+    sweeper = {"_target_": "x.StackedSearchSweeper", "kind": "search", "study_name": "bayes",
+               "storage": None}  # fmt: skip
     (search / "multirun.yaml").write_text(json.dumps({"hydra": {"sweeper": sweeper}}))
     return [
         ("src.report", [str(missing)], "is not a folder"),
@@ -80,7 +81,8 @@ def test_a_wrong_argument_is_refused_in_one_line_with_status_2(tmp_path, capsys)
 
 
 def test_search_of_a_folder_without_a_study_is_refused(tmp_path, capsys):
-    sweeper = {"_target_": "x.StackedSearchSweeper", "study_name": "bayes", "storage": None}
+    sweeper = {"_target_": "x.StackedSearchSweeper", "kind": "search", "study_name": "bayes",
+               "storage": None}  # fmt: skip
     search_config = {"hydra": {"sweeper": sweeper}}
     (tmp_path / "multirun.yaml").write_text(json.dumps(search_config))  # no study.journal
     assert report_main([str(tmp_path)]) == 2  # a search's folder: its report

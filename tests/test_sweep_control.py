@@ -43,7 +43,7 @@ SEARCH = "hydra_plugins.stacked_sweepers.optuna_sweeper.StackedSearchSweeper"
 
 def test_plan_of_a_search_is_its_trials_times_their_seeds():
     params = {"model.lr": "tag(log, interval(0.001, 0.1))", "seed": "range(3)"}
-    config = master([], params=params, sweeper=SEARCH, n_trials=30, seed_key="seed")
+    config = master([], params=params, sweeper=SEARCH, kind="search", n_trials=30, seed_key="seed")
     assert plan(config) == (90, ["model.lr"])
     config.hydra.overrides.task = ["seed=4", "model.depth=choice(1,2)"]  # one seed a trial
     config.seed = 4

@@ -16,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 @dataclass
 class SeedStackingSweeperConf:
     _target_: str = "hydra_plugins.stacked_sweepers.grid_sweeper.SeedStackingSweeper"
+    kind: str = "grid"  # what the sweep is, as its jobs and its report read it (.sweep.json)
     max_batch_size: int | None = None  # jobs launched at once (null: all), as BasicSweeper's
     params: dict[str, str] | None = None  # sweeps given in the config, as BasicSweeper's
     # A list of params dicts, each added to `params`: the sweep runs the union of their grids.
@@ -38,6 +39,7 @@ class SamplerConf:
 @dataclass
 class StackedSearchSweeperConf:
     _target_: str = "hydra_plugins.stacked_sweepers.optuna_sweeper.StackedSearchSweeper"
+    kind: str = "search"
     n_trials: Any = 20  # finished trials the study ends with (a resumed one counts its own)
     n_jobs: Any = 1  # trials asked for at once, run side by side by the launcher
     direction: Any = "minimize"  # of the trial's value: the mean val_loss of its seeds

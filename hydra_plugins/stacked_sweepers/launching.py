@@ -8,6 +8,7 @@ from typing import Any
 
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import HydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
@@ -20,7 +21,13 @@ from .composing import CachedComposition
 class LaunchingSweeper(Sweeper):
     """Keeps Hydra's context and the sweep's config, and the launcher they configure."""
 
-    def __init__(self, params: dict[str, str] | None, seed_key: str, stack_key: str) -> None:
+    kind: str  # "grid" or "search": its config's `kind`, which its jobs and report read
+
+    def __init__(
+        self, params: dict[str, str] | None, seed_key: str, stack_key: str, kind: str
+    ) -> None:
+        if kind != self.kind:
+            raise HydraException(f"hydra.sweeper.kind={kind!r} is not allowed: {self.kind}")
         self.params = params or {}  # sweeps given in the config, as BasicSweeper's
         self.seed_key, self.stack_key = seed_key, stack_key
         self.hydra_context: HydraContext | None = None

@@ -16,14 +16,19 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from src.report import grid, study
+from src.sweep.progress import sweep_state
 from src.sweep.space import is_search
 
 GRID_OPTIONS = ("rows", "cols", "seed", "facet")
 
 
 def is_search_folder(sweep_dir: Path) -> bool:
-    """Whether the sweep in `sweep_dir` is a search, by the sweeper its multirun.yaml names; a
-    folder without a readable one is not (the grid's report then says what is wrong)."""
+    """Whether the sweep in `sweep_dir` is a search, as its .sweep.json (or, for a sweep that
+    has none, its multirun.yaml's sweeper settings) says; a folder with neither is not (the
+    grid's report then says what is wrong)."""
+    state = sweep_state(sweep_dir)
+    if "kind" in state:
+        return is_search(state)
     try:
         config = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
         return is_search(OmegaConf.select(config, "hydra.sweeper"))

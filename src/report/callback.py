@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.report.claims import claim_lines, read_claims
 from src.report.grid import log_to_wandb, write_report
 from src.report.workers import pool
+from src.sweep.progress import sweep_state
 from src.sweep.space import is_search
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class GridReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        search = is_search(config.hydra.sweeper)
+        search = is_search(sweep_state(sweep_dir))
         try:  # the figures are drawn by the sweep's idle workers, if it has some
             workers = pool(OmegaConf.select(config, "hydra.launcher"))
             if not search:

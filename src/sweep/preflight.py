@@ -122,33 +122,39 @@ def _sweep_signature(config: DictConfig) -> dict[str, Any]:
             swept.append(key)
         else:
             fixed[key] = override.get_value_element_as_str()
-    return {"sweeper": config.hydra.sweeper._target_, "swept": sorted(swept), "fixed": fixed}
+    kind = config.hydra.sweeper.get("kind")
+    return {"sweeper": kind, "swept": sorted(swept), "fixed": fixed}
+
+
+# Each launcher setting's rule, by its key (joblib's n_jobs, the cluster launchers' own): a
+# launcher is checked on the keys it has, whichever class it is.
+LAUNCHER_INTS = {
+    "workers": 1, "retries": 0, "timeout_min": 1,
+    "cpus_per_task": 1, "gpus_per_node": 0, "tasks_per_node": 1, "nodes": 1,
+    "array_parallelism": 1,
+}  # fmt: skip
+LAUNCHER_NUMBERS = ("death_timeout_s", "mem_gb")  # positive
+LAUNCHER_OPTIONAL = ("cpus_per_task", "gpus_per_node", "tasks_per_node", "nodes", "mem_gb",
+                     "array_parallelism")  # fmt: skip
 
 
 def check_launcher(launcher: DictConfig) -> None:
     """Refuse launcher settings the launcher would only trip over later."""
-    target = launcher.get("_target_", "").lower()
-    if "joblib" in target:
+    if "n_jobs" in launcher:
         n_jobs = launcher.n_jobs
         is_int = isinstance(n_jobs, int) and not isinstance(n_jobs, bool)
         if not is_int or n_jobs == 0 or abs(n_jobs) > INT64_MAX:
             raise ConfigError("hydra.launcher.n_jobs", n_jobs, N_JOBS_ALLOWED)
-    if "jobqueue" in target:
-        require_int("hydra.launcher.workers", launcher.workers, 1, INT64_MAX)
-        require_int("hydra.launcher.retries", launcher.retries, 0, INT64_MAX)
+    if "port" in launcher:
         require_int("hydra.launcher.port", launcher.port, 0, 65535)
-        require_number("hydra.launcher.death_timeout_s", launcher.death_timeout_s, positive=True)
-    if "submitit" in target or "jobqueue" in target:
-        require_int("hydra.launcher.timeout_min", launcher.timeout_min, 1, INT64_MAX)
-        for key in ("cpus_per_task", "gpus_per_node", "tasks_per_node", "nodes"):
-            if launcher.get(key) is not None:
-                minimum = 0 if "gpus" in key else 1
-                require_int(f"hydra.launcher.{key}", launcher[key], minimum, INT64_MAX)
-        if launcher.get("mem_gb") is not None:
-            require_number("hydra.launcher.mem_gb", launcher.mem_gb, positive=True)
-        if launcher.get("array_parallelism") is not None:
-            parallelism = launcher.array_parallelism
-            require_int("hydra.launcher.array_parallelism", parallelism, 1, INT64_MAX)
+    for key in [k for k in (*LAUNCHER_INTS, *LAUNCHER_NUMBERS) if k in launcher]:
+        value = launcher[key]
+        if value is None and key in LAUNCHER_OPTIONAL:
+            continue
+        if key in LAUNCHER_NUMBERS:
+            require_number(f"hydra.launcher.{key}", value, positive=True)
+        else:
+            require_int(f"hydra.launcher.{key}", value, LAUNCHER_INTS[key], INT64_MAX)
 
 
 def check_stacking(config: DictConfig) -> None:
@@ -221,19 +227,22 @@ def check_and_plan(config: DictConfig, sweep_dir: Path) -> tuple[int, int | None
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     total, swept = plan(config)
-    write_state(sweep_dir, total, swept)
+    write_state(sweep_dir, total, swept, config.hydra.sweeper)
     index_records(sweep_dir)  # what the jobs' progress lines count
     remove_seed_runs(sweep_dir, unrecorded_jobs(sweep_dir))  # a killed sweep's, cut short
     return already, total
 
 
-def write_state(sweep_dir: Path, total: int | None, swept: list[str]) -> None:
-    """The sweep's state file, read by its jobs: the planned total, the swept keys, the start
-    time and pid of this process, and the sweep's id (random, kept across resumes: it makes
-    the sweep's wandb run ids its own)."""
+def write_state(
+    sweep_dir: Path, total: int | None, swept: list[str], sweeper: DictConfig | None = None
+) -> None:
+    """The sweep's state file, read by its jobs and its report: its kind (grid or search), seed
+    and stack keys, the planned total, the swept keys, the start time and pid of this process,
+    and the sweep's id (random, kept across resumes: it makes the sweep's wandb run ids its own)."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
     sweep_id = sweep_state(sweep_dir).get("id") or uuid.uuid4().hex
-    state = {"total": total, "swept": swept, "started": time.time(), "pid": os.getpid()}
+    keys = {k: (sweeper or {}).get(k) for k in ("kind", "seed_key", "stack_key")}
+    state = {**keys, "total": total, "swept": swept, "started": time.time(), "pid": os.getpid()}
     write_json_atomic(sweep_dir / STATE_FILE, {**state, "id": sweep_id})  # a full disk: kept
 
 

@@ -32,13 +32,12 @@ PRUNERS = {
     "nop": "NopPruner",
 }
 DIRECTIONS = ("minimize", "maximize")
-SEARCH_SWEEPER = "StackedSearchSweeper"
 _ABSENT = object()
 
 
-def is_search(sweeper: DictConfig | None) -> bool:
-    """Whether a sweep's `hydra.sweeper` node is the search's."""
-    return sweeper is not None and str(sweeper.get("_target_", "")).endswith(SEARCH_SWEEPER)
+def is_search(sweeper: DictConfig | dict | None) -> bool:
+    """Whether a sweep's `hydra.sweeper` settings (or its .sweep.json) are a search's."""
+    return sweeper is not None and sweeper.get("kind") == "search"
 
 
 def parse_space(params: dict[str, str] | None, task: list[str]) -> dict[str, tuple[str, Override]]:
