@@ -78,6 +78,7 @@ def run_hydra_job(context: Context, config: Any) -> Any:
     files, callbacks and JobReturn, but copying the Hydra part of the config once (to install
     it as HydraConfig), not three times: the config is this job's own, so nothing else holds
     it."""
+    from hydra import version
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override
     from omegaconf import OmegaConf, open_dict, read_write
@@ -90,7 +91,9 @@ def run_hydra_job(context: Context, config: Any) -> Any:
     for runtime in (config.hydra.runtime, hydra_config.cfg.hydra.runtime):
         with read_write(runtime), open_dict(runtime):
             runtime.output_dir = output_dir
-    chdir = bool(config.hydra.job.chdir)
+    chdir = config.hydra.job.chdir
+    if chdir is None:  # unset: into the job's folder for apps of Hydra's version base before 1.2
+        chdir = not version.base_at_least("1.2")
     try:
         task_cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         OmegaConf.set_struct(task_cfg, OmegaConf.is_struct(config))
