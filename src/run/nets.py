@@ -25,10 +25,6 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "identity": nn.Identity,
 }
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
-}
 NORMS: dict[str, type[nn.Module] | None] = {
     "none": None,
     "layer": nn.LayerNorm,  # over the width, per sample
