@@ -52,14 +52,15 @@ def _name(key: str, value: Any) -> None:
 
 
 def _tags(key: str, tags: Any) -> None:
-    if not isinstance(tags, (list, ListConfig)):
+    if not isinstance(tags, ListConfig):
         raise ConfigError(key, tags, "a list of tags, e.g. [baseline,depth]")
     for tag in tags:
         if not 1 <= len(str(tag)) <= WANDB_TAG_MAX:
             raise ConfigError(key, tag, f"tags of 1 to {WANDB_TAG_MAX} characters")
 
 
-# Their yamls (conf/logger/) name no schema: each is its kind's keys as they are.
+# Not Hydra's schemas as well: conf/logger/*.yaml stay their kind's bare keys (`logger.kind`
+# picks the schema), with no defaults list.
 @dataclass
 class CsvConf:
     kind: Any = setting("csv")

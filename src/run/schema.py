@@ -1,19 +1,13 @@
-"""Each config group's keys, defaults and allowed values, in one place: `model`, `data`,
-`trainer` here, `logger` in src/run/loggers.py. validation.py loops over these to refuse a key
-the code does not read and a value a key does not allow.
+"""Each config group's keys, defaults and allowed values, in one place: `model`, `data` and
+`trainer` here, each logger kind in src/run/loggers.py. A field is `setting(default, check)`,
+`check(key, value)` raising a ConfigError; validation.py loops over them. Optimizers and data
+sets are registries of their factory (a dotted path: torch is imported only to train) and
+their own settings: keys of `model` (every optimizer's: model.momentum) or of `data` (its data
+set's). Each group's schema is also Hydra's `<group>_schema`, named in its yaml's defaults.
 
-A field is `setting(default, check)`; `check(key, value)` raises a ConfigError. Optimizers
-and data sets are registries (`register_optimizer`, `register_generator`): an entry is its
-factory, by dotted path (imported when training, so a sweep's main process never imports torch),
-and its own settings, which become keys of `model` (every optimizer's, flat: model.momentum) or
-of `data` (the chosen data set's). Each group's schema is also Hydra's (ConfigStore), named
-in its yaml's defaults list: `model_schema`, `data_schema`, `trainer_schema`.
-
-Every field is typed Any and every schema node left open (struct off): a typed or closed node
-would have Hydra refuse `model.depth=abc` or `~model.norm` while composing, in a multi-line
-error of its own (in a sweep, inside the launcher), and coerce what is refused today
-(`model.residual=yes` into true, `logger.project=42` into '42'); the checks here say it in
-one line, naming the key and what it allows.
+Every field is typed Any and every node left open (struct off): else Hydra would refuse
+`model.depth=abc` or `~model.norm` while composing, in a multi-line error of its own (in a
+sweep, inside the launcher), and coerce values refused today (`model.residual=yes` to true).
 """
 
 from __future__ import annotations
@@ -74,14 +68,9 @@ def one_of(choices: Iterable[str] | str) -> Check:
     return check
 
 
-def boolean(key: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(key, value, "a boolean: true or false")
-
-
-def boolean_or_null(key: str, value: Any) -> None:
-    if value not in (None, True, False):
-        raise ConfigError(key, value, "true, false or null")
+def boolean(key: str, value: Any, null: bool = False) -> None:
+    if not isinstance(value, bool) and not (null and value is None):
+        raise ConfigError(key, value, "true, false or null" if null else "a boolean: true or false")
 
 
 # Each hidden layer is a module of its own and a few kernel calls per step: depth 5,000 took
@@ -104,35 +93,25 @@ def depth(key: str, value: Any) -> None:
 
 
 @dataclass(frozen=True)
-class Optimizer:
-    """A torch optimizer: `target`(params, lr=..., **its settings)."""
+class Factory:
+    """An optimizer, `target`(params, lr=..., **settings), or a 2-D data set's generator,
+    `target`(n, noise, torch.Generator, **settings) -> (x (n, 2), y (n,)); called by name."""
 
-    target: str  # dotted path of the class
-    state_copies: int  # tensors of state it keeps per parameter (Adam: 2 moments), for memory
-    settings: dict[str, dataclasses.Field]
+    target: str  # its dotted path
+    settings: dict[str, dataclasses.Field]  # its own
+    state_copies: int = 0  # an optimizer's state tensors per parameter (Adam: 2), for memory
 
-    def __call__(self, params: Any, **kwargs: Any) -> Any:
-        return get_object(self.target)(params, **kwargs)
-
-
-@dataclass(frozen=True)
-class Generator:
-    """A 2-D data set: `target`(n, noise, torch.Generator, **its settings) -> (x (n, 2), y (n,))."""
-
-    target: str
-    settings: dict[str, dataclasses.Field]
-
-    def __call__(self, n: int, noise: float, gen: Any, **settings: Any) -> Any:
-        return get_object(self.target)(n, noise, gen, **settings)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return get_object(self.target)(*args, **kwargs)
 
 
-OPTIMIZERS: dict[str, Optimizer] = {}
-GENERATORS: dict[str, Generator] = {}
+OPTIMIZERS: dict[str, Factory] = {}
+GENERATORS: dict[str, Factory] = {}
 
 
 def register_optimizer(name: str, target: str, state_copies: int, **own: Any) -> None:
     """`model.optimizer=name`; `own`: its settings (`setting(...)`), keys of `model` for all."""
-    OPTIMIZERS[name] = Optimizer(target, state_copies, own)
+    OPTIMIZERS[name] = Factory(target, own, state_copies)
     store_schemas()
 
 
@@ -140,7 +119,7 @@ def register_generator(name: str, target: str, **own: Any) -> None:
     """`data.name=name`; `own`: its settings (`setting(...)`), keys of `data` when it is chosen.
     One with settings is the option `data=name` (xor's values and its own defaults); the others
     are options through a yaml in conf/data/."""
-    GENERATORS[name] = Generator(target, own)
+    GENERATORS[name] = Factory(target, own)
     if own:
         node = {"defaults": ["xor", "_self_"], "name": name, **defaults(own)}
         ConfigStore.instance().store(group="data", name=name, node=node)
@@ -187,7 +166,7 @@ class TrainerConf:
     accelerator: Any = setting("cpu", one_of(ACCELERATORS))
     devices: Any = setting(1, positive_int)
     num_threads: Any = setting(1, positive_int)
-    progress_bar: Any = setting(None, boolean_or_null)
+    progress_bar: Any = setting(None, partial(boolean, null=True))
 
 
 GROUPS = {"model": ModelConf, "data": DataConf, "trainer": TrainerConf}
@@ -220,8 +199,8 @@ def store_schemas() -> None:
     """Each group's schema as Hydra's `<group>_schema`, open (see above); model's with every
     optimizer's settings."""
     for group, fields in group_settings(None).items():
-        node = OmegaConf.merge(OmegaConf.structured(GROUPS[group]), defaults(fields))
-        OmegaConf.set_struct(node, False)
+        node = OmegaConf.structured(GROUPS[group], flags={"struct": False})
+        node.merge_with(defaults(fields))
         ConfigStore.instance().store(group=group, name=f"{group}_schema", node=node)
 
 
