@@ -10,6 +10,7 @@ from functools import partial
 import pytest
 import torch
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from src.errors import ConfigError, require_float32
 from src.run import schema
@@ -105,3 +106,15 @@ def test_a_registered_data_sets_setting_is_checked_and_listed(make_cfg, rings):
     )
     with pytest.raises(ConfigError, match="data.n_rings=3 is not allowed: a key of data"):
         validate(make_cfg("data=rings", "data.name=xor"))  # xor reads no n_rings
+
+
+def test_the_yamls_give_the_schemas_defaults(make_cfg):
+    """conf/'s yamls repeat each schema's defaults with comments: they must not drift apart."""
+    from src.run.loggers import LOGGER_SCHEMAS
+
+    cfg = make_cfg(tiny=False)
+    for group, fields in schema.group_settings("xor").items():
+        assert dict(cfg[group]) == schema.defaults(fields), group
+    for kind, fields in LOGGER_SCHEMAS.items():
+        logger = make_cfg(f"logger={kind}").logger
+        assert OmegaConf.to_container(logger) == schema.defaults(schema.settings(fields)), kind
