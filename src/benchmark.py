@@ -39,7 +39,8 @@ import torch
 from src.errors import ArgumentParser
 from src.run.files import read_metrics
 from src.run.generators import make_splits
-from src.run.nets import OPTIMIZERS, StackedMLP, seeded_mlp
+from src.run.nets import StackedMLP, seeded_mlp
+from src.run.schema import OPTIMIZERS
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # (depths, widths, number of seeds)

@@ -19,6 +19,7 @@ from src.report.layout import Group, Report, spread
 from src.report.results import Axis
 from src.run.generators import make_splits
 from src.run.nets import mlp_from_hparams
+from src.run.schema import drawing_args
 
 MESH = 120  # decision boundaries: points per side of the evaluation mesh
 # How much of a long grid a figure draws: at most this many values of an axis, evenly spaced,
@@ -72,8 +73,7 @@ def data_splits(r: Report, data: dict[str, Any]) -> dict[str, tuple[np.ndarray, 
     """The data set a job trained on, regenerated from its config's data section."""
     key = tuple(sorted(data.items()))
     if key not in r.splits_cache:
-        args = {k: data[k] for k in ("name", "n_train", "n_val", "n_test", "noise", "seed")}
-        splits = make_splits(**args).items()
+        splits = make_splits(**drawing_args(data)).items()
         r.splits_cache[key] = {s: (x.numpy(), y.numpy()) for s, (x, y) in splits}
     return r.splits_cache[key]
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from src.run.generators import make_splits
+from src.run.schema import DATA_KEYS, GENERATORS, DataConf, own_settings, settings
 
 
 class GeneratedDataModule(pl.LightningDataModule):
@@ -36,10 +37,20 @@ class GeneratedDataModule(pl.LightningDataModule):
         self.shuffle_seeds = list(shuffle_seeds)
         self.splits: dict[str, TensorDataset] = {}
 
+    # The data set's own settings (src/run/schema.py: data.n_rings...), from_config's.
+    generator_settings: Mapping[str, float] = {}
+
+    @classmethod
+    def from_config(cls, data: Mapping, shuffle_seeds: Sequence[int]) -> GeneratedDataModule:
+        """The data module a composed config's `data` describes."""
+        module = cls(**{key: data[key] for key in settings(DataConf)}, shuffle_seeds=shuffle_seeds)
+        module.generator_settings = own_settings(data, GENERATORS, "name")
+        return module
+
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
             hp = self.hparams
-            drawn = make_splits(hp.name, hp.n_train, hp.n_val, hp.n_test, hp.noise, hp.seed)
+            drawn = make_splits(**{k: hp[k] for k in DATA_KEYS}, **self.generator_settings)
             self.splits = {split: TensorDataset(*tensors) for split, tensors in drawn.items()}
 
     # The loaders hand the dataset whole index tensors (batch_size=None): one indexing op per

@@ -25,6 +25,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from src.run.schema import DATA_KEYS
+
 METRICS_FILE = "metrics.json"
 DEFAULT_GROUP = "default"
 STACK_SUBDIR = ".stack"
@@ -172,7 +174,6 @@ METRIC_KEYS = (  # a finished run's final metrics, also results.csv's columns
 # other number of a record, and every number of an ok or pruned one, is finite.
 NON_FINITE_WHEN_DIVERGED = METRIC_KEYS[:7]
 EPOCH_NUMBERS = ("epoch", "train_loss", "val_loss")
-DATA_KEYS = ("name", "n_train", "n_val", "n_test", "noise", "seed")
 STATUSES = ("ok", "diverged", "pruned", "failed")  # pruned: a search stopped it early
 
 

@@ -1,17 +1,17 @@
 """Generated 2-D binary classification data sets (plain torch, no Lightning).
 
-Every generator takes the number of points, the noise level and a seeded torch.Generator,
-and returns float32 inputs of shape (n, 2) and float32 labels of shape (n,) in {0, 1}.
+Every generator takes the number of points, the noise level, a seeded torch.Generator and its
+own settings, and returns float32 inputs of shape (n, 2) and float32 labels of shape (n,) in
+{0, 1}. GENERATORS (src/run/schema.py's registry) names them for `data.name`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 
-Generator = Callable[[int, float, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+from src.run.schema import GENERATORS
 
 
 def make_xor(n: int, noise: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,21 +49,14 @@ def make_spirals(n: int, noise: float, gen: torch.Generator) -> tuple[torch.Tens
     return points + noise * torch.randn(n, 2, generator=gen), labels
 
 
-GENERATORS: dict[str, Generator] = {
-    "xor": make_xor,
-    "moons": make_moons,
-    "circles": make_circles,
-    "spirals": make_spirals,
-}
-
-
 def make_splits(
-    name: str, n_train: int, n_val: int, n_test: int, noise: float, seed: int
+    name: str, n_train: int, n_val: int, n_test: int, noise: float, seed: int, **own: float
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Draw train, validation and test points in one go from a generator seeded once."""
+    """Draw train, validation and test points in one go from a generator seeded once; `own`:
+    the data set's own settings."""
     gen = torch.Generator().manual_seed(seed)
     # float: an integer noise over 2**63 would not fit torch's int64 scalar
-    x, y = GENERATORS[name](n_train + n_val + n_test, float(noise), gen)
+    x, y = GENERATORS[name](n_train + n_val + n_test, float(noise), gen, **own)
     bounds = {
         "train": (0, n_train),
         "val": (n_train, n_train + n_val),

@@ -1,4 +1,5 @@
-"""Experiment loggers: `logger=wandb` (offline unless asked otherwise), `csv` or `none`."""
+"""Experiment loggers: `logger=wandb` (offline unless asked otherwise), `csv` or `none`; each
+kind's keys (LOGGER_SCHEMAS) with what they allow, as src/run/schema.py's groups."""
 
 from __future__ import annotations
 
@@ -7,13 +8,88 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
+
+from src.errors import ConfigError
+from src.run.schema import one_of, positive_int, setting
 
 if TYPE_CHECKING:
     from pytorch_lightning.loggers import Logger
 
-KINDS = ("wandb", "csv", "none")
 WANDB_MODES = ("offline", "online", "disabled")
+# wandb 0.31's own checks (wandb/sdk/wandb_settings.py: validate_project, validate_run_tags):
+# it refuses these when the run starts, that is in every job of a sweep.
+WANDB_PROJECT_MAX = 128
+WANDB_PROJECT_FORBIDDEN = "/\\#?%:"
+WANDB_TAG_MAX = 64
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _project(key: str, project: Any) -> None:
+    forbidden = sorted(set(WANDB_PROJECT_FORBIDDEN) & set(project if _is_name(project) else ""))
+    if not _is_name(project) or len(project) > WANDB_PROJECT_MAX or forbidden:
+        found = f"; it has {' '.join(forbidden)}" if forbidden else ""
+        raise ConfigError(
+            key,
+            project,
+            f"a name of 1 to {WANDB_PROJECT_MAX} characters without any of "
+            f"{' '.join(WANDB_PROJECT_FORBIDDEN)}{found}",
+        )
+
+
+def _entity(key: str, entity: Any) -> None:
+    # entity/project/run is a run's path: a / or : would be read as another part of it.
+    if entity is not None and (not _is_name(entity) or "/" in entity or ":" in entity):
+        raise ConfigError(key, entity, "null, or a user or team name without / or :")
+
+
+def _name(key: str, value: Any) -> None:
+    if not _is_name(value):
+        raise ConfigError(key, value, "a name (a non-empty string)")
+
+
+def _tags(key: str, tags: Any) -> None:
+    if not isinstance(tags, ListConfig):
+        raise ConfigError(key, tags, "a list of tags, e.g. [baseline,depth]")
+    for tag in tags:
+        if not 1 <= len(str(tag)) <= WANDB_TAG_MAX:
+            raise ConfigError(key, tag, f"tags of 1 to {WANDB_TAG_MAX} characters")
+
+
+# Not Hydra's schemas as well: conf/logger/*.yaml stay their kind's bare keys (`logger.kind`
+# picks the schema), with no defaults list.
+@dataclass
+class CsvConf:
+    kind: Any = setting("csv")
+
+
+@dataclass
+class NoneConf:
+    kind: Any = setting("none")
+
+
+@dataclass
+class WandbConf:
+    """What wandb would refuse at every run's start is refused before: its mode, a project name
+    too long or with a character it forbids, an entity or job type that is no name, a tag that
+    is empty or too long."""
+
+    kind: Any = setting("wandb")
+    project: Any = setting("deep-vs-wide", _project)
+    entity: Any = setting(None, _entity)
+    mode: Any = setting("offline", one_of(WANDB_MODES))
+    job_type: Any = setting("train", _name)
+    tags: Any = setting([], _tags)
+    watch: Any = setting(False)
+    watch_log: Any = setting("all")
+    watch_log_freq: Any = setting(10, positive_int)
+
+
+LOGGER_SCHEMAS = {"wandb": WandbConf, "csv": CsvConf, "none": NoneConf}
+KINDS = tuple(LOGGER_SCHEMAS)
 
 
 def wandb_mode(cfg: DictConfig) -> str:

@@ -13,13 +13,14 @@ after the backward pass and before the optimizer step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from src.run.nets import OPTIMIZERS, StackedMLP, seeded_mlp
+from src.run.nets import StackedMLP, seeded_mlp
+from src.run.schema import OPTIMIZERS, ModelConf, own_settings, settings
 
 SPLITS = ("train", "val", "test")
 
@@ -64,6 +65,16 @@ class MLPClassifier(pl.LightningModule):
         # The epoch's sum of per-step weight gradient norms, (depth + 1, K), and its steps.
         self._grad_norm_sum: torch.Tensor | None = None
         self._grad_norm_steps = 0
+
+    # The chosen optimizer's own settings (src/run/schema.py: model.momentum...), from_config's.
+    optimizer_settings: Mapping[str, float] = {}
+
+    @classmethod
+    def from_config(cls, model: Mapping, seeds: Sequence[int]) -> MLPClassifier:
+        """The classifier a composed config's `model` describes, for these seeds."""
+        classifier = cls(**{key: model[key] for key in settings(ModelConf)}, seeds=seeds)
+        classifier.optimizer_settings = own_settings(model, OPTIMIZERS, "optimizer")
+        return classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (K, B) for inputs (K, B, in), or (B, in) shared by all members."""
@@ -159,7 +170,8 @@ class MLPClassifier(pl.LightningModule):
             self._log_member(k, row)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return OPTIMIZERS[self.hparams.optimizer](self.parameters(), lr=float(self.hparams.lr))
+        optimizer = OPTIMIZERS[self.hparams.optimizer]
+        return optimizer(self.parameters(), lr=float(self.hparams.lr), **self.optimizer_settings)
 
 
 def _is_finite(value: float) -> bool:

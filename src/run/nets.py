@@ -25,10 +25,6 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "identity": nn.Identity,
 }
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
-}
 NORMS: dict[str, type[nn.Module] | None] = {
     "none": None,
     "layer": nn.LayerNorm,  # over the width, per sample
@@ -164,16 +160,8 @@ def mlp_from_hparams(hparams: Mapping[str, Any]) -> MLP:
     """The MLP a saved model.pt's hparams describe, in eval mode (BatchNorm's running
     statistics), ready for `load_state_dict(saved["state_dict"])`; files written before the
     depth options existed have the defaults."""
-    net = MLP(
-        hparams["depth"],
-        hparams["width"],
-        hparams.get("activation", "tanh"),
-        hparams.get("in_features", 2),
-        hparams.get("residual", False),
-        hparams.get("norm", "none"),
-        hparams.get("init", "default"),
-    )
-    return net.eval()
+    keys = ("depth", "width", "activation", "in_features", "residual", "norm", "init")
+    return MLP(**{key: hparams[key] for key in keys if key in hparams}).eval()
 
 
 class StackedLinear(nn.Module):

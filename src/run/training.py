@@ -107,8 +107,8 @@ def train_stack(
     pl, GeneratedDataModule, MLPClassifier = _training_stack()
     start = time.perf_counter()
     _set_up_torch(cfg.trainer)
-    data = GeneratedDataModule(**cfg.data, shuffle_seeds=seeds)
-    model = MLPClassifier(**cfg.model, seeds=seeds)
+    data = GeneratedDataModule.from_config(cfg.data, seeds)
+    model = MLPClassifier.from_config(cfg.model, seeds)
     written = _written_runs(cfg, seeds, out_dirs, _n_params(model), wandb_places or {})
     with _member_loggers(cfg.logger, written, group or _job_group(), model) as loggers:
         links = {run.seed: wandb_link(loggers.get(run.member), run.out) for run in written}

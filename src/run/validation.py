@@ -1,11 +1,11 @@
 """What a run is refused for before it trains: `validate(cfg)`, each refusal one ConfigError.
 
-Beyond each value's own check (its range: seeds, int64 sizes, float32 numbers, see
-src/errors.py): a key the code does not know, an accelerator, threads or CPU devices more
-than this machine has, a model and data set that would not fit in its memory, and wandb names
-wandb itself would reject; wandb online without a login or a server that answers
-(`check_wandb_online`, once per sweep). Torch and wandb are imported only inside the checks
-that need them, so a sweep's main process can run the others before its first job.
+Beyond each value's own check (its schema field's: src/run/schema.py, src/run/loggers.py): a
+key the code does not know, an accelerator, threads or CPU devices more than this machine has,
+a model and data set that would not fit in its memory; wandb online without a login or a
+server that answers (`check_wandb_online`, once per sweep). Torch and wandb are imported only
+inside the checks that need them, so a sweep's main process can run the others before its
+first job.
 """
 
 from __future__ import annotations
@@ -22,53 +22,19 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from src.errors import (
-    INT64_MAX,
-    ConfigError,
-    require_choice,
-    require_float32,
-    require_int,
-    require_seed,
-)
+from src.errors import ConfigError, require_choice, require_seed
 from src.memory import format_bytes, memory_available
-from src.run.loggers import KINDS, WANDB_MODES, wandb_mode
+from src.run.loggers import KINDS, LOGGER_SCHEMAS, wandb_mode
+from src.run.schema import GROUPS, OPTIMIZERS, defaults, group_settings, settings
 
-ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
-
-# The keys each part of the code reads (MLPClassifier's and GeneratedDataModule's arguments,
-# the Trainer's settings, each logger kind's): a key Hydra lets in with +key=value that is
-# not here would be a TypeError deep in training, or silently ignored.
+# The keys each part of the code reads (src/run/schema.py's groups, each logger kind's, and the
+# config's own): a key Hydra lets in with +key=value that is not here would be a TypeError deep
+# in training, or silently ignored. Optimizers' and data sets' own settings come on top.
 KNOWN_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("data", "logger", "model", "output_dir", "seed", "seeds", "trainer"),
-    "model": ("depth", "width", "activation", "lr", "optimizer", "residual", "norm", "init"),
-    "data": ("name", "n_train", "n_val", "n_test", "noise", "batch_size", "seed"),
-    "trainer": ("max_epochs", "accelerator", "devices", "num_threads", "progress_bar"),
+    "": tuple(sorted([*GROUPS, "logger", "output_dir", "seed", "seeds"])),
+    **{group: tuple(settings(schema)) for group, schema in GROUPS.items()},
 }
-LOGGER_KEYS: dict[str, tuple[str, ...]] = {
-    "wandb": (
-        "kind",
-        "project",
-        "entity",
-        "mode",
-        "job_type",
-        "tags",
-        "watch",
-        "watch_log",
-        "watch_log_freq",
-    ),
-    "csv": ("kind",),
-    "none": ("kind",),
-}
-
-# Each hidden layer is a module of its own and a few kernel calls per step: depth 5,000 took
-# 17 s to build and 3 s a step here, depth 100,000 would take hours before its first epoch.
-MAX_DEPTH = 1000
-
-# wandb 0.31's own checks (wandb/sdk/wandb_settings.py: validate_project, validate_run_tags):
-# it refuses these when the run starts, that is in every job of a sweep.
-WANDB_PROJECT_MAX = 128
-WANDB_PROJECT_FORBIDDEN = "/\\#?%:"
-WANDB_TAG_MAX = 64
+LOGGER_KEYS = {kind: tuple(settings(schema)) for kind, schema in LOGGER_SCHEMAS.items()}
 
 
 def validate(cfg: DictConfig) -> None:
@@ -85,7 +51,9 @@ def check_keys(cfg: DictConfig) -> None:
     if isinstance(logger, DictConfig):
         require_choice("logger.kind", logger.get("kind"), KINDS)
     kind = logger.kind if isinstance(logger, DictConfig) else None
-    groups = {**KNOWN_KEYS, "logger": LOGGER_KEYS.get(kind, ())}
+    data = cfg.get("data")
+    data_set = data.get("name") if isinstance(data, DictConfig) else None
+    groups = {**KNOWN_KEYS, **group_settings(data_set), "logger": LOGGER_KEYS.get(kind, ())}
     for group, known in groups.items():
         node = cfg if group == "" else cfg.get(group)
         if group and not isinstance(node, DictConfig):
@@ -103,11 +71,8 @@ def check_keys(cfg: DictConfig) -> None:
 
 
 def check_values(cfg: DictConfig) -> None:
-    """Refuse each value that is not one its key allows."""
-    # torch-backed modules, imported where used: a sweep's main process never needs torch.
-    from src.run.generators import GENERATORS
-    from src.run.nets import ACTIVATIONS, INITS, NORMS, OPTIMIZERS
-
+    """Refuse each value that is not one its key allows (each schema field's check), and the
+    combinations that cannot run."""
     require_seed("seed", cfg.seed)
     seeds = cfg.get("seeds")
     if seeds is not None:
@@ -122,27 +87,9 @@ def check_values(cfg: DictConfig) -> None:
                 "false when seeds are stacked (its histograms would mix the seeds); "
                 "add hydra.sweeper.stack_seeds=false",
             )
-    m = cfg.model
-    require_int("model.depth", m.depth, minimum=0)
-    if m.depth > MAX_DEPTH:
-        raise ConfigError(
-            "model.depth",
-            m.depth,
-            f"an integer from 0 to {MAX_DEPTH} (each layer is a module and kernel calls of its "
-            "own: depth 5000 takes 17 s to build and 3 s a training step)",
-        )
-    require_int("model.width", m.width, 1, INT64_MAX)
-    require_choice("model.activation", m.activation, ACTIVATIONS)
-    require_float32("model.lr", m.lr, positive=True)
-    require_choice("model.optimizer", m.optimizer, OPTIMIZERS)
-    if not isinstance(m.residual, bool):
-        raise ConfigError("model.residual", m.residual, "a boolean: true or false")
-    require_choice("model.norm", m.norm, NORMS)
-    require_choice("model.init", m.init, INITS)
-    d = cfg.data
-    require_choice("data.name", d.name, GENERATORS)
-    for key in ("n_train", "n_val", "n_test", "batch_size"):
-        require_int(f"data.{key}", d[key], 1, INT64_MAX)
+    for group, fields in group_settings(cfg.data.name).items():
+        _check_fields(group, cfg[group], fields)
+    m, d = cfg.model, cfg.data
     if m.norm == "batch" and m.depth > 0 and (d.n_train % d.batch_size or d.batch_size) == 1:
         raise ConfigError(  # BatchNorm cannot normalize a batch of one sample
             "data.batch_size",
@@ -150,47 +97,19 @@ def check_values(cfg: DictConfig) -> None:
             f"a size that leaves no training batch of 1 sample (data.n_train={d.n_train}) "
             "with model.norm=batch",
         )
-    require_float32("data.noise", d.noise)
-    require_seed("data.seed", d.seed)
-    t = cfg.trainer
-    for key in ("max_epochs", "num_threads", "devices"):
-        require_int(f"trainer.{key}", t[key], 1, INT64_MAX)
-    require_choice("trainer.accelerator", t.accelerator, ACCELERATORS)
-    if t.progress_bar not in (None, True, False):
-        raise ConfigError("trainer.progress_bar", t.progress_bar, "true, false or null")
+
+
+def _check_fields(group: str, node: DictConfig, fields: dict[str, Any]) -> None:
+    for key, spec in fields.items():
+        if spec.metadata.get("check"):
+            spec.metadata["check"](f"{group}.{key}", node[key])
 
 
 def check_logger(cfg: DictConfig) -> None:
-    """Refuse a logger wandb would refuse at every run's start: its mode, a project name too
-    long or with a character it forbids, an entity or job type that is no name, a tag that is
-    empty or too long."""
+    """Refuse a logger kind that is not one, and a setting of its kind its schema refuses
+    (src/run/loggers.py: for wandb, what wandb itself would refuse at every run's start)."""
     require_choice("logger.kind", cfg.kind, KINDS)
-    if cfg.kind != "wandb":
-        return
-    require_choice("logger.mode", cfg.mode, WANDB_MODES)
-    require_int("logger.watch_log_freq", cfg.watch_log_freq, 1, INT64_MAX)
-    project = cfg.project
-    forbidden = sorted(set(WANDB_PROJECT_FORBIDDEN) & set(project if _is_name(project) else ""))
-    if not _is_name(project) or len(project) > WANDB_PROJECT_MAX or forbidden:
-        found = f"; it has {' '.join(forbidden)}" if forbidden else ""
-        raise ConfigError(
-            "logger.project",
-            project,
-            f"a name of 1 to {WANDB_PROJECT_MAX} characters without any of "
-            f"{' '.join(WANDB_PROJECT_FORBIDDEN)}{found}",
-        )
-    entity = cfg.entity
-    if entity is not None and (not _is_name(entity) or "/" in entity or ":" in entity):
-        # entity/project/run is a run's path: a / or : would be read as another part of it.
-        raise ConfigError("logger.entity", entity, "null, or a user or team name without / or :")
-    if not _is_name(cfg.job_type):
-        raise ConfigError("logger.job_type", cfg.job_type, "a name (a non-empty string)")
-    tags = cfg.tags
-    if not isinstance(tags, ListConfig):
-        raise ConfigError("logger.tags", tags, "a list of tags, e.g. [baseline,depth]")
-    for tag in tags:
-        if not 1 <= len(str(tag)) <= WANDB_TAG_MAX:
-            raise ConfigError("logger.tags", tag, f"tags of 1 to {WANDB_TAG_MAX} characters")
+    _check_fields("logger", cfg, settings(LOGGER_SCHEMAS[cfg.kind]))
 
 
 # How long the wandb server has to answer before an online run is refused: wandb itself
@@ -242,10 +161,6 @@ def answers(url: str, timeout: float) -> bool:
     except (OSError, ValueError):  # a timeout while reading, a URL urllib cannot open
         return False
     return True
-
-
-def _is_name(value: Any) -> bool:
-    return isinstance(value, str) and value != ""
 
 
 def check_machine(cfg: DictConfig) -> None:
@@ -335,10 +250,10 @@ def memory_needed(size: dict[str, Any]) -> dict[str, int]:
     width, depth, members = size["model.width"], size["model.depth"], size["seeds"]
     n_train, n_val, n_test = (size[f"data.n_{split}"] for split in ("train", "val", "test"))
     params = params_per_member(depth, width, size["norm"]) * members
-    # Training holds weights, gradients and Adam's two moments (SGD here has no momentum);
-    # building the stack (members, then their stack) leaves about two more copies behind
+    # Training holds weights, gradients and the optimizer's state (Adam's two moments, none for
+    # SGD); building the stack (members, then their stack) leaves about two more copies behind
     # (measured: 5 to 6.4 copies with Adam, 3 to 4.5 with SGD).
-    copies = 6 if size["optimizer"] == "adam" else 4
+    copies = 4 + OPTIMIZERS[size["optimizer"]].state_copies
     # What autograd keeps per hidden layer and sample for the backward pass: the activation's
     # output (also the next Linear's input), LayerNorm's input and output (BatchNorm1d keeps
     # one), a residual's sum; and the gradients flowing back, two layers' worth at a time.
@@ -381,16 +296,10 @@ def check_memory(cfg: DictConfig) -> None:
     )
 
 
-# The default of each size setting (conf/model/mlp.yaml, conf/data/xor.yaml, one seed).
+# The default of each size setting (the schema's, one seed).
 SIZE_DEFAULTS = {
-    "model.width": 10,
-    "model.depth": 2,
-    "data.n_train": 2500,
-    "data.n_val": 500,
-    "data.n_test": 500,
-    "data.batch_size": 128,
-    "seeds": 1,
-}
+    key: defaults(settings(GROUPS[key.split(".")[0]]))[key.split(".")[1]] for key in SIZE_KEYS[:-1]
+} | {"seeds": 1}
 
 
 def _culprit(size: dict[str, Any]) -> str:
