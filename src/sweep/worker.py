@@ -75,9 +75,8 @@ def run_job(context_file: Path, number: int, overrides: list[str], plain: bool =
 
 def run_hydra_job(context: Context, config: Any) -> Any:
     """What Hydra's `run_job` does for a sweep's job, in the same order and with the same
-    files, callbacks and JobReturn, but copying the Hydra part of the config once (to install
-    it as HydraConfig), not three times: the config is this job's own, so nothing else holds
-    it."""
+    files, callbacks and JobReturn, but copying the Hydra part of the config once (the
+    result's), not four times: the config is this job's own, so nothing else holds it."""
     from hydra import version
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override
@@ -85,12 +84,14 @@ def run_hydra_job(context: Context, config: Any) -> Any:
 
     hydra_config = HydraConfig.instance()
     previous, old_cwd = hydra_config.cfg, os.getcwd()
-    hydra_config.set_config(config)  # the sweep's folders may read it (${hydra:...})
+    # HydraConfig.get() is then config.hydra, as after set_config, which would copy it first
+    # (the sweep's folders and the job's output_dir read it: ${hydra:...}).
+    hydra_config.cfg = config
+    OmegaConf.set_readonly(config.hydra, True)
     sweep = config.hydra.sweep
     output_dir = os.path.abspath(os.path.join(str(sweep.dir), str(sweep.subdir)))
-    for runtime in (config.hydra.runtime, hydra_config.cfg.hydra.runtime):
-        with read_write(runtime), open_dict(runtime):
-            runtime.output_dir = output_dir
+    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+        config.hydra.runtime.output_dir = output_dir
     chdir = config.hydra.job.chdir
     if chdir is None:  # unset: into the job's folder for apps of Hydra's version base before 1.2
         chdir = not version.base_at_least("1.2")
@@ -98,7 +99,8 @@ def run_hydra_job(context: Context, config: Any) -> Any:
         task_cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         OmegaConf.set_struct(task_cfg, OmegaConf.is_struct(config))
         OmegaConf.copy_cache(from_config=config, to_config=task_cfg)
-        result = JobReturn(cfg=task_cfg, hydra_cfg=hydra_config.cfg,
+        hydra_cfg = OmegaConf.masked_copy(config, "hydra")  # the one copy: the result's own
+        result = JobReturn(cfg=task_cfg, hydra_cfg=hydra_cfg,
                            overrides=list(config.hydra.overrides.task))  # fmt: skip
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         if chdir:
