@@ -303,3 +303,24 @@ def test_a_progress_line_shortens_a_searched_float():
     state = {"total": 3, "swept": ["model.lr"], "started": 0.0}
     record = {"status": "ok", "val_loss": 0.5, "seconds": 1.0}
     assert "lr=0.08459 " in progress._line(state, 1, [], ["model.lr=0.08459126528049378"], record)
+
+
+@pytest.mark.parametrize("search, kind", [(False, "search"), (True, "grid")])
+def test_a_kind_other_than_its_sweepers_is_refused_in_one_line(tmp_path, capsys, search, kind):
+    from hydra import compose, initialize_config_dir
+
+    from .conftest import CONF
+
+    chosen = ["hparams_search=bayes"] if search else []
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        config = compose("train", [*chosen, f"hydra.sweeper.kind={kind}"], return_hydra_config=True)
+    OmegaConf.set_readonly(config, False)
+    config.hydra.sweep.dir = str(tmp_path / "sweep")
+    with pytest.raises(SystemExit) as exit_:
+        SweepCheck().on_multirun_start(config)
+    own = "grid" if kind == "search" else "search"
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: hydra.sweeper.kind='{kind}' is not allowed: {own} (its sweeper's)\n"
+    )
+    assert not (tmp_path / "sweep").exists()

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from typing import Any
 
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import HydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from src.errors import ConfigError
 from src.run.files import no_space
 
 from .composing import CachedComposition
@@ -26,8 +27,10 @@ class LaunchingSweeper(Sweeper):
     def __init__(
         self, params: dict[str, str] | None, seed_key: str, stack_key: str, kind: str
     ) -> None:
-        if kind != self.kind:
-            raise HydraException(f"hydra.sweeper.kind={kind!r} is not allowed: {self.kind}")
+        if kind != self.kind:  # one line, as the sweep's other refusals
+            error = ConfigError("hydra.sweeper.kind", kind, f"{self.kind} (its sweeper's)")
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         self.params = params or {}  # sweeps given in the config, as BasicSweeper's
         self.seed_key, self.stack_key = seed_key, stack_key
         self.hydra_context: HydraContext | None = None

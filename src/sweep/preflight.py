@@ -8,6 +8,7 @@ as failed if the sweep is cut short, and removes their wandb runs.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import itertools
 import logging
 import math
@@ -157,6 +158,16 @@ def check_launcher(launcher: DictConfig) -> None:
             require_int(f"hydra.launcher.{key}", value, LAUNCHER_INTS[key], INT64_MAX)
 
 
+def check_kind(sweeper: DictConfig) -> None:
+    """Refuse a `kind` other than the sweeper settings' own (its dataclass's default): the
+    checks, the plan, the jobs and the report would take the sweep for another kind."""
+    settings = OmegaConf.get_type(sweeper)
+    if dataclasses.is_dataclass(settings) and "kind" in sweeper:
+        own = {f.name: f.default for f in dataclasses.fields(settings)}.get("kind")
+        if sweeper.kind != own:
+            raise ConfigError("hydra.sweeper.kind", sweeper.kind, f"{own} (its sweeper's)")
+
+
 def check_stacking(config: DictConfig) -> None:
     """Refuse a stacking switch that is not a boolean, and watching gradients of a stack."""
     sweeper = config.hydra.sweeper
@@ -211,6 +222,7 @@ def check_and_plan(config: DictConfig, sweep_dir: Path) -> tuple[int, int | None
     """Refuse bad settings (one line, exit 2), take the folder's lock and write the sweep's
     state; returns how many runs finished before and how many the sweep plans."""
     try:
+        check_kind(config.hydra.sweeper)
         check_launcher(config.hydra.launcher)
         check_keys(config)  # an unknown key and a logger wandb would refuse: not per job
         check_logger(config.logger)
