@@ -21,8 +21,6 @@ from .overrides import check_folder_names, check_jobs, expand, parse, stack, swe
 class SeedStackingSweeper(LaunchingSweeper):
     """BasicSweeper's sweep with one job per configuration instead of one per seed."""
 
-    kind = "grid"
-
     def __init__(
         self,
         max_batch_size: int | None = None,
@@ -31,13 +29,13 @@ class SeedStackingSweeper(LaunchingSweeper):
         stack_seeds: Any = True,
         seed_key: str = "seed",
         stack_key: str = "seeds",
-        kind: str = "grid",
+        kind: str = "grid",  # its jobs and report read it; checked by preflight.check_kind
     ) -> None:
         if not isinstance(stack_seeds, bool):
             raise HydraException(
                 f"hydra.sweeper.stack_seeds={stack_seeds!r} is not allowed: true or false"
             )
-        super().__init__(params, seed_key, stack_key, kind)
+        super().__init__(params, seed_key, stack_key)
         self.max_batch_size = max_batch_size
         self.stack_seeds = stack_seeds
         self.grids = sweep_grids(grids)

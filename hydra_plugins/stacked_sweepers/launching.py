@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sys
 from typing import Any
 
 from hydra.core.plugins import Plugins
@@ -13,7 +12,6 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from src.errors import ConfigError
 from src.run.files import no_space
 
 from .composing import CachedComposition
@@ -22,15 +20,7 @@ from .composing import CachedComposition
 class LaunchingSweeper(Sweeper):
     """Keeps Hydra's context and the sweep's config, and the launcher they configure."""
 
-    kind: str  # "grid" or "search": its config's `kind`, which its jobs and report read
-
-    def __init__(
-        self, params: dict[str, str] | None, seed_key: str, stack_key: str, kind: str
-    ) -> None:
-        if kind != self.kind:  # one line, as the sweep's other refusals
-            error = ConfigError("hydra.sweeper.kind", kind, f"{self.kind} (its sweeper's)")
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
+    def __init__(self, params: dict[str, str] | None, seed_key: str, stack_key: str) -> None:
         self.params = params or {}  # sweeps given in the config, as BasicSweeper's
         self.seed_key, self.stack_key = seed_key, stack_key
         self.hydra_context: HydraContext | None = None

@@ -46,8 +46,6 @@ class StackedSearchSweeper(LaunchingSweeper):
     """Asks an Optuna study for `n_jobs` trials at a time until it holds `n_trials` finished
     ones; each trial's seeds train as one stacked job."""
 
-    kind = "search"
-
     def __init__(
         self,
         n_trials: int = 20,
@@ -61,12 +59,12 @@ class StackedSearchSweeper(LaunchingSweeper):
         params: dict[str, str] | None = None,
         seed_key: str = "seed",
         stack_key: str = "seeds",
-        kind: str = "search",
+        kind: str = "search",  # its jobs and report read it; checked by preflight.check_kind
     ) -> None:
         self.n_trials, self.n_jobs, self.direction = n_trials, n_jobs, direction
         self.study_name, self.storage = study_name, storage
         self.sampler, self.pruner, self.pruner_args = sampler, pruner, pruner_args
-        super().__init__(params, seed_key, stack_key, kind)
+        super().__init__(params, seed_key, stack_key)
 
     def space(self, arguments: list[str]) -> tuple[dict[str, Any], list[str], list[str]]:
         """The distributions searched, the overrides every trial shares, and its seeds."""

@@ -123,8 +123,7 @@ def _sweep_signature(config: DictConfig) -> dict[str, Any]:
             swept.append(key)
         else:
             fixed[key] = override.get_value_element_as_str()
-    kind = config.hydra.sweeper.get("kind")
-    return {"sweeper": kind, "swept": sorted(swept), "fixed": fixed}
+    return {"sweeper": config.hydra.sweeper.get("kind"), "swept": sorted(swept), "fixed": fixed}
 
 
 # Each launcher setting's rule, by its key (joblib's n_jobs, the cluster launchers' own): a

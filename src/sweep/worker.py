@@ -4,9 +4,9 @@ Hydra's own launchers send each job the whole Hydra state (its config store, the
 config, the config loader) and reinstall it, which rescans and re-imports every Hydra plugin:
 about 0.1 s a job on 2 cores, and the re-import empties the per-process caches of the job
 configs (hydra_plugins/stacked_sweepers/composing.py). Here the state is pickled once into a
-file that the workers read and install once. A job is then its config and `run_hydra_job`,
-Hydra's `run_job` without the three copies of the Hydra part of the config it makes (an
-OmegaConf deep copy of it takes about 10 ms, most of a job's set-up).
+file that the workers read and install once. A job is then its config and `run_hydra_job`:
+Hydra's `run_job` with one copy of the Hydra part of the config instead of four (an OmegaConf
+copy of it takes about 10 ms, most of a job's set-up).
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ def _installed(path: Path) -> Context:
 
 
 def run_job(context_file: Path, number: int, overrides: list[str], plain: bool = False) -> Any:
-    """One Hydra job: its config loaded with its overrides, then Hydra's `run_job`, as Hydra's
-    own launchers do. `plain`: the result's configs made plain, for a process that cannot
-    import the plugins' config classes."""
+    """One Hydra job: its config loaded with its overrides, then `run_hydra_job`, as Hydra's
+    own launchers do with `run_job`. `plain`: the result's configs made plain, for a process
+    that cannot import the plugins' config classes."""
     from omegaconf import OmegaConf, open_dict
 
     context = _installed(Path(context_file))
