@@ -170,6 +170,9 @@ class TrainerConf:
 
 
 GROUPS = {"model": ModelConf, "data": DataConf, "trainer": TrainerConf}
+# The run's own top-level keys: its seed, and the seeds a stacked run trains together (a
+# sweep's seed_key and stack_key default to them; every other module reads these names).
+SEED_KEY, STACK_KEY = "seed", "seeds"
 # What draws a data set (make_splits' arguments, with its own settings): all but the batch size.
 DATA_KEYS = tuple(key for key in settings(DataConf) if key != "batch_size")
 
