@@ -26,6 +26,33 @@ TINY = [
 ]
 
 
+def start_sweep(config) -> None:
+    """What `python -m src.train -m` does with a multirun's composed config before its first
+    job: its sweeper checks and plans the sweep (`config.hydra.overrides.task`) and opens its
+    folder. Used where the sweep is refused (exit 2): no launcher is set up to run a job."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import HydraContext
+    from hydra.utils import instantiate
+
+    sweeper = instantiate(config.hydra.sweeper)
+    sweeper.config = config
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        sweeper.hydra_context = HydraContext(config_loader=loader, callbacks=None)
+        sweeper.sweep(list(config.hydra.overrides.task))
+
+
+def planned(config) -> tuple[int | None, list[str]]:
+    """How many runs the config's sweeper plans (`config.hydra.overrides.task`), and which
+    keys it sweeps."""
+    from hydra.utils import instantiate
+
+    sweeper = instantiate(config.hydra.sweeper)
+    sweeper.config = config
+    plan = sweeper.plan(list(config.hydra.overrides.task))
+    return plan.total, plan.swept
+
+
 NO_SLURM = "no SLURM cluster answers (sinfo): start one with bash tests/slurm_cluster.sh start"
 
 

@@ -6,9 +6,9 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.stacked_sweepers.grid_sweeper import SeedStackingSweeper
 from src.errors import ConfigError
-from src.sweep.preflight import plan, sweep_grids
+from src.sweep.preflight import sweep_grids
 
-from .conftest import CONF
+from .conftest import CONF, planned
 
 CARD = ["model.depth=0,1,2,3,5,10,20", "model.width=1,2,3,5,10,20", "seed=range(6)"]
 
@@ -58,7 +58,7 @@ def test_the_claims_experiment_sweeps_the_union_of_its_grids_each_job_once():
     }
     config = _config("experiment=claims")
     OmegaConf.update(config, "hydra.overrides.task", ["experiment=claims"], force_add=True)
-    total, swept = plan(config)
+    total, swept = planned(config)
     assert total == len(jobs) * 6 and {"trainer.max_epochs", "model.optimizer"} <= set(swept)
 
 

@@ -33,11 +33,10 @@ from hydra_plugins.stacked_sweepers.optuna_sweeper import StackedSearchSweeper, 
 from src.report.study import load_study, write_search_report
 from src.run.files import write_json_atomic
 from src.run.training import train
-from src.sweep.preflight import SweepCheck
 from src.sweep.runs import report_run
 from src.sweep.space import check_search_space, study_storage
 
-from .conftest import CONF, ROOT, wandb_inspect
+from .conftest import CONF, ROOT, start_sweep, wandb_inspect
 from .test_results import job_record
 
 
@@ -117,7 +116,7 @@ def test_each_kind_of_sweep_is_its_distribution_and_the_command_line_wins(overri
 
 def refusal(cfg, capsys) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exit_:
-        SweepCheck().on_multirun_start(cfg)
+        start_sweep(cfg)
     return exit_.value.code, capsys.readouterr().err
 
 

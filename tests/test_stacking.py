@@ -67,7 +67,7 @@ def test_params_in_the_config_and_batches_as_basic_sweeper():
 
 def test_a_switch_that_is_not_a_boolean_is_refused():
     with pytest.raises(Exception, match="hydra.sweeper.stack_seeds='yes' is not allowed"):
-        SeedStackingSweeper(stack_seeds="yes")
+        SeedStackingSweeper(stack_seeds="yes").plan(["seed=0,1"])  # as it plans its sweep
 
 
 def test_the_sweeper_is_a_hydra_plugin_and_the_default():

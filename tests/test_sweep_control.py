@@ -11,15 +11,16 @@ from src.errors import ConfigError
 from src.run.files import write_json_atomic
 from src.sweep import progress
 from src.sweep.jobs import clear_attempt, finished_metrics
-from src.sweep.preflight import SweepCheck, check_launcher, check_resume, mark_unfinished, plan
+from src.sweep.preflight import check_launcher, check_resume, mark_unfinished
 from src.sweep.progress import STATE_FILE, eta_seconds, progress_line, progress_lines
 
+from .conftest import planned, start_sweep
 from .test_results import job_record
 
-BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+GRID = "hydra_plugins.stacked_sweepers.grid_sweeper.SeedStackingSweeper"
 
 
-def master(task, params=None, sweeper=BASIC, **extra):
+def master(task, params=None, sweeper=GRID, **extra):
     """The parts of a multirun's master config that the sweep control reads."""
     hydra = {
         "sweeper": {"_target_": sweeper, "params": params, **extra},
@@ -30,12 +31,15 @@ def master(task, params=None, sweeper=BASIC, **extra):
 
 def test_plan_counts_the_grid_and_names_the_swept_keys():
     grid = ["model.depth=0,1,2,3,5,10,20", "model.width=1,2,3,5,10,20", "seed=range(6)"]
-    assert plan(master(grid + ["trainer.max_epochs=3"])) == (
+    assert planned(master(grid + ["trainer.max_epochs=3"])) == (
         252,
         ["model.depth", "model.width", "seed"],
     )
-    assert plan(master(["seed=1"])) == (1, [])
-    assert plan(master(["seed=0,1"], params={"model.lr": "0.1,0.01"})) == (4, ["model.lr", "seed"])
+    assert planned(master(["seed=1"])) == (1, [])
+    assert planned(master(["seed=0,1"], params={"model.lr": "0.1,0.01"})) == (
+        4,
+        ["model.lr", "seed"],
+    )
 
 
 SEARCH = "hydra_plugins.stacked_sweepers.optuna_sweeper.StackedSearchSweeper"
@@ -44,10 +48,10 @@ SEARCH = "hydra_plugins.stacked_sweepers.optuna_sweeper.StackedSearchSweeper"
 def test_plan_of_a_search_is_its_trials_times_their_seeds():
     params = {"model.lr": "tag(log, interval(0.001, 0.1))", "seed": "range(3)"}
     config = master([], params=params, sweeper=SEARCH, kind="search", n_trials=30, seed_key="seed")
-    assert plan(config) == (90, ["model.lr"])
+    assert planned(config) == (90, ["model.lr"])
     config.hydra.overrides.task = ["seed=4", "model.depth=choice(1,2)"]  # one seed a trial
     config.seed = 4
-    assert plan(config) == (30, ["model.depth", "model.lr"])
+    assert planned(config) == (30, ["model.depth", "model.lr"])
 
 
 POOL = {"_target_": "x.cluster.JobqueueLauncher", "workers": 2, "retries": 1, "timeout_min": 5,
@@ -272,7 +276,7 @@ def test_a_bad_grid_is_refused_before_any_job(tmp_path, capsys, task, named):
     config.hydra.overrides.task = task
     config.hydra.sweep.dir = str(tmp_path / "sweep")
     with pytest.raises(SystemExit) as exit_:
-        SweepCheck().on_multirun_start(config)
+        start_sweep(config)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.startswith(named) and err.count("\n") == 1, err
     assert not (tmp_path / "sweep").exists()
@@ -291,7 +295,7 @@ def test_a_sweep_folder_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
     a_file.write_text("")
     config.hydra.sweep.dir = str(a_file)
     with pytest.raises(SystemExit) as exit_:
-        SweepCheck().on_multirun_start(config)
+        start_sweep(config)
     assert exit_.value.code == 2
     assert capsys.readouterr().err == (
         f"error: hydra.sweep.dir='{a_file}' is not allowed: a folder that can be made "
@@ -317,7 +321,7 @@ def test_a_kind_other_than_its_sweepers_is_refused_in_one_line(tmp_path, capsys,
     OmegaConf.set_readonly(config, False)
     config.hydra.sweep.dir = str(tmp_path / "sweep")
     with pytest.raises(SystemExit) as exit_:
-        SweepCheck().on_multirun_start(config)
+        start_sweep(config)
     own = "grid" if kind == "search" else "search"
     assert exit_.value.code == 2
     assert capsys.readouterr().err == (

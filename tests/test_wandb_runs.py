@@ -6,7 +6,7 @@ import re
 
 from src.run.files import write_json_atomic
 from src.sweep.jobs import clear_attempt
-from src.sweep.preflight import mark_unfinished, write_state
+from src.sweep.preflight import Plan, mark_unfinished, write_state
 from src.sweep.progress import sweep_state
 from src.sweep.runs import ID_LENGTH, report_run, run_label, seed_run
 
@@ -14,7 +14,7 @@ WANDB_ID = re.compile(r"[A-Za-z0-9_.=-]{1,64}")  # wandb refuses :;,#?/' and URL
 
 
 def start_sweep(sweep, swept=("model.depth", "seed")):
-    write_state(sweep, 4, list(swept))
+    write_state(sweep, Plan("grid", "seed", "seeds", 4, list(swept)))
     return sweep
 
 

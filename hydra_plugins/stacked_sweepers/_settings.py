@@ -12,6 +12,8 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from src.run.schema import SEED_KEY, STACK_KEY
+
 
 @dataclass
 class SeedStackingSweeperConf:
@@ -23,8 +25,8 @@ class SeedStackingSweeperConf:
     grids: Any = None
     # true: one job per configuration with all its seeds; false: one job per seed, as BasicSweeper.
     stack_seeds: Any = True
-    seed_key: str = "seed"  # the key whose values are stacked
-    stack_key: str = "seeds"  # the key the stacked job gets them in, as a list
+    seed_key: str = SEED_KEY  # the key whose values are stacked
+    stack_key: str = STACK_KEY  # the key the stacked job gets them in, as a list
 
 
 @dataclass
@@ -49,8 +51,8 @@ class StackedSearchSweeperConf:
     pruner: Any = None  # null (none) | median | percentile | hyperband | successive_halving | ...
     pruner_args: dict[str, Any] = field(default_factory=dict)  # the pruner's own arguments
     params: dict[str, str] | None = None  # the space, in Hydra's override syntax
-    seed_key: str = "seed"  # its values are each trial's stack of seeds, not a dimension
-    stack_key: str = "seeds"
+    seed_key: str = SEED_KEY  # its values are each trial's stack of seeds, not a dimension
+    stack_key: str = STACK_KEY
 
 
 @dataclass

@@ -19,12 +19,14 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from src.errors import ConfigError
+from src.errors import ConfigError, exit_on_config_error
 from src.run.files import member_dir, no_space, read_metrics
+from src.run.schema import SEED_KEY, STACK_KEY
 from src.sweep.jobs import FINISHED
 from src.sweep.lifetime import stop_on_full_disk
-from src.sweep.preflight import mark_unfinished
+from src.sweep.preflight import Plan, mark_unfinished
 from src.sweep.space import (
+    check_search_space,
     cut_torn_tail,
     describe_space,
     distribution,
@@ -46,6 +48,8 @@ class StackedSearchSweeper(LaunchingSweeper):
     """Asks an Optuna study for `n_jobs` trials at a time until it holds `n_trials` finished
     ones; each trial's seeds train as one stacked job."""
 
+    kind = "search"
+
     def __init__(
         self,
         n_trials: int = 20,
@@ -57,14 +61,18 @@ class StackedSearchSweeper(LaunchingSweeper):
         pruner: str | None = None,
         pruner_args: Any = None,
         params: dict[str, str] | None = None,
-        seed_key: str = "seed",
-        stack_key: str = "seeds",
-        kind: str = "search",  # its jobs and report read it; checked by preflight.check_kind
+        seed_key: str = SEED_KEY,
+        stack_key: str = STACK_KEY,
+        kind: str = "search",
     ) -> None:
         self.n_trials, self.n_jobs, self.direction = n_trials, n_jobs, direction
         self.study_name, self.storage = study_name, storage
         self.sampler, self.pruner, self.pruner_args = sampler, pruner, pruner_args
-        super().__init__(params, seed_key, stack_key)
+        super().__init__(params, seed_key, stack_key, kind)
+
+    def check(self) -> None:
+        super().check()
+        check_search_space(self.config)  # its space, before anything else runs
 
     def space(self, arguments: list[str]) -> tuple[dict[str, Any], list[str], list[str]]:
         """The distributions searched, the overrides every trial shares, and its seeds."""
@@ -84,6 +92,12 @@ class StackedSearchSweeper(LaunchingSweeper):
         if seeds is None:
             seeds = [str(OmegaConf.select(self.config, self.seed_key))]
         return space, list(fixed.values()), seeds
+
+    def plan(self, arguments: list[str]) -> Plan:
+        """Its runs (every trial's seeds) and the keys it searches; its trials are asked later."""
+        space, _, seeds = self.space(arguments)
+        total = self.n_trials * len(seeds)
+        return Plan(self.kind, self.seed_key, self.stack_key, total, sorted(space))
 
     def open_study(self, sweep_dir: Path, space: dict[str, Any], seeds: list[str]):
         """The study of this search, created or loaded; refuses one of another space."""
@@ -113,16 +127,17 @@ class StackedSearchSweeper(LaunchingSweeper):
         return study
 
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
-        assert self.config is not None and self.launcher is not None
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        with stop_on_full_disk(sweep_dir, mark_unfinished):
-            return self.search(sweep_dir, arguments)
-
-    def search(self, sweep_dir: Path, arguments: list[str]) -> list[Sequence[JobReturn]]:
-        """The study, resumed or new, asked and told until it holds n_trials finished trials."""
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        exit_on_config_error(self.check)()
+        sweep_dir = self.open(self.plan(arguments))
         space, fixed, seeds = self.space(arguments)
+        with stop_on_full_disk(sweep_dir, mark_unfinished):
+            return self.search(sweep_dir, space, fixed, seeds)
+
+    def search(
+        self, sweep_dir: Path, space: dict[str, Any], fixed: list[str], seeds: list[str]
+    ) -> list[Sequence[JobReturn]]:
+        """The study, resumed or new, asked and told until it holds n_trials finished trials."""
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         journal = journal_file(self.storage, sweep_dir)
         aside = cut_torn_tail(journal) if journal is not None else None
         if aside is not None:
@@ -145,7 +160,7 @@ class StackedSearchSweeper(LaunchingSweeper):
             free = min(self.n_jobs - len(in_flight), self.n_trials - done - len(in_flight))
             trials = [study.ask(space) for _ in range(max(free, 0))]
             for trial in trials:
-                trial.set_user_attr("seeds", [int(s) for s in seeds])
+                trial.set_user_attr(STACK_KEY, [int(s) for s in seeds])
             jobs = [
                 [*fixed, *(f"{k}={override_value(v)}" for k, v in t.params.items())]
                 + [seeds_override(self.stack_key, seeds)]
@@ -209,7 +224,7 @@ def retry_interrupted(study: Any, sweep_dir: Path, space: dict[str, Any]) -> Non
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         trial_dir = sweep_dir / f"trial={trial.number}"
         records = [
-            read_metrics(member_dir(trial_dir, s)) for s in trial.user_attrs.get("seeds", [])
+            read_metrics(member_dir(trial_dir, s)) for s in trial.user_attrs.get(STACK_KEY, [])
         ]
         if records and all(r and r["status"] in FINISHED for r in records):
             statuses = {r["status"] for r in records}
@@ -257,7 +272,7 @@ def tell(study: Any, trial: Any, result: JobReturn | None, direction: str) -> No
     worst trial; else its value is the mean val_loss of its seeds."""
     from optuna.trial import TrialState
 
-    outcome = trial_outcome(result, trial.user_attrs["seeds"])
+    outcome = trial_outcome(result, trial.user_attrs[STACK_KEY])
     trial.set_user_attr("seed_values", {str(s): v for s, v in outcome["values"].items()})
     trial.set_user_attr("statuses", {str(s): v for s, v in outcome["statuses"].items()})
     if outcome["error"]:

@@ -16,6 +16,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from src.errors import ConfigError
 from src.folders import name_max
+from src.sweep.progress import override_key
 
 
 def parse(
@@ -25,10 +26,6 @@ def parse(
     loader = context.config_loader if context else None
     given = [f"{key}={value}" for key, value in (params or {}).items()] + list(arguments)
     return OverridesParser.create(config_loader=loader).parse_overrides(given)
-
-
-def bare_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def expand(overrides: list[Override]) -> list[list[str]]:
@@ -59,7 +56,7 @@ def stack(jobs: list[list[str]], seed_key: str, stack_key: str) -> list[list[str
     of its first job, with `++<stack_key>=[s1,s2,...]` where the seed override stood."""
     groups: dict[tuple[int, tuple[str, ...]], list[str]] = {}
     for job in jobs:
-        at = next(i for i, override in enumerate(job) if bare_key(override) == seed_key)
+        at = next(i for i, override in enumerate(job) if override_key(override) == seed_key)
         rest = tuple(job[:at] + job[at + 1 :])
         groups.setdefault((at, rest), []).append(job[at].split("=", 1)[1])
     return [

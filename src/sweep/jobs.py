@@ -21,10 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 from src.errors import ConfigError
 from src.run.files import METRICS_FILE, member_dir, no_space, read_metrics, write_json_atomic
 from src.run.loggers import WandbPlace
+from src.run.schema import SEED_KEY, STACK_KEY
 from src.run.training import objective, train_stack
 from src.sweep.progress import (
     forget_record,
     note_record,
+    override_key,
     progress_lines,
     settings,
     sweep_state,
@@ -33,6 +35,7 @@ from src.sweep.runs import remove_seed_runs, seed_run
 from src.sweep.space import is_search
 
 log = logging.getLogger(__name__)
+SEED_KEYS = (SEED_KEY, STACK_KEY)
 
 
 def _failed(error: Exception) -> dict[str, Any]:
@@ -51,9 +54,8 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
     sweep_dir = Path(hydra_cfg.sweep.dir)
     for handler in logging.getLogger().handlers:  # the job's train.log, as Hydra set it up
         quiet_on_full_disk(handler)
-    stacked = cfg.get("seeds") is not None
-    seeds = list(cfg.seeds) if stacked else [cfg.seed]
     dirs = seed_dirs(cfg, Path(cfg.output_dir))
+    seeds, stacked = list(dirs), cfg.get(STACK_KEY) is not None
     results = {s: m for s, m in ((s, finished_metrics(d)) for s, d in dirs.items()) if m}
     todo = {s: d for s, d in dirs.items() if s not in results}
     if todo:
@@ -93,9 +95,9 @@ def sweep_job(cfg: DictConfig) -> float | list[float]:
 
 def seed_dirs(cfg: DictConfig, output_dir: Path) -> dict[int, Path]:
     """Each seed of the job and its folder: `seed=<k>/` of a stack, the job's own otherwise."""
-    if cfg.get("seeds") is None:
-        return {cfg.seed: output_dir}
-    return {s: member_dir(output_dir, s) for s in cfg.seeds}
+    if cfg.get(STACK_KEY) is None:
+        return {cfg[SEED_KEY]: output_dir}
+    return {s: member_dir(output_dir, s) for s in cfg[STACK_KEY]}
 
 
 def report_job(result: Any) -> None:
@@ -149,22 +151,19 @@ def wandb_places(hydra_cfg: DictConfig, seed_dirs: dict[int, Path]) -> dict[int,
     if is_search(hydra_cfg.sweeper):
         job = [Path(hydra_cfg.runtime.output_dir).name]
     else:
-        task = [o for o in hydra_cfg.overrides.task if _key(o) not in ("seed", "seeds")]
+        task = [o for o in hydra_cfg.overrides.task if override_key(o) not in SEED_KEYS]
         job = settings(task, sweep_state(sweep_dir).get("swept"))
     return {seed: seed_run(sweep_dir, d, job, seed) for seed, d in seed_dirs.items()}
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 FINISHED = ("ok", "diverged", "pruned")  # a job with one of these statuses is not trained again
 
 
 def member_overrides(task_overrides: list[str], seed: int) -> list[str]:
-    """A stacked job's overrides as a single run of `seed` would have had them: the seeds
-    override (`++seeds=[...]`, where the seed override stood) becomes `seed=<seed>`."""
-    return [f"seed={seed}" if _key(o) == "seeds" else o for o in task_overrides]
+    """A stacked job's overrides as a single run of `seed` would have had them: its seeds
+    (`++seeds=[...]`, where the seed override stood) become `seed=<seed>`."""
+    member = f"{SEED_KEY}={seed}"
+    return [member if override_key(o) == STACK_KEY else o for o in task_overrides]
 
 
 def write_member_record(cfg: DictConfig, seed: int, job_dir: Path, overrides: list[str]) -> None:
@@ -173,7 +172,7 @@ def write_member_record(cfg: DictConfig, seed: int, job_dir: Path, overrides: li
     record = job_dir / ".hydra"
     record.mkdir(parents=True, exist_ok=True)
     config = OmegaConf.to_container(cfg, resolve=True)
-    config.update(seed=seed, seeds=None, output_dir=str(job_dir))
+    config.update({SEED_KEY: seed, STACK_KEY: None, "output_dir": str(job_dir)})
     OmegaConf.save(OmegaConf.create(config), record / "config.yaml")
     OmegaConf.save(OmegaConf.create(overrides), record / "overrides.yaml")
 
@@ -243,7 +242,7 @@ def lost_job(config_loader, config, overrides: list[str], number: int, error: st
     HydraConfig.instance().set_config(job)  # as a launcher does: `output_dir` reads it
     task_cfg = OmegaConf.masked_copy(job, [k for k in job if k != "hydra"])
     seeds = record_failed(task_cfg, list(overrides), Path(job.hydra.sweep.dir), error)
-    value = [math.inf] * len(seeds) if job.get("seeds") is not None else math.inf
+    value = [math.inf] * len(seeds) if job.get(STACK_KEY) is not None else math.inf
     result = JobReturn(
         overrides=list(overrides),
         cfg=task_cfg,

@@ -1,38 +1,37 @@
-"""Before the first job of a multirun, whatever its launcher: `SweepCheck` (a Hydra callback)
-refuses bad launcher settings, a bad stacking switch, wandb online without a login or a
-server, a sweep folder that cannot be made and a resume into a folder made by a different
-sweep, and records how many jobs the sweep plans; `mark_unfinished` records the jobs in flight
-as failed if the sweep is cut short, and removes their wandb runs.
+"""Before the first job of a multirun, whatever its sweeper and launcher: the checks its
+sweeper runs (launcher settings, unknown keys, a resume into a folder made by another sweep),
+and `open_sweep`, which makes and locks its folder and writes the sweeper's `Plan` to
+.sweep.json; `mark_unfinished` records the jobs in flight as failed if the sweep is cut short,
+and removes their wandb runs.
 """
 
 from __future__ import annotations
 
 import atexit
 import dataclasses
-import itertools
 import logging
-import math
 import os
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.experimental.callback import Callback
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import INT64_MAX, ConfigError, require_int, require_number
 from src.folders import make_folder
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
+from src.run.schema import SEED_KEY
 from src.run.validation import check_keys, check_logger, check_wandb_online
 from src.sweep.jobs import finished_metrics
 from src.sweep.lifetime import end_sweep_on_signals, stop_on_full_disk
 from src.sweep.lock import lock_sweep
 from src.sweep.progress import STATE_FILE, index_records, note_record, sweep_state
 from src.sweep.runs import remove_seed_runs
-from src.sweep.space import check_search_space, is_search, search_space, trial_seeds
 
 log = logging.getLogger(__name__)
 N_JOBS_ALLOWED = "an integer from 1 to 2**63-1, or -1 for all cores (-2: all but one, ...)"
@@ -53,56 +52,10 @@ def sweep_grids(grids: Any) -> list[dict[str, str]] | None:
     ]
 
 
-def grid_arguments(config: DictConfig) -> list[list[str]]:
-    """Each grid's overrides: `hydra.sweeper.params`, with one of `hydra.sweeper.grids` added
-    when it has grids (the sweep is their union), then the command line's."""
-    sweeper = config.hydra.sweeper
-    params = dict(sweeper.get("params") or {})
-    task = list(config.hydra.overrides.task)
-    grids = sweep_grids(sweeper.get("grids")) or [{}]
-    return [[f"{k}={v}" for k, v in {**params, **grid}.items()] + task for grid in grids]
-
-
-def plan(config: DictConfig) -> tuple[int | None, list[str]]:
-    """How many runs the sweep will write (the grid's size, or the union of its grids', or the
-    search's trials times their seeds), and which keys it varies."""
-    sweeper = config.hydra.sweeper
-    if is_search(sweeper):
-        seeds = len(trial_seeds(config, sweeper.seed_key))
-        swept = sorted(k for k in search_space(config) if k != sweeper.seed_key)
-        return int(sweeper.n_trials) * seeds, swept
-    grids = grid_arguments(config)
-    values: dict[str, set[str]] = {}  # every key's values over all grids
-    swept: dict[str, None] = {}
-    runs: set[frozenset[str]] | None = set()
-    for arguments in grids:
-        choices: dict[str, list[str]] = {}  # a key given twice: the later values win
-        for override in OverridesParser.create().parse_overrides(arguments):
-            key = override.get_key_element()
-            if override.is_sweep_override():
-                swept[key] = None
-            if not override.is_sweep_override():
-                choices[key] = [override.get_value_element_as_str()]
-            elif override.is_discrete_sweep():
-                choices[key] = list(override.sweep_string_iterator())
-            else:
-                runs = None
-        for key, choice in choices.items():
-            values.setdefault(key, set()).update(choice)
-        if runs is not None and len(grids) == 1:  # one grid: its size, without listing it
-            return math.prod(len(c) for c in choices.values()), list(swept)
-        if runs is not None:  # a job in two grids runs once
-            keys = list(choices)
-            runs |= {frozenset(zip(keys, job)) for job in itertools.product(*choices.values())}
-    swept.update((k, None) for k, v in values.items() if len(v) > 1)
-    return (None if runs is None else len(runs)), list(swept)
-
-
-def check_grid_values(config: DictConfig) -> None:
+def check_grid_values(overrides: list[Override]) -> None:
     """Refuse a grid key swept over no value (an empty sweep) or over one value twice (two
-    jobs into one folder; a seed twice in one stack), and grids that are no list of mappings."""
-    arguments = [a for grid in grid_arguments(config) for a in grid]
-    for override in OverridesParser.create().parse_overrides(arguments):
+    jobs into one folder; a seed twice in one stack)."""
+    for override in overrides:
         if not override.is_discrete_sweep():
             continue
         values = list(override.sweep_string_iterator())
@@ -113,17 +66,18 @@ def check_grid_values(config: DictConfig) -> None:
             raise ConfigError(override.get_key_element(), text, "a sweep over distinct values")
 
 
+SWEPT = object()  # a key's value in a sweep's signature when it is swept
+
+
 def _sweep_signature(config: DictConfig) -> dict[str, Any]:
-    """What two sweeps must share to write into one folder: the sweeper, the overridden keys,
-    and the values of the keys that are not swept (which jobs exist may differ)."""
-    fixed, swept = {}, []
+    """What two sweeps must share to write into one folder: the sweeper's kind, the overridden
+    keys, and the values of the keys that are not swept (which jobs exist may differ)."""
+    signature: dict[str, Any] = {"hydra.sweeper.kind": config.hydra.sweeper.get("kind")}
     for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
         key = override.get_key_element()
-        if override.is_sweep_override():
-            swept.append(key)
-        else:
-            fixed[key] = override.get_value_element_as_str()
-    return {"sweeper": config.hydra.sweeper.get("kind"), "swept": sorted(swept), "fixed": fixed}
+        swept = override.is_sweep_override()
+        signature[key] = SWEPT if swept else override.get_value_element_as_str()
+    return signature
 
 
 # Each launcher setting's rule, by its key (joblib's n_jobs, the cluster launchers' own): a
@@ -157,25 +111,18 @@ def check_launcher(launcher: DictConfig) -> None:
             require_int(f"hydra.launcher.{key}", value, LAUNCHER_INTS[key], INT64_MAX)
 
 
-def check_kind(sweeper: DictConfig) -> None:
-    """Refuse a `kind` other than the sweeper settings' own (its dataclass's default): the
-    checks, the plan, the jobs and the report would take the sweep for another kind."""
-    settings = OmegaConf.get_type(sweeper)
-    if dataclasses.is_dataclass(settings) and "kind" in sweeper:
-        own = {f.name: f.default for f in dataclasses.fields(settings)}.get("kind")
-        if sweeper.kind != own:
-            raise ConfigError("hydra.sweeper.kind", sweeper.kind, f"{own} (its sweeper's)")
+def check_settings(config: DictConfig) -> None:
+    """Refuse what no job could run with (raises ConfigError): launcher settings, an unknown key,
+    a logger wandb would refuse. Once for the sweep: not in every job."""
+    check_launcher(config.hydra.launcher)
+    check_keys(config)
+    check_logger(config.logger)
 
 
-def check_stacking(config: DictConfig) -> None:
-    """Refuse a stacking switch that is not a boolean, and watching gradients of a stack."""
-    sweeper = config.hydra.sweeper
-    if "stack_seeds" not in sweeper:
-        return
-    if not isinstance(sweeper.stack_seeds, bool):
-        raise ConfigError("hydra.sweeper.stack_seeds", sweeper.stack_seeds, "true or false")
-    watch = OmegaConf.select(config, "logger.watch")
-    if sweeper.stack_seeds and watch and "seed" in plan(config)[1]:
+def check_stacking(config: DictConfig, swept: list[str]) -> None:
+    """Refuse watching gradients of a stack of seeds (its histograms would mix the seeds)."""
+    stacking = config.hydra.sweeper.get("stack_seeds")
+    if stacking and OmegaConf.select(config, "logger.watch") and SEED_KEY in swept:
         raise ConfigError(
             "logger.watch",
             True,
@@ -191,7 +138,7 @@ def check_resume(sweep_dir: Path, config: DictConfig) -> int:
         return 0
     before, now = _sweep_signature(OmegaConf.load(previous)), _sweep_signature(config)
     if before != now:
-        changed = ", ".join(k for k in before if before[k] != now[k])
+        changed = ", ".join(k for k in {**before, **now} if before.get(k) != now.get(k))
         raise ConfigError(
             "hydra.sweep.dir",
             str(sweep_dir),
@@ -200,60 +147,52 @@ def check_resume(sweep_dir: Path, config: DictConfig) -> int:
     return sum(1 for p in sweep_files(sweep_dir) if finished_metrics(p.parent))
 
 
-class SweepCheck(Callback):
-    """Before the first job: refuse bad settings with one line (exit 2), and plan the sweep."""
+@dataclass
+class Plan:
+    """What a sweep will run, as its sweeper planned it (written to .sweep.json)."""
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        with stop_on_full_disk(sweep_dir, mark_unfinished):  # the lock's or state's write
-            already, total = check_and_plan(config, sweep_dir)
-        launcher = config.hydra.launcher._target_.rsplit(".", 1)[-1]
-        resumed = f"; {already} finished runs found there, skipped" if already else ""
-        runs = f"{total} run{'s' if total != 1 else ''}" if total else "an unknown number of runs"
-        log.info(f"Sweep of {runs} into {sweep_dir} ({launcher}){resumed}")
-        # If the sweep is cut short (a worker killed or crashed, a signal), the jobs in
-        # flight must show up as failed rather than vanish: mark them on the way out.
-        atexit.register(mark_unfinished, sweep_dir)
-        end_sweep_on_signals(sweep_dir, mark_unfinished)
+    kind: str  # grid | search
+    seed_key: str  # the key whose values are a configuration's repetitions
+    stack_key: str  # the key a stacked job gets its seeds in, as a list
+    total: int | None  # runs the sweep will write: every seed of every job
+    swept: list[str]  # the keys it varies
+    jobs: list[list[str]] | None = None  # a grid's jobs' overrides, in launch order
 
 
-def check_and_plan(config: DictConfig, sweep_dir: Path) -> tuple[int, int | None]:
-    """Refuse bad settings (one line, exit 2), take the folder's lock and write the sweep's
-    state; returns how many runs finished before and how many the sweep plans."""
-    try:
-        check_kind(config.hydra.sweeper)
-        check_launcher(config.hydra.launcher)
-        check_keys(config)  # an unknown key and a logger wandb would refuse: not per job
-        check_logger(config.logger)
-        check_stacking(config)
-        if is_search(config.hydra.sweeper):  # a search: its space, before anything else
-            check_search_space(config)
-        else:
-            check_grid_values(config)
-        check_wandb_online(config.logger, sweep_dir)  # once: not a wait in every job
-        make_folder("hydra.sweep.dir", sweep_dir)  # once the settings pass: no folder before
-        lock_sweep(sweep_dir)  # before reading what is there: of two sweeps, one goes on
-        already = check_resume(sweep_dir, config)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    total, swept = plan(config)
-    write_state(sweep_dir, total, swept, config.hydra.sweeper)
-    index_records(sweep_dir)  # what the jobs' progress lines count
-    remove_seed_runs(sweep_dir, unrecorded_jobs(sweep_dir))  # a killed sweep's, cut short
-    return already, total
+def open_sweep(config: DictConfig, plan: Plan, launcher: str) -> Path:
+    """Make and lock the sweep's folder, refuse a resume of another sweep into it (one line,
+    exit 2), write the plan, and have a sweep cut short record its jobs in flight as failed."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    with stop_on_full_disk(sweep_dir, mark_unfinished):  # the lock's or state's write
+        try:
+            check_wandb_online(config.logger, sweep_dir)  # once: not a wait in every job
+            make_folder("hydra.sweep.dir", sweep_dir)  # once the settings pass: no folder before
+            lock_sweep(sweep_dir)  # before reading what is there: of two sweeps, one goes on
+            already = check_resume(sweep_dir, config)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        write_state(sweep_dir, plan)
+        index_records(sweep_dir)  # what the jobs' progress lines count
+        remove_seed_runs(sweep_dir, unrecorded_jobs(sweep_dir))  # a killed sweep's, cut short
+    resumed = f"; {already} finished runs found there, skipped" if already else ""
+    total = plan.total
+    runs = f"{total} run{'s' if total != 1 else ''}" if total else "an unknown number of runs"
+    log.info(f"Sweep of {runs} into {sweep_dir} ({launcher}){resumed}")
+    # If the sweep is cut short (a worker killed or crashed, a signal), the jobs in
+    # flight must show up as failed rather than vanish: mark them on the way out.
+    atexit.register(mark_unfinished, sweep_dir)
+    end_sweep_on_signals(sweep_dir, mark_unfinished)
+    return sweep_dir
 
 
-def write_state(
-    sweep_dir: Path, total: int | None, swept: list[str], sweeper: DictConfig | None = None
-) -> None:
-    """The sweep's state file, read by its jobs and its report: its kind (grid or search), seed
-    and stack keys, the planned total, the swept keys, the start time and pid of this process,
-    and the sweep's id (random, kept across resumes: it makes the sweep's wandb run ids its own)."""
+def write_state(sweep_dir: Path, plan: Plan) -> None:
+    """The sweep's state file, read by its jobs and its report: its plan, the start time and pid
+    of this process, and the sweep's id (random, kept across resumes: it makes the sweep's
+    wandb run ids its own)."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
     sweep_id = sweep_state(sweep_dir).get("id") or uuid.uuid4().hex
-    keys = {k: (sweeper or {}).get(k) for k in ("kind", "seed_key", "stack_key")}
-    state = {**keys, "total": total, "swept": swept, "started": time.time(), "pid": os.getpid()}
+    state = {**dataclasses.asdict(plan), "started": time.time(), "pid": os.getpid()}
     write_json_atomic(sweep_dir / STATE_FILE, {**state, "id": sweep_id})  # a full disk: kept
 
 

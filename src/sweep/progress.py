@@ -5,6 +5,7 @@ on disk, so it is right whichever process or machine ran the other jobs.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import json
 import os
@@ -120,10 +121,21 @@ def eta_seconds(
 
 
 def sweep_state(sweep_dir: Path) -> dict[str, Any]:
-    """What the sweep's main process recorded before its first job (src.sweep.preflight): the
-    planned total, the swept keys, its start time and pid, the sweep's id; {} if nothing."""
+    """The sweep's plan as its sweeper wrote it before the first job (src.sweep.preflight's
+    write_state), with its start time and pid and the sweep's id; {} if there is none."""
+    path = Path(sweep_dir) / STATE_FILE
     try:
-        state = json.loads((Path(sweep_dir) / STATE_FILE).read_text())
+        stat = path.stat()
+    except OSError:
+        return {}
+    return _read_state(str(path.absolute()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_state(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """Read once per process while the file is unchanged: a grid's plan lists every job."""
+    try:
+        state = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
     return state if isinstance(state, dict) else {}
@@ -143,6 +155,11 @@ def progress_lines(sweep_dir: Path, runs: list[tuple[list[str], dict[str, Any]]]
 def progress_line(sweep_dir: Path, overrides: list[str], metrics: dict[str, Any]) -> str:
     """The progress line of one run (see progress_lines)."""
     return progress_lines(sweep_dir, [(overrides, metrics)])[0]
+
+
+def override_key(override: str) -> str:
+    """An override's key: `++seeds=[0,1]` -> seeds."""
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _short(value: str) -> str:

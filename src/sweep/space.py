@@ -19,6 +19,7 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import INT64_MAX, ConfigError, require_choice, require_int, require_seed
+from src.run.schema import SEED_KEY, STACK_KEY
 
 STUDY_FILE = "study.journal"  # in the sweep folder, unless hydra.sweeper.storage names another
 SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "gp": "GPSampler", "qmc": "QMCSampler"}
@@ -96,14 +97,6 @@ def override_value(value: Any) -> str:
     return str(value)
 
 
-def trial_seeds(config: DictConfig, seed_key: str = "seed") -> list[int]:
-    """The seeds every trial trains as one stack: the swept seed's values, else the one seed."""
-    swept = search_space(config).get(seed_key)
-    if swept is None:
-        return [OmegaConf.select(config, seed_key)]
-    return list(swept[1].sweep_iterator())
-
-
 def _check_seeds(name: str, override: Override) -> None:
     if not override.is_discrete_sweep():
         raise ConfigError(name, override.input_line.split("=", 1)[-1], "a list or range of seeds")
@@ -127,7 +120,7 @@ def check_search_space(config: DictConfig) -> None:
         require_choice("hydra.sweeper.pruner", sweeper.pruner, PRUNERS)
     make_sampler(sweeper.sampler)
     make_pruner(sweeper.pruner, sweeper.pruner_args)
-    seed_key = sweeper.get("seed_key", "seed")
+    seed_key = sweeper.get("seed_key", SEED_KEY)
     space = search_space(config)
     for key, (name, override) in space.items():
         text = override.input_line.split("=", 1)[-1]
@@ -167,8 +160,8 @@ def make_sampler(conf: Any) -> Any:
     cls = getattr(optuna.samplers, SAMPLERS[name])
     taken = inspect.signature(cls).parameters
     args = {k: v for k, v in settings.items() if k in taken}
-    if "seed" in args and args["seed"] is not None:
-        require_seed("hydra.sweeper.sampler.seed", args["seed"])  # numpy's RandomState takes it
+    if settings.get(SEED_KEY) is not None:  # every sampler's seed: numpy's RandomState takes it
+        require_seed(f"hydra.sweeper.sampler.{SEED_KEY}", settings[SEED_KEY])
     try:
         return cls(**args)
     except (TypeError, ValueError) as error:
@@ -267,4 +260,4 @@ def sqlite_file(url: str) -> Path | None:
 
 def describe_space(distributions: dict[str, Any], seeds: list[int]) -> dict[str, str]:
     """What a study is a study of, kept on it: a rerun with another space is refused."""
-    return {"seeds": repr(list(seeds)), **{k: repr(d) for k, d in sorted(distributions.items())}}
+    return {STACK_KEY: repr(list(seeds)), **{k: repr(d) for k, d in sorted(distributions.items())}}
