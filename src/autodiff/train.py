@@ -20,82 +20,23 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from src.autodiff.data import make_data
 from src.autodiff.matrix import MatrixNet
-from src.autodiff.nn import ACTIVATIONS, INITIALIZERS, build_network, squared_error
-from src.autodiff.schedules import SCHEDULES, make_schedule
-from src.errors import (
-    INT64_MAX,
-    ConfigError,
-    exit_on_config_error,
-    require_choice,
-    require_int,
-    require_number,
-    require_seed,
-)
+from src.autodiff.nn import build_network, squared_error
+from src.autodiff.schedules import make_schedule
+from src.autodiff.schema import DataConf, ModelConf, check_keys, check_values
+from src.errors import ConfigError, exit_on_config_error
 from src.folders import make_folder
 from src.memory import format_bytes, memory_available
 
-BACKENDS = ("var", "matrix")
-LOSSES = ("sum", "mean")
-LOGGERS = ("wandb", "csv", "none")
-WANDB_MODES = ("offline", "online", "disabled")
-
-
-def _require_fraction(key: str, value, upper_open: bool = False) -> None:
-    """A number in (0, 1] (or (0, 1) when upper_open)."""
-    require_number(key, value, positive=True)
-    if value > 1 or (upper_open and value == 1):
-        raise ConfigError(key, value, "a number in (0, 1)" if upper_open else "a number in (0, 1]")
-
 
 def check_config(cfg: DictConfig) -> None:
-    """Refuse every value the study cannot run with, naming the key (raises ConfigError)."""
-    require_seed("seed", cfg.seed)
-    require_choice("backend", cfg.backend, BACKENDS)
-
-    if cfg.data.dims not in (1, 3) or isinstance(cfg.data.dims, bool):
-        raise ConfigError("data.dims", cfg.data.dims, "1 or 3")
-    require_int("data.n_samples", cfg.data.n_samples, 10, INT64_MAX)
-    require_number("data.noise", cfg.data.noise, minimum=0.0, positive=cfg.data.dims == 3)
-    require_seed("data.seed", cfg.data.seed)
-
-    if not isinstance(cfg.model.hidden, (list, ListConfig)):
-        raise ConfigError("model.hidden", cfg.model.hidden, "a list of integers >= 1")
-    for i, width in enumerate(cfg.model.hidden):
-        require_int(f"model.hidden[{i}]", width, 1, INT64_MAX)
-    require_choice("model.activation", cfg.model.activation, ACTIVATIONS)
-    require_choice("model.output_activation", cfg.model.output_activation, ACTIVATIONS)
-    require_choice("model.initializer", cfg.model.initializer, INITIALIZERS)
-    require_number("model.init_std", cfg.model.init_std, positive=True)
-
-    require_int("train.epochs", cfg.train.epochs, 1, INT64_MAX)
-    require_number("train.lr", cfg.train.lr, positive=True)
-    if cfg.train.batch_size is not None:
-        require_int("train.batch_size", cfg.train.batch_size, 1, INT64_MAX)
-    require_choice("train.loss", cfg.train.loss, LOSSES)
-
-    s = cfg.schedule
-    require_choice("schedule.name", s.name, SCHEDULES)
-    _require_fraction("schedule.gamma", s.gamma)
-    require_int("schedule.step_size", s.step_size, 1, INT64_MAX)
-    require_int("schedule.window_start", s.window_start, 1, INT64_MAX - 1)
-    require_int("schedule.window_end", s.window_end, s.window_start + 1, INT64_MAX)
-    require_int("schedule.smoothing", s.smoothing, 1, INT64_MAX)
-    _require_fraction("schedule.gain", s.gain, upper_open=True)
-    _require_fraction("schedule.target_decay", s.target_decay)
-    _require_fraction("schedule.min_factor", s.min_factor)
-    require_number("schedule.max_factor", s.max_factor, minimum=1.0)
-
-    require_choice("logger", cfg.logger, LOGGERS)
-    require_choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
-    if not isinstance(cfg.wandb.project, str) or not cfg.wandb.project:
-        raise ConfigError("wandb.project", cfg.wandb.project, "a non-empty string")
-    require_int("print_every", cfg.print_every, 0, INT64_MAX)
-    if cfg.output_dir is not None and not isinstance(cfg.output_dir, str):
-        raise ConfigError("output_dir", cfg.output_dir, "a folder path or null")
+    """Refuse every key the study does not read and every value it cannot run with, naming
+    the key (raises ConfigError)."""
+    check_keys(cfg)
+    check_values(cfg)
     check_memory(cfg)
 
 
@@ -104,8 +45,8 @@ def check_config(cfg: DictConfig) -> None:
 # gradients); the matrix backend about 48 per unit and sample, and 8 float64 copies of each
 # weight; the data about 40 per number drawn (copies while it is split and standardised).
 VAR_BYTES, MATRIX_BYTES, MATRIX_WEIGHT_BYTES, DATA_BYTES = 256, 48, 64, 40
-# The size settings' defaults (conf/autodiff/train.yaml), against which the costliest is found.
-SIZE_DEFAULTS = {"data.n_samples": 300, "model.hidden": [8]}
+# The size settings' defaults (the schema's), against which the costliest is found.
+SIZE_DEFAULTS = {"data.n_samples": DataConf().n_samples, "model.hidden": ModelConf().hidden}
 
 
 def memory_needed(
