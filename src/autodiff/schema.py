@@ -4,9 +4,7 @@ there why). `AutodiffConf` holds them all; it is Hydra's `autodiff_schema`, name
 defaults. `check_config` in train.py loops over the fields.
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from functools import partial
 from typing import Any
 
@@ -40,14 +38,9 @@ def _fraction(key: str, value: Any, upper_open: bool = False) -> None:
         raise ConfigError(key, value, "a number in (0, 1)" if upper_open else "a number in (0, 1]")
 
 
-def _optional(check: Any) -> Any:
-    """`check`, or null."""
-
-    def optional(key: str, value: Any) -> None:
-        if value is not None:
-            check(key, value)
-
-    return optional
+def _batch_size(key: str, value: Any) -> None:
+    if value is not None:  # null: the full batch
+        positive_int(key, value)
 
 
 def _name(key: str, value: Any) -> None:
@@ -83,7 +76,7 @@ class ModelConf:
 class TrainConf:
     epochs: Any = setting(200, positive_int)
     lr: Any = setting(2e-3, positive)
-    batch_size: Any = setting(None, _optional(positive_int))
+    batch_size: Any = setting(None, _batch_size)
     loss: Any = setting("sum", one_of(("sum", "mean")))
 
 
@@ -111,6 +104,7 @@ class WandbConf:
 
 
 def section(schema: type) -> Any:
+    """A section of the config: its schema's fields."""
     return field(default_factory=schema)
 
 
@@ -128,14 +122,7 @@ class AutodiffConf:
     output_dir: Any = setting("${hydra:runtime.output_dir}", _folder)
 
 
-SECTIONS = {
-    "data": DataConf,
-    "model": ModelConf,
-    "train": TrainConf,
-    "schedule": ScheduleConf,
-    "wandb": WandbConf,
-}
-SIZE_KEYS = ("data.n_samples", "model.hidden")
+SECTIONS = {key: f.type for key, f in settings(AutodiffConf).items() if is_dataclass(f.type)}
 
 
 def check_keys(cfg: DictConfig) -> None:
@@ -158,13 +145,11 @@ def check_values(cfg: DictConfig) -> None:
     """Refuse each value its field's check refuses, and the combinations that cannot run."""
     if cfg.data.dims == 3:  # the 3-D data's noise is the variance of x
         require_number("data.noise", cfg.data.noise, positive=True)
-    for key, spec in settings(AutodiffConf).items():
-        if key not in SECTIONS:
-            spec.metadata["check"](key, cfg[key])
-    for section, schema in SECTIONS.items():
+    for section, schema in {"": AutodiffConf, **SECTIONS}.items():
+        node, prefix = (cfg[section], f"{section}.") if section else (cfg, "")
         for key, spec in settings(schema).items():
-            if spec.metadata["check"]:
-                spec.metadata["check"](f"{section}.{key}", cfg[section][key])
+            if spec.metadata.get("check"):  # a section's own field has none
+                spec.metadata["check"](prefix + key, node[key])
     start = cfg.schedule.window_start
     require_int("schedule.window_end", cfg.schedule.window_end, start + 1, INT64_MAX)
 
