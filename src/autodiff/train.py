@@ -22,7 +22,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from src.autodiff.data import make_data
+from src.autodiff.data import make_data, split_points
 from src.autodiff.matrix import MatrixNet
 from src.autodiff.nn import build_network, squared_error
 from src.autodiff.schedules import make_schedule
@@ -30,6 +30,8 @@ from src.autodiff.schema import DataConf, ModelConf, check_keys, check_values
 from src.errors import ConfigError, exit_on_config_error
 from src.folders import make_folder
 from src.memory import format_bytes, memory_available
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "autodiff"
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -40,10 +42,9 @@ def check_config(cfg: DictConfig) -> None:
     check_memory(cfg)
 
 
-# Bytes measured (tracemalloc, the peak of one step) and rounded up: a Var graph keeps up to
-# 250 bytes per weight and sample (a weight's Var, then a unit's node with its inputs and local
-# gradients); the matrix backend about 48 per unit and sample, and 8 float64 copies of each
-# weight; the data about 40 per number drawn (copies while it is split and standardised).
+# Bytes measured (tracemalloc, the peak of one step), rounded up: a Var graph keeps up to 250
+# per weight and sample; the matrix backend 48 per unit and sample and 8 float64 copies of each
+# weight; the data 40 per number drawn (its copies while split and standardised).
 VAR_BYTES, MATRIX_BYTES, MATRIX_WEIGHT_BYTES, DATA_BYTES = 256, 48, 64, 40
 # The size settings' defaults (the schema's), against which the costliest is found.
 SIZE_DEFAULTS = {"data.n_samples": DataConf().n_samples, "model.hidden": ModelConf().hidden}
@@ -56,9 +57,9 @@ def memory_needed(
     through it (a training batch, or a whole validation or test split)."""
     sizes = [dims, *hidden, 1]
     params = sum(a * b + b for a, b in itertools.pairwise(sizes))
-    n_train, n_val = int(0.35 * n_samples), int(0.7 * n_samples) - int(0.35 * n_samples)
+    n_train, n_train_val = split_points(n_samples)
     batch = min(batch_size or n_train, n_train)
-    samples = max(batch, n_val, n_samples - n_train - n_val)
+    samples = max(batch, n_train_val - n_train, n_samples - n_train_val)
     if backend == "var":
         net = VAR_BYTES * params * (1 + samples)
     else:
@@ -203,20 +204,14 @@ def train(cfg: DictConfig) -> dict:
 
     data = make_data(cfg.data.noise, cfg.data.n_samples, cfg.data.dims, cfg.data.seed)
     rng = np.random.default_rng(cfg.seed)
-    sizes = [data.x_train.shape[1], *cfg.model.hidden, 1]
+    m = cfg.model
+    sizes = [data.x_train.shape[1], *m.hidden, 1]
     network = build_network(
-        sizes,
-        cfg.model.activation,
-        cfg.model.output_activation,
-        cfg.model.initializer,
-        rng,
-        cfg.model.init_std,
+        sizes, m.activation, m.output_activation, m.initializer, rng, m.init_std
     )
     model = (VarModel if cfg.backend == "var" else MatrixModel)(network, cfg.train.loss)
-    schedule = make_schedule(
-        cfg.schedule.name, cfg.train.lr, **{k: v for k, v in cfg.schedule.items() if k != "name"}
-    )
-    n_train = len(data.x_train)
+    schedule = make_schedule(cfg.train.lr, **cfg.schedule)
+    n_train, epochs = len(data.x_train), cfg.train.epochs
     batch_size = min(cfg.train.batch_size or n_train, n_train)
 
     history = {"epoch": [], "train_loss": [], "val_loss": [], "lr": []}
@@ -225,7 +220,7 @@ def train(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            for epoch in range(cfg.train.epochs):
+            for epoch in range(epochs):
                 lr = schedule.lr
                 order = rng.permutation(n_train) if batch_size < n_train else np.arange(n_train)
                 try:
@@ -242,9 +237,7 @@ def train(cfg: DictConfig) -> dict:
                 for key, value in row.items():
                     history[key].append(value)
                 logger.log(row)
-                if cfg.print_every and (
-                    epoch % cfg.print_every == 0 or epoch == cfg.train.epochs - 1
-                ):
+                if cfg.print_every and (epoch % cfg.print_every == 0 or epoch == epochs - 1):
                     print(
                         f"{epoch + 1:6d}  train loss {train_loss:10.4f}  "
                         f"validation loss {val_loss:10.4f}  lr {lr:.3g}"
@@ -253,28 +246,23 @@ def train(cfg: DictConfig) -> dict:
                     status = "diverged"
                     break
                 schedule.after_epoch(epoch, train_loss)
-
             try:
                 test_loss = model.loss(data.x_test, data.y_test)
             except OverflowError:
                 test_loss = math.inf
         seconds = time.perf_counter() - start
 
-        val = np.array(history["val_loss"])
-        best = (
-            int(np.argmin(np.where(np.isfinite(val), val, np.inf)))
-            if np.isfinite(val).any()
-            else None
-        )
+        finite = [(v, e) for e, v in zip(history["epoch"], history["val_loss"]) if math.isfinite(v)]
+        best_val_loss, best_val_epoch = min(finite, default=(None, None))  # the first lowest
         metrics = {
             "status": status,
             "backend": cfg.backend,
             "epochs_run": len(history["epoch"]),
-            "train_loss": _finite(history["train_loss"][-1]),
-            "val_loss": _finite(history["val_loss"][-1]),
+            "train_loss": _finite(train_loss),
+            "val_loss": _finite(val_loss),
             "test_loss": _finite(test_loss),
-            "best_val_loss": history["val_loss"][best] if best is not None else None,
-            "best_val_epoch": best + 1 if best is not None else None,
+            "best_val_loss": best_val_loss,
+            "best_val_epoch": best_val_epoch,
             "seconds": seconds,
             "history": {k: [_finite(v) for v in vs] for k, vs in history.items()},
         }
@@ -283,7 +271,7 @@ def train(cfg: DictConfig) -> dict:
             from src.autodiff.plots import plot_fit, plot_losses
 
             (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
-            title = f"{sizes} {cfg.model.activation}, {cfg.backend}"
+            title = f"{sizes} {m.activation}, {cfg.backend}"
             plot_losses(history, out_dir / "loss_curves.png", title)
             if status == "ok":
                 plot_fit(data, model.predict, out_dir / "fit.png", title)
@@ -294,6 +282,16 @@ def train(cfg: DictConfig) -> dict:
         f"test {metrics['test_loss']} after {metrics['epochs_run']} epochs, {seconds:.2f} s"
     )
     return metrics
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """conf/autodiff/train.yaml with `overrides`, for a run in this process (no logger, no
+    printing, no files)."""
+    from hydra import compose, initialize_config_dir
+
+    quiet = ["logger=none", "print_every=0", "output_dir=null"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=[*overrides, *quiet])
 
 
 @hydra.main(version_base="1.3", config_path="../../conf/autodiff", config_name="train")
