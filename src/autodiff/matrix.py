@@ -37,12 +37,7 @@ ACTIVATION_FUNCTIONS = {
 class MatrixNet:
     """A feed-forward net of any depth as numpy arrays, trained with the delta rule."""
 
-    def __init__(
-        self,
-        weights: Sequence[np.ndarray],
-        biases: Sequence[np.ndarray],
-        activations: Sequence[str],
-    ):
+    def __init__(self, weights: Sequence, biases: Sequence, activations: Sequence[str]):
         if not len(weights) == len(biases) == len(activations):
             raise ValueError("MatrixNet: one weight matrix, bias and activation per layer")
         self.weights = [np.array(W, dtype=float) for W in weights]

@@ -103,21 +103,16 @@ class WandbConf:
     mode: Any = setting("offline", one_of(("offline", "online", "disabled")))
 
 
-def section(schema: type) -> Any:
-    """A section of the config: its schema's fields."""
-    return field(default_factory=schema)
-
-
 @dataclass
 class AutodiffConf:
     seed: Any = setting(0, require_seed)
     backend: Any = setting("var", one_of(("var", "matrix")))
-    data: DataConf = section(DataConf)
-    model: ModelConf = section(ModelConf)
-    train: TrainConf = section(TrainConf)
-    schedule: ScheduleConf = section(ScheduleConf)
+    data: DataConf = field(default_factory=DataConf)
+    model: ModelConf = field(default_factory=ModelConf)
+    train: TrainConf = field(default_factory=TrainConf)
+    schedule: ScheduleConf = field(default_factory=ScheduleConf)
     logger: Any = setting("wandb", one_of(("wandb", "csv", "none")))
-    wandb: WandbConf = section(WandbConf)
+    wandb: WandbConf = field(default_factory=WandbConf)
     print_every: Any = setting(10, partial(require_int, minimum=0, maximum=INT64_MAX))
     output_dir: Any = setting("${hydra:runtime.output_dir}", _folder)
 

@@ -130,65 +130,42 @@ class MatrixModel:
         return self.net.predict(x)
 
 
-# ---- loggers: log(row) every epoch, close() at the end (also after an error)
+class Logger:
+    """Each epoch's row to wandb (logger=wandb), metrics.csv (logger=csv) or nowhere; close()
+    at the end, also after an error."""
 
-
-class NoLogger:
-    def log(self, row: dict) -> None:
-        pass
-
-    def summary(self, metrics: dict) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class CsvLogger(NoLogger):
-    def __init__(self, path: Path):
-        self.file = open(path, "w", newline="")  # noqa: SIM115  (closed in close())
-        self.writer = None
-
-    def log(self, row: dict) -> None:
-        if self.writer is None:
-            self.writer = csv.DictWriter(self.file, fieldnames=list(row))
-            self.writer.writeheader()
-        self.writer.writerow(row)
-
-    def close(self) -> None:
-        self.file.close()
-
-
-class WandbLogger(NoLogger):
     def __init__(self, cfg: DictConfig, out_dir: Path | None):
-        import wandb
+        self.run = self.file = self.writer = None
+        if cfg.logger == "wandb":
+            import wandb
 
-        self.wandb = wandb
-        self.run = wandb.init(
-            project=cfg.wandb.project,
-            mode=os.environ.get("WANDB_MODE") or cfg.wandb.mode,
-            dir=str(out_dir) if out_dir else None,
-            config=OmegaConf.to_container(cfg, resolve=True),
-        )
+            self.run = wandb.init(
+                project=cfg.wandb.project,
+                mode=os.environ.get("WANDB_MODE") or cfg.wandb.mode,
+                dir=str(out_dir) if out_dir else None,
+                config=OmegaConf.to_container(cfg, resolve=True),
+            )
+        elif cfg.logger == "csv" and out_dir is not None:
+            self.file = open(out_dir / "metrics.csv", "w", newline="")  # noqa: SIM115
 
     def log(self, row: dict) -> None:
-        self.run.log(row)
+        if self.run is not None:
+            self.run.log(row)
+        elif self.file is not None:
+            if self.writer is None:
+                self.writer = csv.DictWriter(self.file, fieldnames=list(row))
+                self.writer.writeheader()
+            self.writer.writerow(row)
 
     def summary(self, metrics: dict) -> None:
-        for key, value in metrics.items():
-            if key != "history":
-                self.run.summary[key] = value
+        if self.run is not None:
+            self.run.summary.update({k: v for k, v in metrics.items() if k != "history"})
 
     def close(self) -> None:
-        self.wandb.finish()
-
-
-def make_logger(cfg: DictConfig, out_dir: Path | None) -> NoLogger:
-    if cfg.logger == "wandb":
-        return WandbLogger(cfg, out_dir)
-    if cfg.logger == "csv" and out_dir is not None:
-        return CsvLogger(out_dir / "metrics.csv")
-    return NoLogger()
+        if self.run is not None:
+            self.run.finish()
+        elif self.file is not None:
+            self.file.close()
 
 
 def _finite(x: float) -> float | None:
@@ -216,7 +193,7 @@ def train(cfg: DictConfig) -> dict:
 
     history = {"epoch": [], "train_loss": [], "val_loss": [], "lr": []}
     status = "ok"
-    logger = make_logger(cfg, out_dir)
+    logger = Logger(cfg, out_dir)
     start = time.perf_counter()
     try:
         with np.errstate(over="ignore", invalid="ignore"):
