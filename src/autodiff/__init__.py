@@ -1,10 +1,6 @@
-"""Autodiff from scratch (parts 1 and 2 of the report): the scalar `Var` engine, networks
-built from Vars, backprop in matrix form, and the course's regression data.
-
-The fitting study lives in `src.autodiff.train` (Hydra), the timings in
-`src.autodiff.benchmark`, the report's part-2 claim over data seeds in `src.autodiff.split_gap`;
-none is imported here, so `import src.autodiff` stays light.
-"""
+"""Autodiff from scratch (parts 1 and 2 of the report): the scalar `Var` engine, networks of
+Vars, backprop in matrix form, the course's data. The study (`train`), `benchmark` and
+`split_gap` are not imported here, so `import src.autodiff` stays light."""
 
 from src.autodiff.data import Data, make_data
 from src.autodiff.engine import Var

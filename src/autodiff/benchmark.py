@@ -2,11 +2,10 @@
 
     python -m src.autodiff.benchmark
 
-1. The course's engine (below: a small, faithful copy of its style: a lambda per node,
-   recursive `backprop` once per path) against `Var`, on the course's 1-8-1 network over
-   its 105 training points, one forward and backward (and SGD step) per epoch.
+1. The course's engine (a faithful copy of its style below) against `Var`: the course's
+   1-8-1 network on its 105 training points, one forward, backward and SGD step per epoch.
 2. The matrix backend against `Var` per epoch on the `overfit` experiment's network.
-3. Shared sub-graphs and long chains, where the course's recursion per path breaks down.
+3. Shared sub-graphs and long chains, where the course's recursion once per path breaks down.
 4. The `overfit` experiment end to end with the matrix backend.
 """
 
@@ -14,18 +13,14 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from src.autodiff.data import make_data
 from src.autodiff.engine import Var
 from src.autodiff.nn import build_network
-from src.autodiff.train import MatrixModel, VarModel
+from src.autodiff.train import MatrixModel, VarModel, compose_config, train
 from src.errors import ArgumentParser
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "autodiff"
-
 
 # ---- the course's engine, in its style (nanograd as pasted in notebook 2.1, plus the
 # ---- students' identity, the exercise's DenseLayer.forward and squared_loss)
@@ -72,10 +67,10 @@ class CourseVar:
 
 
 class CourseDenseLayer:
-    def __init__(self, weights, bias, act_fn):
-        self.weights = [[CourseVar(w) for w in row] for row in weights]
-        self.bias = [CourseVar(b) for b in bias]
-        self.act_fn = act_fn
+    def __init__(self, layer):  # a copy of a DenseLayer's values
+        self.weights = [[CourseVar(w.v) for w in row] for row in layer.weights]
+        self.bias = [CourseVar(b.v) for b in layer.bias]
+        self.act_fn = lambda x: getattr(x, layer.activation)()
 
     def parameters(self):
         return [w for row in self.weights for w in row] + self.bias
@@ -120,8 +115,8 @@ def course_epoch(layers, x, y, lr):
 
 
 def node_by_node_epoch(net, x, t, lr):
-    """One epoch with Var on the course's graph: a + and a * per weight, a + per sample
-    (DenseLayer.forward and squared_error fuse these into one node each)."""
+    """One epoch with Var on the course's graph: a + and a * per weight, a + per sample (which
+    DenseLayer.forward and squared_error fuse into one node each)."""
     outputs = []
     for row in x:
         for layer in net.layers:
@@ -140,12 +135,9 @@ def node_by_node_epoch(net, x, t, lr):
     return loss.v
 
 
-# ---- helpers
-
-
 def per_epoch(step, epochs: int, repeats: int = 5) -> float:
     """Seconds per call of step(): the best of `repeats` means over `epochs` calls (the best,
-    as timeit advises: slower repeats measure other load on the machine, not the code)."""
+    as timeit advises: slower repeats measure other load on the machine)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -155,125 +147,85 @@ def per_epoch(step, epochs: int, repeats: int = 5) -> float:
     return min(times)
 
 
-def overfit_config():
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=["experiment=overfit", "logger=none", "print_every=0", "output_dir=null"],
-        )
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = ArgumentParser(
-        prog="python -m src.autodiff.benchmark", description=__doc__.splitlines()[0]
-    )
-    parser.parse_args(argv)  # no arguments: --help, or a refusal of anything else
-    data = make_data()
-    lr = 2e-3
+    doc = __doc__.splitlines()[0]
+    ArgumentParser(prog="python -m src.autodiff.benchmark", description=doc).parse_args(argv)
+    data, lr = make_data(), 2e-3
+    x, t = data.x_train, data.y_train
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}")
 
-    # 1. course engine vs Var on the course's 1-8-1 network, 105 training points
+    # 1. the course's engine vs Var on the course's 1-8-1 network, 105 training points
     net = build_network([1, 8, 1], "relu", "identity", "normal", np.random.default_rng(0))
-    course = [
-        CourseDenseLayer(
-            [[w.v for w in row] for row in layer.weights],
-            [b.v for b in layer.bias],
-            lambda x, name=layer.activation: getattr(x, name)(),
-        )
-        for layer in net.layers
-    ]
-    x_course = [[CourseVar(float(v)) for v in row] for row in data.x_train]
-    y_course = [[CourseVar(float(v)) for v in row] for row in data.y_train]
+    course = [CourseDenseLayer(layer) for layer in net.layers]
+    x_course, t_course = ([[CourseVar(float(v)) for v in row] for row in a] for a in (x, t))
     var_model = VarModel(net, "sum")
-    losses = [
-        (
-            course_epoch(course, x_course, y_course, lr),
-            var_model.step(data.x_train, data.y_train, lr),
-        )
-        for _ in range(5)
-    ]
-    worst = max(abs(a - b) for a, b in losses)
-    print(f"\n[1] course engine vs Var, 1-8-1 relu net, {len(data.x_train)} points, full batch")
+
+    def course_step():
+        return course_epoch(course, x_course, t_course, lr)
+
+    def var_step():
+        return var_model.step(x, t, lr)
+
+    worst = max(abs(course_step() - var_step()) for _ in range(5))
+    print(f"\n[1] course engine vs Var, 1-8-1 relu net, {len(x)} points, full batch")
     print(f"    same weights, 5 epochs: largest loss difference {worst:.1e}")
-    t_course = per_epoch(lambda: course_epoch(course, x_course, y_course, lr), 20)
-    t_var = per_epoch(lambda: var_model.step(data.x_train, data.y_train, lr), 20)
-    x_list, t_list = data.x_train.tolist(), data.y_train.tolist()
-    t_nodes = per_epoch(lambda: node_by_node_epoch(net, x_list, t_list, lr), 20)
-    print(f"    course engine {t_course * 1e3:8.2f} ms/epoch")
-    print(
-        f"    Var           {t_var * 1e3:8.2f} ms/epoch   -> Var is {t_course / t_var:.1f}x faster"
-    )
+    course_s, var_s = per_epoch(course_step, 20), per_epoch(var_step, 20)
+    x_list, t_list = x.tolist(), t.tolist()
+    nodes_s = per_epoch(lambda: node_by_node_epoch(net, x_list, t_list, lr), 20)
+    print(f"    course engine {course_s * 1e3:8.2f} ms/epoch")
+    faster = f"Var is {course_s / var_s:.1f}x faster"
+    print(f"    Var           {var_s * 1e3:8.2f} ms/epoch   -> {faster}")
     print(
         f"    (Var on the course's node-by-node graph, no fused linear/sum nodes: "
-        f"{t_nodes * 1e3:.2f} ms/epoch, {t_course / t_nodes:.1f}x)"
+        f"{nodes_s * 1e3:.2f} ms/epoch, {course_s / nodes_s:.1f}x)"
     )
 
-    # 2. matrix backend vs Var on the overfit experiment's network
-    cfg = overfit_config()
-    sizes = [1, *cfg.model.hidden, 1]
-    net = build_network(
-        sizes,
-        cfg.model.activation,
-        cfg.model.output_activation,
-        cfg.model.initializer,
-        np.random.default_rng(0),
-        cfg.model.init_std,
-    )
+    # 2. the matrix backend vs Var on the overfit experiment's network
+    cfg = compose_config("experiment=overfit")
+    m = cfg.model
+    sizes = [1, *m.hidden, 1]
+    rng = np.random.default_rng(0)
+    net = build_network(sizes, m.activation, m.output_activation, m.initializer, rng, m.init_std)
     var_model, matrix_model = VarModel(net, "sum"), MatrixModel(net, "sum")
     small = 1e-4  # tiny steps: both stay near the same weights while timed
-    t_var = per_epoch(lambda: var_model.step(data.x_train, data.y_train, small), 2, repeats=2)
-    t_matrix = per_epoch(lambda: matrix_model.step(data.x_train, data.y_train, small), 500)
-    print(
-        f"\n[2] matrix backend vs Var, overfit network {sizes} {cfg.model.activation}, full batch"
-    )
-    print(f"    Var           {t_var * 1e3:8.2f} ms/epoch")
-    print(
-        f"    matrix        {t_matrix * 1e3:8.3f} ms/epoch   "
-        f"-> matrix is {t_var / t_matrix:.0f}x faster"
-    )
+    var_s = per_epoch(lambda: var_model.step(x, t, small), 2, repeats=2)
+    matrix_s = per_epoch(lambda: matrix_model.step(x, t, small), 500)
+    print(f"\n[2] matrix backend vs Var, overfit network {sizes} {m.activation}, full batch")
+    print(f"    Var           {var_s * 1e3:8.2f} ms/epoch")
+    faster = f"matrix is {var_s / matrix_s:.0f}x faster"
+    print(f"    matrix        {matrix_s * 1e3:8.3f} ms/epoch   -> {faster}")
 
     # 3. graphs that the course's recursion once per path handles badly
     depth = 18
     a, course_a = Var(1.0), CourseVar(1.0)
-    x, course_x = a, course_a
+    y, course_y = a, course_a
     for _ in range(depth):
-        x, course_x = x + x, course_x + course_x
-    start = time.perf_counter()
-    x.backward()
-    t_var = time.perf_counter() - start
-    start = time.perf_counter()
-    course_x.backward()
-    t_course = time.perf_counter() - start
+        y, course_y = y + y, course_y + course_y
+    var_s, course_s = per_epoch(y.backward, 1, 1), per_epoch(course_y.backward, 1, 1)
     print(f"\n[3] x = x + x repeated {depth} times ({depth} nodes, {2**depth} paths to a)")
     print(
-        f"    course engine {t_course * 1e3:8.2f} ms, Var {t_var * 1e3:.3f} ms; "
+        f"    course engine {course_s * 1e3:8.2f} ms, Var {var_s * 1e3:.3f} ms; "
         f"a.grad = {course_a.grad:.0f} and {a.grad:.0f}"
     )
     n = 200_000
-    x = a = Var(0.5)
+    y = a = Var(0.5)
     for _ in range(n):
-        x = x * 1.0 + 0.0
-    start = time.perf_counter()
-    x.backward()
-    print(
-        f"    chain of {2 * n} nodes: Var backward {time.perf_counter() - start:.2f} s "
-        f"(a.grad = {a.grad}); the course engine: ",
-        end="",
-    )
-    x = CourseVar(0.5)
+        y = y * 1.0 + 0.0
+    var_s = per_epoch(y.backward, 1, 1)
+    y = CourseVar(0.5)
     for _ in range(10_000):
-        x = x * CourseVar(1.0)
+        y = y * CourseVar(1.0)
     try:
-        x.backward()
-        print("no error at 10,000 nodes")
+        y.backward()
+        course = "no error at 10,000 nodes"
     except RecursionError:
-        print("RecursionError at 10,000 nodes")
+        course = "RecursionError at 10,000 nodes"
+    print(
+        f"    chain of {2 * n} nodes: Var backward {var_s:.2f} s (a.grad = {a.grad}); "
+        f"the course engine: {course}"
+    )
 
     # 4. the overfit experiment end to end, matrix backend, no logger
-    from src.autodiff.train import train
-
     cfg.backend = "matrix"
     metrics = train(cfg)
     print(

@@ -1,13 +1,9 @@
 """`Var`: a scalar reverse-mode autodiff engine, the course's nanograd made fast and iterative.
 
-Every operation returns a new `Var` that remembers its inputs and, in a parallel tuple, the
-local derivatives d(output)/d(input), computed right away in the forward pass. `backward()`
-applies the chain rule once per node, in topological order: a node passes its gradient to
-its inputs only after every node that uses it has passed its own gradient to it.
-
-Gradients accumulate (`+=`) exactly as in the course: a node reached along two paths gets
-the sum of both, and calling `backward()` twice doubles every gradient. Zeroing is explicit
-(`x.grad = 0.0`, or `Network.zero_grad()`).
+Each operation returns a `Var` holding its inputs and its local derivatives d(out)/d(input),
+computed in the forward pass; `backward()` visits each node once, in topological order.
+Gradients accumulate (`+=`) as in the course: two paths add up, a second `backward()` doubles
+them; zeroing is explicit (`x.grad = 0.0`, or `Network.zero_grad()`).
 
     >>> a, b, d = Var(3.0), Var(5.0), Var(9.0)
     >>> f = a * b + a * d
@@ -45,9 +41,9 @@ class Var:
         self.grad = 0.0
         self._inputs = inputs  # the Vars this one was computed from (none for a leaf)
         self._local_grads = local_grads  # d self / d input, one per input
-        self._op = op  # the operation that made this Var, for graph()
-        self._upstream = 0.0  # gradient collected during the current backward()
-        self._users = 0  # during backward(): uses of this Var still to send their gradient
+        self._op = op  # for graph()
+        self._upstream = 0.0  # during backward(): the gradient collected so far
+        self._users = 0  # during backward(): uses still to send their gradient
 
     def __repr__(self) -> str:
         return f"Var(v={self.v:.4f}, grad={self.grad:.4f})"
@@ -150,14 +146,9 @@ class Var:
     # ---- reverse mode
 
     def backward(self) -> None:
-        """Add d self / d x to `x.grad` for every Var x that self was computed from.
-
-        Two passes over the graph, both with explicit stacks (no recursion, so a chain of a
-        million nodes is fine) and each visiting every node once:
-        1. count how many times each node is used inside this graph;
-        2. start at self with gradient 1; a node is ready once all of its uses have sent
-           their share, then it adds the total to `.grad` and sends local * total on.
-        """
+        """Add d self / d x to `x.grad` for every Var x self was computed from. Two passes with
+        explicit stacks (no recursion limit): count each node's uses in this graph, then from
+        self down, pass a node's gradient on once all its uses have sent theirs."""
         stack = [self]
         while stack:
             node = stack.pop()
@@ -192,7 +183,6 @@ class Var:
                 index[id(node)] = len(nodes)
                 nodes.append(node)
                 stack.extend(node._inputs)
-
         lines = ["digraph {", "  rankdir=LR;", "  node [shape=record];"]
         for node in nodes:
             label = label_of.get(id(node), node._op or "leaf")
@@ -206,8 +196,8 @@ class Var:
         return "\n".join(lines)
 
 
-# ---- many-input nodes: the same derivatives as a chain of + and *, but one node instead of
-# ---- 2n, which makes a network's forward and backward passes several times faster.
+# ---- many-input nodes: the derivatives of a chain of + and *, in one node instead of 2n (a
+# ---- network's passes several times faster)
 
 
 def linear(weights: Sequence[Var], inputs: Sequence, bias: Var | float = 0.0) -> Var:
@@ -220,17 +210,11 @@ def linear(weights: Sequence[Var], inputs: Sequence, bias: Var | float = 0.0) ->
     else:
         v, parents, grads = _number(bias, "linear"), [], []
     for w, x in zip(weights, inputs):
-        if type(x) is float:  # data: a constant
-            v += w.v * x
-            parents.append(w)
-            grads.append(x)
-        elif isinstance(x, Var):
+        if isinstance(x, Var):
             v += w.v * x.v
-            parents.append(w)
-            grads.append(x.v)
-            parents.append(x)
-            grads.append(w.v)
-        else:
+            parents += (w, x)
+            grads += (x.v, w.v)
+        else:  # data: a constant
             x = _number(x, "linear")
             v += w.v * x
             parents.append(w)

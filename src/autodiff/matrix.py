@@ -1,6 +1,5 @@
 """Backpropagation in matrix form (part 1 of the report), a second backend for the same nets.
-
-One column per sample. With z(0) = X^T and L layers:
+One column per sample; with z(0) = X^T and L layers:
 
     forward    a(l) = W(l) z(l-1) + b(l)              z(l) = h_l(a(l))
     output     delta(L) = h_L'(a(L)) * dE/dz(L)       (E = sum (z(L) - T)^2: dE/dz = 2 (z - T))
@@ -17,26 +16,6 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _identity(a):
-    return a
-
-
-def _identity_grad(a):
-    return np.ones_like(a)
-
-
-def _relu(a):
-    return np.maximum(a, 0.0)
-
-
-def _relu_grad(a):
-    return (a > 0.0).astype(a.dtype)  # 0 at a = 0, as Var.relu
-
-
-def _tanh_grad(a):
-    return 1.0 - np.tanh(a) ** 2
-
-
 def _sigmoid(a):
     return 0.5 * (1.0 + np.tanh(0.5 * a))  # = 1 / (1 + exp(-a)), without overflow
 
@@ -46,11 +25,11 @@ def _sigmoid_grad(a):
     return s * (1.0 - s)
 
 
-# name -> (h, h')
+# name -> (h, h'); relu' is 0 at 0, as Var.relu's
 ACTIVATION_FUNCTIONS = {
-    "identity": (_identity, _identity_grad),
-    "relu": (_relu, _relu_grad),
-    "tanh": (np.tanh, _tanh_grad),
+    "identity": (lambda a: a, np.ones_like),
+    "relu": (lambda a: np.maximum(a, 0.0), lambda a: (a > 0.0).astype(a.dtype)),
+    "tanh": (np.tanh, lambda a: 1.0 - np.tanh(a) ** 2),
     "sigmoid": (_sigmoid, _sigmoid_grad),
 }
 
@@ -58,12 +37,7 @@ ACTIVATION_FUNCTIONS = {
 class MatrixNet:
     """A feed-forward net of any depth as numpy arrays, trained with the delta rule."""
 
-    def __init__(
-        self,
-        weights: Sequence[np.ndarray],
-        biases: Sequence[np.ndarray],
-        activations: Sequence[str],
-    ):
+    def __init__(self, weights: Sequence, biases: Sequence, activations: Sequence[str]):
         if not len(weights) == len(biases) == len(activations):
             raise ValueError("MatrixNet: one weight matrix, bias and activation per layer")
         self.weights = [np.array(W, dtype=float) for W in weights]
@@ -116,14 +90,13 @@ class MatrixNet:
         loss = scale * float(np.sum(err * err))
 
         grad_W, grad_b = [None] * len(a), [None] * len(a)
-        delta = ACTIVATION_FUNCTIONS[self.activations[-1]][1](a[-1]) * (2.0 * scale * err)
+        upstream = 2.0 * scale * err  # dE/dz(L), then W(l+1)^T delta(l+1)
         for l in reversed(range(len(a))):  # noqa: E741  (l as in the equations)
+            delta = ACTIVATION_FUNCTIONS[self.activations[l]][1](a[l]) * upstream
             grad_W[l] = delta @ z[l].T  # z[l] is z(l-1) in the equations: z[0] is the input
             grad_b[l] = delta.sum(axis=1)
             if l > 0:
-                delta = ACTIVATION_FUNCTIONS[self.activations[l - 1]][1](a[l - 1]) * (
-                    self.weights[l].T @ delta
-                )
+                upstream = self.weights[l].T @ delta
         return loss, grad_W, grad_b
 
     def sgd_step(self, grad_W, grad_b, lr: float) -> None:

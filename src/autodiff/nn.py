@@ -1,9 +1,5 @@
-"""Networks built from `Var`s, as in the course: initializers, `DenseLayer`, a `Network`
-holding the layers (with `parameters`, an SGD step and zeroing), and the two losses.
-
-Weights are stored as in the course: `layer.weights[i][j]` connects input i to output j
-(an n_in x n_out table), `layer.bias[j]` belongs to output j.
-"""
+"""Networks of `Var`s as in the course: initializers, `DenseLayer`, `Network` and the losses.
+As there, `layer.weights[i][j]` connects input i to output j, `layer.bias[j]` is output j's."""
 
 from __future__ import annotations
 
@@ -16,11 +12,6 @@ from src.autodiff.engine import Var, linear, sum_vars
 
 ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid")
 INITIALIZERS = ("normal", "constant", "glorot", "he")
-
-
-def gain(activation: str) -> float:
-    """The factor a in Glorot's and He's variances: 2 for relu, 1 otherwise (tanh, ...)."""
-    return 2.0 if activation == "relu" else 1.0
 
 
 class NormalInitializer:
@@ -42,22 +33,18 @@ class NormalInitializer:
 
 
 class GlorotInitializer(NormalInitializer):
-    """Weights ~ Normal(0, variance 2a / (n_in + n_out)), a = gain(activation)."""
+    """Weights ~ Normal(0, variance 2a / (n_in + n_out)), a = 2 for relu, else 1."""
 
     def __init__(self, activation: str, rng: np.random.Generator | None = None):
         super().__init__(0.0, 0.0, rng)
-        self.a = gain(activation)
+        self.a = 2.0 if activation == "relu" else 1.0
 
     def std_for(self, n_in: int, n_out: int) -> float:
         return math.sqrt(2.0 * self.a / (n_in + n_out))
 
 
-class HeInitializer(NormalInitializer):
-    """Weights ~ Normal(0, variance a / n_in), a = gain(activation)."""
-
-    def __init__(self, activation: str, rng: np.random.Generator | None = None):
-        super().__init__(0.0, 0.0, rng)
-        self.a = gain(activation)
+class HeInitializer(GlorotInitializer):
+    """Weights ~ Normal(0, variance a / n_in)."""
 
     def std_for(self, n_in: int, n_out: int) -> float:
         return math.sqrt(self.a / n_in)
@@ -86,8 +73,8 @@ class DenseLayer:
         self.n_in, self.n_out, self.activation = n_in, n_out, activation
         self.weights = initializer.init_weights(n_in, n_out)
         self.bias = initializer.init_bias(n_out)
-        self._act = getattr(Var, activation)  # e.g. Var.relu, called as self._act(node)
-        self._columns = [list(col) for col in zip(*self.weights)]  # weights into output j
+        self._act = getattr(Var, activation)  # e.g. Var.relu
+        self._columns = [list(col) for col in zip(*self.weights)]  # the weights into output j
 
     def __repr__(self) -> str:
         return f"DenseLayer({self.n_in}, {self.n_out}, {self.activation!r})"
@@ -96,8 +83,8 @@ class DenseLayer:
         return [w for row in self.weights for w in row] + self.bias
 
     def forward(self, single_input: Sequence) -> list[Var]:
-        """One sample (n_in numbers or Vars) -> n_out Vars. Each output is one `linear` node
-        (b_j + sum_i w_ij x_i, the course's loop of + and * fused) and its activation."""
+        """One sample (n_in numbers or Vars) -> n_out Vars: each one `linear` node (the course's
+        loop of + and *) and its activation."""
         if len(single_input) != self.n_in:
             raise ValueError(f"DenseLayer: expected {self.n_in} inputs, got {len(single_input)}")
         act = self._act
@@ -105,7 +92,7 @@ class DenseLayer:
 
 
 class Network:
-    """Layers applied in turn, with the training helpers of the course's exercise m)."""
+    """Layers applied in turn, with the course's training helpers (exercise m)."""
 
     def __init__(self, layers: Sequence[DenseLayer]):
         self.layers = list(layers)
@@ -153,7 +140,7 @@ def build_network(
     std: float = 0.1,
 ) -> Network:
     """sizes = [n_in, hidden..., n_out]; `activation` in the hidden layers. The layers draw
-    their weights from `rng` in order, so one seed gives one network."""
+    their weights from `rng` in turn: one seed, one network."""
     rng = rng if rng is not None else np.random.default_rng()
     layers = []
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):

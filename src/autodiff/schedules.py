@@ -25,26 +25,21 @@ class StepDecay(Constant):
         self.lr = self.base * self.gamma ** ((epoch + 1) // self.step_size)
 
 
-class ExponentialDecay(Constant):
+class ExponentialDecay(StepDecay):
     """lr * gamma^(completed epochs)."""
 
     def __init__(self, lr: float, gamma: float):
-        super().__init__(lr)
-        self.gamma = gamma
-
-    def after_epoch(self, epoch: int, train_loss: float) -> None:
-        self.lr = self.base * self.gamma ** (epoch + 1)
+        super().__init__(lr, gamma, 1)
 
 
 class Adaptive(Constant):
     """The report's rule (2.2.1), made safe: keep the training loss falling at a target pace.
 
-    The pace is the relative decrease of the training loss per epoch, averaged over the last
-    `smoothing` epochs. Its mean over epochs [window_start, window_end) becomes the target;
-    the target then shrinks by `target_decay` each epoch. After the window, every epoch the
-    rate is nudged: up by a factor (1 + gain) when the loss falls slower than the target,
-    down by (1 - gain) when faster, and halved when the loss went up (instability). It is
-    always kept within [min_factor, max_factor] x the initial rate, so it cannot explode.
+    The pace: the loss's relative decrease per epoch, averaged over the last `smoothing`
+    epochs. Its mean over epochs [window_start, window_end) is the target, which then shrinks
+    by `target_decay` every epoch. After the window the rate is multiplied by 1 + gain when the
+    loss falls slower than the target, 1 - gain when faster, 0.5 when it rose, and kept within
+    [min_factor, max_factor] x the initial rate.
     """
 
     def __init__(
@@ -67,7 +62,6 @@ class Adaptive(Constant):
         self.target: float | None = None
 
     def pace(self) -> float:
-        """Mean relative decrease per epoch over the last `smoothing` epochs."""
         k = min(self.smoothing, len(self.losses) - 1)
         before, now = self.losses[-1 - k], self.losses[-1]
         return (before - now) / (k * abs(before)) if before != 0.0 else 0.0
@@ -78,11 +72,10 @@ class Adaptive(Constant):
             return
         if epoch < self.window_end:
             self.window_paces.append(self.pace())
-            if epoch == self.window_end - 1:  # the end of the window: set the target
+            if epoch == self.window_end - 1:
                 self.target = sum(self.window_paces) / len(self.window_paces)
             return
         self.target *= self.target_decay
-
         if self.losses[-1] > self.losses[-2]:
             factor = 0.5
         elif self.pace() < self.target:
@@ -92,23 +85,14 @@ class Adaptive(Constant):
         self.lr = min(max(self.lr * factor, self.lr_min), self.lr_max)
 
 
-def make_schedule(name: str, lr: float, **options) -> Constant:
-    """The schedule called `name` (SCHEDULES); options are the keyword arguments it takes."""
-    if name == "constant":
-        return Constant(lr)
+def make_schedule(lr: float, name: str, gamma: float, step_size: int, **adaptive) -> Constant:
+    """The schedule called `name` (SCHEDULES), from the keys of the config's `schedule`."""
     if name == "step":
-        return StepDecay(lr, options["gamma"], options["step_size"])
+        return StepDecay(lr, gamma, step_size)
     if name == "exponential":
-        return ExponentialDecay(lr, options["gamma"])
+        return ExponentialDecay(lr, gamma)
     if name == "adaptive":
-        keys = (
-            "window_start",
-            "window_end",
-            "smoothing",
-            "gain",
-            "target_decay",
-            "min_factor",
-            "max_factor",
-        )
-        return Adaptive(lr, **{k: options[k] for k in keys if k in options})
-    raise ValueError(f"make_schedule: {name!r} is not one of {SCHEDULES}")
+        return Adaptive(lr, **adaptive)
+    if name != "constant":
+        raise ValueError(f"make_schedule: {name!r} is not one of {SCHEDULES}")
+    return Constant(lr)

@@ -20,92 +20,34 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from src.autodiff.data import make_data
+from src.autodiff.data import make_data, split_points
 from src.autodiff.matrix import MatrixNet
-from src.autodiff.nn import ACTIVATIONS, INITIALIZERS, build_network, squared_error
-from src.autodiff.schedules import SCHEDULES, make_schedule
-from src.errors import (
-    INT64_MAX,
-    ConfigError,
-    exit_on_config_error,
-    require_choice,
-    require_int,
-    require_number,
-    require_seed,
-)
+from src.autodiff.nn import build_network, squared_error
+from src.autodiff.schedules import make_schedule
+from src.autodiff.schema import DataConf, ModelConf, check_keys, check_values
+from src.errors import ConfigError, exit_on_config_error
 from src.folders import make_folder
 from src.memory import format_bytes, memory_available
 
-BACKENDS = ("var", "matrix")
-LOSSES = ("sum", "mean")
-LOGGERS = ("wandb", "csv", "none")
-WANDB_MODES = ("offline", "online", "disabled")
-
-
-def _require_fraction(key: str, value, upper_open: bool = False) -> None:
-    """A number in (0, 1] (or (0, 1) when upper_open)."""
-    require_number(key, value, positive=True)
-    if value > 1 or (upper_open and value == 1):
-        raise ConfigError(key, value, "a number in (0, 1)" if upper_open else "a number in (0, 1]")
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "autodiff"
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Refuse every value the study cannot run with, naming the key (raises ConfigError)."""
-    require_seed("seed", cfg.seed)
-    require_choice("backend", cfg.backend, BACKENDS)
-
-    if cfg.data.dims not in (1, 3) or isinstance(cfg.data.dims, bool):
-        raise ConfigError("data.dims", cfg.data.dims, "1 or 3")
-    require_int("data.n_samples", cfg.data.n_samples, 10, INT64_MAX)
-    require_number("data.noise", cfg.data.noise, minimum=0.0, positive=cfg.data.dims == 3)
-    require_seed("data.seed", cfg.data.seed)
-
-    if not isinstance(cfg.model.hidden, (list, ListConfig)):
-        raise ConfigError("model.hidden", cfg.model.hidden, "a list of integers >= 1")
-    for i, width in enumerate(cfg.model.hidden):
-        require_int(f"model.hidden[{i}]", width, 1, INT64_MAX)
-    require_choice("model.activation", cfg.model.activation, ACTIVATIONS)
-    require_choice("model.output_activation", cfg.model.output_activation, ACTIVATIONS)
-    require_choice("model.initializer", cfg.model.initializer, INITIALIZERS)
-    require_number("model.init_std", cfg.model.init_std, positive=True)
-
-    require_int("train.epochs", cfg.train.epochs, 1, INT64_MAX)
-    require_number("train.lr", cfg.train.lr, positive=True)
-    if cfg.train.batch_size is not None:
-        require_int("train.batch_size", cfg.train.batch_size, 1, INT64_MAX)
-    require_choice("train.loss", cfg.train.loss, LOSSES)
-
-    s = cfg.schedule
-    require_choice("schedule.name", s.name, SCHEDULES)
-    _require_fraction("schedule.gamma", s.gamma)
-    require_int("schedule.step_size", s.step_size, 1, INT64_MAX)
-    require_int("schedule.window_start", s.window_start, 1, INT64_MAX - 1)
-    require_int("schedule.window_end", s.window_end, s.window_start + 1, INT64_MAX)
-    require_int("schedule.smoothing", s.smoothing, 1, INT64_MAX)
-    _require_fraction("schedule.gain", s.gain, upper_open=True)
-    _require_fraction("schedule.target_decay", s.target_decay)
-    _require_fraction("schedule.min_factor", s.min_factor)
-    require_number("schedule.max_factor", s.max_factor, minimum=1.0)
-
-    require_choice("logger", cfg.logger, LOGGERS)
-    require_choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
-    if not isinstance(cfg.wandb.project, str) or not cfg.wandb.project:
-        raise ConfigError("wandb.project", cfg.wandb.project, "a non-empty string")
-    require_int("print_every", cfg.print_every, 0, INT64_MAX)
-    if cfg.output_dir is not None and not isinstance(cfg.output_dir, str):
-        raise ConfigError("output_dir", cfg.output_dir, "a folder path or null")
+    """Refuse every key the study does not read and every value it cannot run with, naming
+    the key (raises ConfigError)."""
+    check_keys(cfg)
+    check_values(cfg)
     check_memory(cfg)
 
 
-# Bytes measured (tracemalloc, the peak of one step) and rounded up: a Var graph keeps up to
-# 250 bytes per weight and sample (a weight's Var, then a unit's node with its inputs and local
-# gradients); the matrix backend about 48 per unit and sample, and 8 float64 copies of each
-# weight; the data about 40 per number drawn (copies while it is split and standardised).
+# Bytes measured (tracemalloc, the peak of one step), rounded up: a Var graph keeps up to 250
+# per weight and sample; the matrix backend 48 per unit and sample and 8 float64 copies of each
+# weight; the data 40 per number drawn (its copies while split and standardised).
 VAR_BYTES, MATRIX_BYTES, MATRIX_WEIGHT_BYTES, DATA_BYTES = 256, 48, 64, 40
-# The size settings' defaults (conf/autodiff/train.yaml), against which the costliest is found.
-SIZE_DEFAULTS = {"data.n_samples": 300, "model.hidden": [8]}
+# The size settings' defaults (the schema's), against which the costliest is found.
+SIZE_DEFAULTS = {"data.n_samples": DataConf().n_samples, "model.hidden": ModelConf().hidden}
 
 
 def memory_needed(
@@ -115,9 +57,9 @@ def memory_needed(
     through it (a training batch, or a whole validation or test split)."""
     sizes = [dims, *hidden, 1]
     params = sum(a * b + b for a, b in itertools.pairwise(sizes))
-    n_train, n_val = int(0.35 * n_samples), int(0.7 * n_samples) - int(0.35 * n_samples)
+    n_train, n_train_val = split_points(n_samples)
     batch = min(batch_size or n_train, n_train)
-    samples = max(batch, n_val, n_samples - n_train - n_val)
+    samples = max(batch, n_train_val - n_train, n_samples - n_train_val)
     if backend == "var":
         net = VAR_BYTES * params * (1 + samples)
     else:
@@ -188,65 +130,42 @@ class MatrixModel:
         return self.net.predict(x)
 
 
-# ---- loggers: log(row) every epoch, close() at the end (also after an error)
+class Logger:
+    """Each epoch's row to wandb (logger=wandb), metrics.csv (logger=csv) or nowhere; close()
+    at the end, also after an error."""
 
-
-class NoLogger:
-    def log(self, row: dict) -> None:
-        pass
-
-    def summary(self, metrics: dict) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class CsvLogger(NoLogger):
-    def __init__(self, path: Path):
-        self.file = open(path, "w", newline="")  # noqa: SIM115  (closed in close())
-        self.writer = None
-
-    def log(self, row: dict) -> None:
-        if self.writer is None:
-            self.writer = csv.DictWriter(self.file, fieldnames=list(row))
-            self.writer.writeheader()
-        self.writer.writerow(row)
-
-    def close(self) -> None:
-        self.file.close()
-
-
-class WandbLogger(NoLogger):
     def __init__(self, cfg: DictConfig, out_dir: Path | None):
-        import wandb
+        self.run = self.file = self.writer = None
+        if cfg.logger == "wandb":
+            import wandb
 
-        self.wandb = wandb
-        self.run = wandb.init(
-            project=cfg.wandb.project,
-            mode=os.environ.get("WANDB_MODE") or cfg.wandb.mode,
-            dir=str(out_dir) if out_dir else None,
-            config=OmegaConf.to_container(cfg, resolve=True),
-        )
+            self.run = wandb.init(
+                project=cfg.wandb.project,
+                mode=os.environ.get("WANDB_MODE") or cfg.wandb.mode,
+                dir=str(out_dir) if out_dir else None,
+                config=OmegaConf.to_container(cfg, resolve=True),
+            )
+        elif cfg.logger == "csv" and out_dir is not None:
+            self.file = open(out_dir / "metrics.csv", "w", newline="")  # noqa: SIM115
 
     def log(self, row: dict) -> None:
-        self.run.log(row)
+        if self.run is not None:
+            self.run.log(row)
+        elif self.file is not None:
+            if self.writer is None:
+                self.writer = csv.DictWriter(self.file, fieldnames=list(row))
+                self.writer.writeheader()
+            self.writer.writerow(row)
 
     def summary(self, metrics: dict) -> None:
-        for key, value in metrics.items():
-            if key != "history":
-                self.run.summary[key] = value
+        if self.run is not None:
+            self.run.summary.update({k: v for k, v in metrics.items() if k != "history"})
 
     def close(self) -> None:
-        self.wandb.finish()
-
-
-def make_logger(cfg: DictConfig, out_dir: Path | None) -> NoLogger:
-    if cfg.logger == "wandb":
-        return WandbLogger(cfg, out_dir)
-    if cfg.logger == "csv" and out_dir is not None:
-        return CsvLogger(out_dir / "metrics.csv")
-    return NoLogger()
+        if self.run is not None:
+            self.run.finish()
+        elif self.file is not None:
+            self.file.close()
 
 
 def _finite(x: float) -> float | None:
@@ -262,29 +181,23 @@ def train(cfg: DictConfig) -> dict:
 
     data = make_data(cfg.data.noise, cfg.data.n_samples, cfg.data.dims, cfg.data.seed)
     rng = np.random.default_rng(cfg.seed)
-    sizes = [data.x_train.shape[1], *cfg.model.hidden, 1]
+    m = cfg.model
+    sizes = [data.x_train.shape[1], *m.hidden, 1]
     network = build_network(
-        sizes,
-        cfg.model.activation,
-        cfg.model.output_activation,
-        cfg.model.initializer,
-        rng,
-        cfg.model.init_std,
+        sizes, m.activation, m.output_activation, m.initializer, rng, m.init_std
     )
     model = (VarModel if cfg.backend == "var" else MatrixModel)(network, cfg.train.loss)
-    schedule = make_schedule(
-        cfg.schedule.name, cfg.train.lr, **{k: v for k, v in cfg.schedule.items() if k != "name"}
-    )
-    n_train = len(data.x_train)
+    schedule = make_schedule(cfg.train.lr, **cfg.schedule)
+    n_train, epochs = len(data.x_train), cfg.train.epochs
     batch_size = min(cfg.train.batch_size or n_train, n_train)
 
     history = {"epoch": [], "train_loss": [], "val_loss": [], "lr": []}
     status = "ok"
-    logger = make_logger(cfg, out_dir)
+    logger = Logger(cfg, out_dir)
     start = time.perf_counter()
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            for epoch in range(cfg.train.epochs):
+            for epoch in range(epochs):
                 lr = schedule.lr
                 order = rng.permutation(n_train) if batch_size < n_train else np.arange(n_train)
                 try:
@@ -301,9 +214,7 @@ def train(cfg: DictConfig) -> dict:
                 for key, value in row.items():
                     history[key].append(value)
                 logger.log(row)
-                if cfg.print_every and (
-                    epoch % cfg.print_every == 0 or epoch == cfg.train.epochs - 1
-                ):
+                if cfg.print_every and (epoch % cfg.print_every == 0 or epoch == epochs - 1):
                     print(
                         f"{epoch + 1:6d}  train loss {train_loss:10.4f}  "
                         f"validation loss {val_loss:10.4f}  lr {lr:.3g}"
@@ -312,28 +223,23 @@ def train(cfg: DictConfig) -> dict:
                     status = "diverged"
                     break
                 schedule.after_epoch(epoch, train_loss)
-
             try:
                 test_loss = model.loss(data.x_test, data.y_test)
             except OverflowError:
                 test_loss = math.inf
         seconds = time.perf_counter() - start
 
-        val = np.array(history["val_loss"])
-        best = (
-            int(np.argmin(np.where(np.isfinite(val), val, np.inf)))
-            if np.isfinite(val).any()
-            else None
-        )
+        finite = [(v, e) for e, v in zip(history["epoch"], history["val_loss"]) if math.isfinite(v)]
+        best_val_loss, best_val_epoch = min(finite, default=(None, None))  # the first lowest
         metrics = {
             "status": status,
             "backend": cfg.backend,
             "epochs_run": len(history["epoch"]),
-            "train_loss": _finite(history["train_loss"][-1]),
-            "val_loss": _finite(history["val_loss"][-1]),
+            "train_loss": _finite(train_loss),
+            "val_loss": _finite(val_loss),
             "test_loss": _finite(test_loss),
-            "best_val_loss": history["val_loss"][best] if best is not None else None,
-            "best_val_epoch": best + 1 if best is not None else None,
+            "best_val_loss": best_val_loss,
+            "best_val_epoch": best_val_epoch,
             "seconds": seconds,
             "history": {k: [_finite(v) for v in vs] for k, vs in history.items()},
         }
@@ -342,7 +248,7 @@ def train(cfg: DictConfig) -> dict:
             from src.autodiff.plots import plot_fit, plot_losses
 
             (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
-            title = f"{sizes} {cfg.model.activation}, {cfg.backend}"
+            title = f"{sizes} {m.activation}, {cfg.backend}"
             plot_losses(history, out_dir / "loss_curves.png", title)
             if status == "ok":
                 plot_fit(data, model.predict, out_dir / "fit.png", title)
@@ -353,6 +259,16 @@ def train(cfg: DictConfig) -> dict:
         f"test {metrics['test_loss']} after {metrics['epochs_run']} epochs, {seconds:.2f} s"
     )
     return metrics
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """conf/autodiff/train.yaml with `overrides`, for a run in this process (no logger, no
+    printing, no files)."""
+    from hydra import compose, initialize_config_dir
+
+    quiet = ["logger=none", "print_every=0", "output_dir=null"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=[*overrides, *quiet])
 
 
 @hydra.main(version_base="1.3", config_path="../../conf/autodiff", config_name="train")
