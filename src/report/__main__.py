@@ -19,8 +19,6 @@ from src.report import grid, study
 from src.sweep.progress import sweep_state
 from src.sweep.space import is_search
 
-GRID_OPTIONS = ("rows", "cols", "seed", "facet")
-
 
 def is_search_folder(sweep_dir: Path) -> bool:
     """Whether the sweep in `sweep_dir` is a search, as its .sweep.json (or, for a sweep that
@@ -42,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not is_search_folder(args.sweep_dir):
         return grid.main(argv)
-    given = [f"--{key}" for key in GRID_OPTIONS if getattr(args, key) != parser.get_default(key)]
+    options = [key for key in vars(args) if key != "sweep_dir"]  # the grid's: --rows, --cols...
+    given = [f"--{key}" for key in options if getattr(args, key) != parser.get_default(key)]
     if given:
         parser.error(f"{', '.join(given)}: a grid's report's; {args.sweep_dir} is a search")
     return study.main([str(args.sweep_dir)])

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from src.run.files import METRIC_KEYS, METRICS_FILE, read_metrics, sweep_files
+from src.run.schema import SEED_KEY
 
 RESULTS_FILE = "results.csv"
 # every column not an override
@@ -165,7 +166,7 @@ def values(rows: list[dict[str, Any]], key: str) -> list[Any]:
 
 def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
     """The override keys that take more than one value, seed excluded."""
-    return [k for k in override_keys(rows) if k != "seed" and len(values(rows, k)) > 1]
+    return [k for k in override_keys(rows) if k != SEED_KEY and len(values(rows, k)) > 1]
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from src.report.layout import Group, Report, spread
 from src.report.results import Axis
 from src.run.generators import make_splits
 from src.run.nets import mlp_from_hparams
-from src.run.schema import drawing_args
+from src.run.schema import SEED_KEY, drawing_args
 
 MESH = 120  # decision boundaries: points per side of the evaluation mesh
 # How much of a long grid a figure draws: at most this many values of an axis, evenly spaced,
@@ -97,7 +97,7 @@ def boundary(r: Report, g: Group, label: str) -> figures.Boundary | None:
     with torch.no_grad():
         probs = torch.sigmoid(net(mesh)).reshape(MESH, MESH).numpy()
     extent = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
-    return figures.Boundary(probs, extent, *splits["val"], f"{label} seed={run.get('seed')}")
+    return figures.Boundary(probs, extent, *splits["val"], f"{label} seed={run.get(SEED_KEY)}")
 
 
 def curve(histories: list[list[dict[str, float]]]) -> figures.Curve:
