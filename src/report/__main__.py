@@ -3,9 +3,7 @@
     python -m src.report multirun/2026-11-26/21-30-05
     python -m src.report <sweep dir> --rows model.depth --cols model.lr --seed 2
 
-It chooses as the report at the end of a sweep does (src/report/callback.py), by the sweeper
-the folder's multirun.yaml names: a search's report (src/report/study.py) or the grid's
-(src/report/grid.py), whose options --rows, --cols, --seed and --facet are; a search refuses them.
+The grid's options (--rows, --cols, --seed, --facet) are refused for a search.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The course report's conclusions (part 3.3) tested on a sweep: claims.csv, the Claims section
-at the top of its report, and one line per claim at the end of the sweep.
+"""The course report's conclusions (part 3.3) tested against a sweep: claims.csv and the Claims
+section at the top of its report, one line per claim at the end of the sweep.
 
     python -m src.report.claims multirun/<date>/<time>    # any sweep, its results.csv at least
     python -m src.train -m experiment=claims               # the sweep that tests every claim

@@ -1,10 +1,7 @@
 """The report's data laid out: a sweep's runs grouped by configuration and placed on the grid.
 
-`build(sweep_dir)` reads the job folders (results.csv first), groups the runs by configuration
-(`Group`), chooses the grid's axes and facet, and returns the `Report` that both sides draw
-from: grid.py its page and wandb run, views.py its figures. Neither imports the other's side:
-this module needs neither torch nor matplotlib, so a sweep's main process can lay a report out
-and leave the drawing to its workers.
+`build` returns the `Report` that grid.py (the page) and views.py (the figures) both draw from;
+without torch or matplotlib, so a sweep's main process can lay it out and leave the drawing.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """A search's report, drawn from its Optuna study: `<sweep>/results.csv` and `<sweep>/report/`.
 
-    python -m src.report <sweep dir>
-
-Written at the end of every search (src/report/callback.py) and on demand. Its views: the
-best trial with the command that retrains it, a table of the best trials, parallel
+The best trial with the command that retrains it, a table of the best trials, parallel
 coordinates, parameter importance beside correlation, the optimisation history, the trials'
 learning curves and, when the search pruned, each trial's per-epoch values.
 """

@@ -1,7 +1,5 @@
-"""The report's views: each draws figures of a sweep's Report (src/report/layout.py) and
-returns their paths. Kept apart from grid.py (the page) because they need torch and
-matplotlib: a sweep's main process writes its report through its workers without importing
-either. Both import the Report from layout.py; neither imports the other at its top.
+"""The report's views: each draws figures of a sweep's Report (src/report/layout.py). Apart from
+grid.py because they need torch and matplotlib, which a sweep's main process leaves to its workers.
 """
 
 from __future__ import annotations
