@@ -104,23 +104,13 @@ def curve(histories: list[list[dict[str, float]]]) -> figures.Curve:
     std would fall below zero, off the axis, wherever the seeds spread widely; min-max stays
     positive and holds every run."""
     n = max(len(h) for h in histories)
-    table = {k: np.full((len(histories), n), np.nan) for k in ("train_loss", "val_loss")}
-    for i, history in enumerate(histories):
-        for j, record in enumerate(history):
-            for k in table:
-                table[k][i, j] = record[k]
-    mean = {k: np.nanmean(v, axis=0) for k, v in table.items()}
-    lo = {k: np.nanmin(v, axis=0) for k, v in table.items()}
-    hi = {k: np.nanmax(v, axis=0) for k, v in table.items()}
-    return figures.Curve(
-        np.arange(n),
-        mean["train_loss"],
-        lo["train_loss"],
-        hi["train_loss"],
-        mean["val_loss"],
-        lo["val_loss"],
-        hi["val_loss"],
-    )
+    bands = []  # train_loss's mean, lo and hi, then val_loss's: Curve's fields in order
+    for key in ("train_loss", "val_loss"):
+        table = np.full((len(histories), n), np.nan)
+        for i, history in enumerate(histories):
+            table[i, : len(history)] = [record[key] for record in history]
+        bands += [stat(table, axis=0) for stat in (np.nanmean, np.nanmin, np.nanmax)]
+    return figures.Curve(np.arange(n), *bands)
 
 
 def data_figure(r: Report) -> list[Path]:
