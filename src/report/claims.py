@@ -246,7 +246,8 @@ def read(runs: list[Run], settings: Iterable[tuple], reading: Reading) -> Readin
                 if value is not None and math.isfinite(value):
                     found[run.seed] = float(value)
         if not found:
-            if reading.needs_record and any(run.setting == setting for run in runs):  # type: ignore[attr-defined]
+            has_runs = any(run.setting == setting for run in runs)
+            if has_runs and reading.needs_record:  # type: ignore[attr-defined]
                 raise NotTested(f"metrics.json of {overrides(setting, reading)} (job folders)")
             raise NotTested(overrides(setting, reading))
         by_setting[setting] = found
