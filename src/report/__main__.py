@@ -3,9 +3,7 @@
     python -m src.report multirun/2026-11-26/21-30-05
     python -m src.report <sweep dir> --rows model.depth --cols model.lr --seed 2
 
-It chooses as the report at the end of a sweep does (src/report/callback.py), by the sweeper
-the folder's multirun.yaml names: a search's report (src/report/study.py) or the grid's
-(src/report/grid.py), whose options --rows, --cols, --seed and --facet are; a search refuses them.
+The grid's options (--rows, --cols, --seed, --facet) are refused for a search.
 """
 
 from __future__ import annotations
@@ -18,8 +16,6 @@ from omegaconf import OmegaConf
 from src.report import grid, study
 from src.sweep.progress import sweep_state
 from src.sweep.space import is_search
-
-GRID_OPTIONS = ("rows", "cols", "seed", "facet")
 
 
 def is_search_folder(sweep_dir: Path) -> bool:
@@ -42,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not is_search_folder(args.sweep_dir):
         return grid.main(argv)
-    given = [f"--{key}" for key in GRID_OPTIONS if getattr(args, key) != parser.get_default(key)]
+    options = [key for key in vars(args) if key != "sweep_dir"]  # the grid's: --rows, --cols...
+    given = [f"--{key}" for key in options if getattr(args, key) != parser.get_default(key)]
     if given:
         parser.error(f"{', '.join(given)}: a grid's report's; {args.sweep_dir} is a search")
     return study.main([str(args.sweep_dir)])

@@ -1,11 +1,6 @@
-"""The Claims section's figures, drawn from plain arrays (src/report/claims.py reads them from
-the runs the claims read).
-
-claims_grid.png: the report's grid at epoch 25 as the claims read it (tanh's mean and std of
-val_loss, relu's mean and its share of units that never activate on the validation set);
-claims_settings.png: val_loss per epoch of every optimizer x activation x learning rate at
-the configurations of conf/experiment/claims.yaml, the median over seeds. A figure with
-nothing to draw is not drawn.
+"""The Claims section's figures, drawn from the arrays src/report/claims.py reads from the runs:
+claims_grid.png (the report's grid at epoch 25, as the claims read it) and claims_settings.png
+(val_loss per epoch of every optimizer x activation x lr at the claims' configurations).
 """
 
 from __future__ import annotations

@@ -4,15 +4,10 @@ section at the top of its report, one line per claim at the end of the sweep.
     python -m src.report.claims multirun/<date>/<time>    # any sweep, its results.csv at least
     python -m src.train -m experiment=claims               # the sweep that tests every claim
 
-Each claim reads the runs of the report's settings (xor data as configured by default, tanh,
-Adam, lr 0.01, no residual, norm or init options) at the depths, widths, optimizers,
-activations and learning rates it names, at epoch 25 (the report's training length) unless
-it says otherwise, from results.csv and, where it needs more than the final metrics, the runs'
-metrics.json (the per-epoch history, the dead units). A reading at epoch 25 comes from a run of
-25 epochs or from the history of a longer one. Only runs that finished ok count; a seed is used
-when every setting the claim reads has it (so settings stay paired by seed). Its effect, the
-interval and the verdict follow src/report/evidence.py; a claim whose runs the sweep lacks is
-"not tested by this sweep", with the overrides that would train them.
+A claim reads the finished runs of the report's settings (FIXED, REPORT but for what it varies)
+at epoch 25 unless it says otherwise, from results.csv or the runs' metrics.json, over the seeds
+every setting it reads has (so settings stay paired); src/report/evidence.py decides it. A claim
+whose runs the sweep lacks is "not tested by this sweep", with the overrides that train them.
 """
 
 from __future__ import annotations
@@ -24,7 +19,8 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +29,9 @@ import numpy as np
 from src.errors import ArgumentParser
 from src.report.evidence import RULE, UNDECIDED, Interval, improvement_probability, interval
 from src.report.evidence import verdict as decide
-from src.report.results import RESULT_KEYS, RESULTS_FILE, parse_value, writing
+from src.report.results import RESULT_KEYS, RESULTS_FILE, SweepError, parse_value, writing
 from src.run.files import read_metrics
+from src.run.schema import SEED_KEY
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]  # the repository
@@ -81,8 +78,8 @@ class Run:
         return int(self.row["epochs"])
 
     def at(self, epoch: int) -> dict[str, Any] | None:
-        """Its metrics at the end of `epoch` (1-based): the history's, else the final ones if
-        it trained exactly that long; None if it cannot say."""
+        """Its metrics at the end of `epoch` (1-based); None if neither its history nor its final
+        metrics (a run of exactly that many epochs) say."""
         if self.record is not None and len(self.record["history"]) >= epoch:
             return self.record["history"][epoch - 1]
         if self.epochs == epoch:
@@ -115,7 +112,7 @@ def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
 
 def _setting(row: dict[str, Any], record: dict[str, Any] | None) -> dict[str, Any]:
     """Every setting a claim looks at: the record's config, else the defaults with the row's
-    overrides (a results.csv without its job folders)."""
+    overrides (results.csv without its job folders)."""
     if record is not None and isinstance(record.get("config"), dict):
         config = record["config"]
         return {
@@ -135,13 +132,13 @@ def load_runs(sweep_dir: Path) -> list[Run]:
     """The sweep's finished runs of the report's problem (FIXED), with their records."""
     runs = []
     for row in read_results(sweep_dir):
-        if row["status"] != "ok" or row.get("seed") is None:
+        if row["status"] != "ok" or row.get(SEED_KEY) is None:
             continue
         record = read_metrics(Path(sweep_dir) / row["job_dir"]) if row["job_dir"] else None
         record = record if record is not None and record.get("status") == "ok" else None
         setting = _setting(row, record)
         if all(setting[k] == v for k, v in FIXED.items()):
-            runs.append(Run(tuple(setting[k] for k in VARIED), int(row["seed"]), row, record))
+            runs.append(Run(tuple(setting[k] for k in VARIED), int(row[SEED_KEY]), row, record))
     return runs
 
 
@@ -151,40 +148,49 @@ def load_runs(sweep_dir: Path) -> list[Run]:
 Reading = Callable[[Run], "float | None"]
 
 
+def reading(epoch: int, needs_record: bool = False) -> Callable[[Reading], Reading]:
+    """Marks a function of a run as a reading: the epoch its runs must reach, and whether it
+    needs their metrics.json (what a claim without runs says is missing)."""
+
+    def mark(read: Reading) -> Reading:
+        read.epoch, read.needs_record = epoch, needs_record  # type: ignore[attr-defined]
+        return read
+
+    return mark
+
+
 def loss_at(epoch: int = REPORT_EPOCHS, metric: str = "val_loss") -> Reading:
+    @reading(epoch)
     def read(run: Run) -> float | None:
         found = run.at(epoch)
         return None if found is None else found.get(metric)
 
-    read.needs_record = False  # type: ignore[attr-defined]
-    read.epoch = epoch  # type: ignore[attr-defined]
     return read
 
 
 def gap_at(epoch: int) -> Reading:
     """val_loss - train_loss at the end of the epoch: over-fitting when positive."""
 
+    @reading(epoch)
     def read(run: Run) -> float | None:
         found = run.at(epoch)
         return None if found is None else found["val_loss"] - found["train_loss"]
 
-    read.needs_record = False  # type: ignore[attr-defined]
-    read.epoch = epoch  # type: ignore[attr-defined]
     return read
 
 
+@reading(LONG_EPOCHS, needs_record=True)
 def epochs_to_converge(run: Run) -> float | None:
     """The first epoch whose val_loss is at most CONVERGED; never: its epochs + 1."""
-    if run.record is None:
+    if run.record is None or len(run.record["history"]) < LONG_EPOCHS:
         return None
     history = run.record["history"][:LONG_EPOCHS]
-    if len(history) < LONG_EPOCHS:
-        return None
     return next(
         (i + 1 for i, e in enumerate(history) if e["val_loss"] <= CONVERGED), LONG_EPOCHS + 1
     )
 
 
+@reading(REPORT_EPOCHS, needs_record=True)
 def gradient_decades(run: Run) -> float | None:
     """log10 of the input layer's over the output layer's gradient norm at epoch 25: how many
     decades the gradient shrinks on its way down."""
@@ -198,14 +204,9 @@ def gradient_decades(run: Run) -> float | None:
     return math.log10(first / last)
 
 
+@reading(REPORT_EPOCHS, needs_record=True)
 def dead_units(run: Run) -> float | None:
     return None if run.record is None else run.record.get("dead_units")
-
-
-for _reading in (epochs_to_converge, gradient_decades, dead_units):
-    _reading.needs_record = True  # type: ignore[attr-defined]
-    _reading.epoch = REPORT_EPOCHS if _reading is gradient_decades else LONG_EPOCHS  # type: ignore[attr-defined]
-dead_units.epoch = REPORT_EPOCHS  # type: ignore[attr-defined]
 
 
 def spec(depth: int, width: int, **settings: Any) -> tuple:
@@ -231,8 +232,7 @@ class Readings:
 
 def overrides(setting: tuple, reading: Reading) -> str:
     text = " ".join(f"{k}={v}" for k, v in zip(VARIED, setting))
-    epochs = f" trainer.max_epochs>={reading.epoch}"  # type: ignore[attr-defined]
-    return text + epochs
+    return f"{text} trainer.max_epochs>={reading.epoch}"  # type: ignore[attr-defined]
 
 
 def read(runs: list[Run], settings: Iterable[tuple], reading: Reading) -> Readings:
@@ -247,7 +247,7 @@ def read(runs: list[Run], settings: Iterable[tuple], reading: Reading) -> Readin
                     found[run.seed] = float(value)
         if not found:
             has_runs = any(run.setting == setting for run in runs)
-            if has_runs and getattr(reading, "needs_record", False):
+            if has_runs and reading.needs_record:  # type: ignore[attr-defined]
                 raise NotTested(f"metrics.json of {overrides(setting, reading)} (job folders)")
             raise NotTested(overrides(setting, reading))
         by_setting[setting] = found
@@ -290,25 +290,29 @@ class Verdict:
     verdict: str  # holds, does not hold, not decided, not tested
     finding: Finding | None = None
     missing: str = ""  # not tested: a setting it lacks
-    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def found(self) -> Interval | None:
+        return self.finding.found if self.finding else None
 
     def row(self) -> dict[str, Any]:
-        f = self.finding.found if self.finding and self.finding.found else None
-        return {
-            "claim": self.claim.number,
-            "quote": self.claim.quote,
-            "test": self.claim.test,
-            "rule": self.claim.rule,
-            "effect": f.estimate if f else None,
-            "ci_low": f.low if f else None,
-            "ci_high": f.high if f else None,
-            "seeds": f.seeds if f else None,
-            "improvement_probability": self.finding.probability if self.finding else None,
-            "verdict": self.verdict,
-            "detail": self.finding.detail if self.finding else "",
-            "figure": self.claim.figure,
-            "missing": self.missing,
-        }
+        """Its row of claims.csv."""
+        f = self.found
+        return dict(
+            claim=self.claim.number,
+            quote=self.claim.quote,
+            test=self.claim.test,
+            rule=self.claim.rule,
+            effect=f.estimate if f else None,
+            ci_low=f.low if f else None,
+            ci_high=f.high if f else None,
+            seeds=f.seeds if f else None,
+            improvement_probability=self.finding.probability if self.finding else None,
+            verdict=self.verdict,
+            detail=self.finding.detail if self.finding else "",
+            figure=self.claim.figure,
+            missing=self.missing,
+        )
 
 
 NOT_TESTED = "not tested by this sweep"
@@ -323,33 +327,21 @@ def _m(values: Any) -> str:
     return _short(float(np.mean(values)))
 
 
-def _mean_diff(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(a - b, axis=axis)
-
-
-def _pairs(runs, pairs, reading) -> tuple[Readings, list[tuple[tuple, tuple]]]:
-    """Readings for (better, worse) setting pairs; the claim: `better` has the lower value."""
+def compare(runs, pairs, reading, detail=None, smallest: bool = False) -> Finding:
+    """For (better, worse) setting pairs, the claim being that `better` reads lower. Effect:
+    per seed, the mean over pairs (the smallest, `smallest`) of (worse - better);
+    P(improvement) of `better`, averaged over pairs. `detail(readings)`: the finding's detail."""
     pairs = list(pairs)
-    return read(runs, [s for p in pairs for s in p], reading), pairs
-
-
-def compare(runs, pairs, reading, detail: Callable[[Readings], str] | None = None) -> Finding:
-    """Effect: the mean over pairs of (worse - better), per seed; P(improvement) of `better`,
-    averaged over pairs."""
-    r, pairs = _pairs(runs, pairs, reading)
+    r = read(runs, [s for p in pairs for s in p], reading)
     n = len(pairs)
 
     def statistic(*samples, axis=-1):
-        return sum(np.mean(samples[2 * i + 1] - samples[2 * i], axis=axis) for i in range(n)) / n
+        drops = [np.mean(samples[2 * i + 1] - samples[2 * i], axis=axis) for i in range(n)]
+        return np.min(drops, axis=0) if smallest else sum(drops) / n
 
-    samples = [r[s] for p in pairs for s in p]
-    found = interval(samples, statistic)
+    found = interval([r[s] for p in pairs for s in p], statistic)
     probability = float(np.mean([improvement_probability(r[b], r[w]) for b, w in pairs]))
     return Finding(found, probability, detail(r) if detail else "")
-
-
-def _means(r: Readings, settings, label) -> str:
-    return ", ".join(f"{label(s)}: {_short(float(np.mean(r[s])))}" for s in settings)
 
 
 def claim_wide(runs):
@@ -358,7 +350,7 @@ def claim_wide(runs):
         runs,
         [(wide, narrow)],
         loss_at(),
-        lambda r: _means(r, [narrow, wide], lambda s: f"width {s[1]}"),
+        lambda r: f"width 1: {_m(r[narrow])}, width 20: {_m(r[wide])}",
     )
 
 
@@ -408,18 +400,14 @@ def claim_spread(runs):
 
 def claim_depth_helps(runs):
     pairs = [(spec(d, w), spec(0, w)) for w in (5, 10, 20) for d in (1, 2, 3, 5)]
-    r, pairs = _pairs(runs, pairs, loss_at())
-
-    def statistic(*samples, axis=-1):
-        drops = [np.mean(samples[2 * i + 1] - samples[2 * i], axis=axis) for i in range(len(pairs))]
-        return np.min(drops, axis=0)
-
-    found = interval([r[s] for p in pairs for s in p], statistic)
-    probability = float(np.mean([improvement_probability(r[b], r[w]) for b, w in pairs]))
-    return Finding(
-        found,
-        probability,
-        f"depth 0: {_m(r[spec(0, 10)])}; the smallest of 12 drops (depth 1-5 x width 5-20)",
+    return compare(
+        runs,
+        pairs,
+        loss_at(),
+        lambda r: (
+            f"depth 0: {_m(r[spec(0, 10)])}; the smallest of 12 drops (depth 1-5 x width 5-20)"
+        ),
+        smallest=True,
     )
 
 
@@ -840,67 +828,56 @@ COLOURS = {"holds": "#d8f0d8", "does not hold": "#f6d0d0"}
 SECTION_START, SECTION_END = "<!-- claims -->", "<!-- /claims -->"
 
 
-def section(verdicts: list[Verdict], figures: list[str], sweep_dir: Path, command: str = "") -> str:
-    """The Claims section of index.html: the rule, one row per claim, its figures."""
-    head = [
-        "#",
-        "the report says",
-        "test",
-        "rule",
-        "effect [95% CI]",
-        "P(improvement)",
-        "seeds",
-        "verdict",
-        "figure",
+def _cell(v: Verdict, figures: list[str], sweep_dir: Path) -> list[str]:
+    """A claim's cells in the Claims table (html)."""
+    f, finding = v.found, v.finding
+    effect = f"{_short(f.estimate)} [{_short(f.low)}, {_short(f.high)}] {v.claim.unit}" if f else ""
+    verdict = (
+        v.verdict if v.verdict != NOT_TESTED else f"{NOT_TESTED}: no {v.missing} ({v.claim.sweep})"
+    )
+    links = ", ".join(
+        f'<a href="{html.escape(_link(name, sweep_dir))}">{html.escape(_label(name))}</a>'
+        for name in (n.strip() for n in v.claim.figure.split(","))
+        if name in figures or _exists(name, sweep_dir)
+    )
+    detail = (
+        f"<br><small>{html.escape(finding.detail)}</small>" if finding and finding.detail else ""
+    )
+    probability = finding.probability if finding else None
+    return [
+        v.claim.number,
+        f"“{html.escape(v.claim.quote)}”",
+        html.escape(v.claim.test) + detail,
+        html.escape(v.claim.rule),
+        html.escape(effect),
+        "" if probability is None else f"{probability:.2f}",
+        "" if f is None else str(f.seeds),
+        html.escape(verdict),
+        links,
     ]
+
+
+def section(verdicts: list[Verdict], figures: list[str], sweep_dir: Path) -> str:
+    """The Claims section of index.html: the rule, one row per claim, its figures."""
     lines = []
     for v in verdicts:
-        row = v.row()
-        if row["effect"] is not None:
-            low, high = _short(row["ci_low"]), _short(row["ci_high"])
-            effect = f"{_short(row['effect'])} [{low}, {high}] {v.claim.unit}"
-        else:
-            effect = ""
-        verdict = (
-            v.verdict
-            if v.verdict != NOT_TESTED
-            else f"{NOT_TESTED}: no {v.missing} ({v.claim.sweep})"
-        )
-        links = ", ".join(
-            f'<a href="{html.escape(_link(name, sweep_dir))}">{html.escape(_label(name))}</a>'
-            for name in (n.strip() for n in v.claim.figure.split(","))
-            if name in figures or _exists(name, sweep_dir)
-        )
-        detail = f"<br><small>{html.escape(row['detail'])}</small>" if row["detail"] else ""
-        probability = row["improvement_probability"]
-        cells = [
-            v.claim.number,
-            f"“{html.escape(v.claim.quote)}”",
-            html.escape(v.claim.test) + detail,
-            html.escape(v.claim.rule),
-            html.escape(effect),
-            "" if probability is None else f"{probability:.2f}",
-            "" if row["seeds"] is None else str(row["seeds"]),
-            html.escape(verdict),
-            links,
-        ]
         colour = COLOURS.get(v.verdict, "#eeeeee" if v.verdict == NOT_TESTED else "#fff3c4")
-        lines.append(
-            f'<tr style="background:{colour}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
-        )
-    table = "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>\n" + "\n".join(lines)
+        cells = "".join(f"<td>{c}</td>" for c in _cell(v, figures, sweep_dir))
+        lines.append(f'<tr style="background:{colour}">{cells}</tr>')
+    rows = "\n".join(lines)
     images = "\n".join(f'<img src="{html.escape(f)}" alt="{html.escape(f)}">' for f in figures)
-    made = f" Measured by <code>{html.escape(command)}</code>." if command else ""
     return f"""{SECTION_START}
 <h2>Claims: the course report's conclusions, tested</h2>
 <p>{html.escape(RULE)} The effect's interval: 95% percentile bootstrap over seeds
 (scipy.stats.bootstrap,
 seeds resampled together across the settings compared); P(improvement): the chance that a run of the
 setting the claim favours ends below a run of the other (scipy.stats.mannwhitneyu). Read at epoch 25
-unless the test says otherwise.{made}
+unless the test says otherwise.
 Every number: <a href="../{CLAIMS_FILE}">{CLAIMS_FILE}</a>.</p>
 <table>
-{table}
+<tr><th>#</th><th>the report says</th><th>test</th><th>rule</th><th>effect [95% CI]</th>\
+<th>P(improvement)</th><th>seeds</th><th>verdict</th><th>figure</th></tr>
+{rows}
 </table>
 {images}
 {SECTION_END}"""
@@ -980,21 +957,16 @@ def _settings_curves(runs: list[Run]) -> dict:
     """Per (optimizer, (depth, width)) of CONFIGS, per (activation, lr): the median val_loss
     over seeds per epoch, from runs of at least LONG_EPOCHS epochs with their history."""
     curves: dict = {}
-    for optimizer in OPTIMIZERS:
-        for depth, width in CONFIGS:
-            for activation in ACTIVATIONS:
-                for lr in LRS:
-                    setting = spec(depth, width, optimizer=optimizer, activation=activation, lr=lr)
-                    found = [
-                        [e["val_loss"] for e in r.record["history"][:LONG_EPOCHS]]
-                        for r in runs
-                        if r.setting == setting
-                        and r.record is not None
-                        and len(r.record["history"]) >= LONG_EPOCHS
-                    ]
-                    if found:
-                        median = np.nanmedian(np.array(found, dtype=float), axis=0)
-                        curves.setdefault((optimizer, (depth, width)), {})[activation, lr] = median
+    for optimizer, (depth, width), activation, lr in product(OPTIMIZERS, CONFIGS, ACTIVATIONS, LRS):
+        setting = spec(depth, width, optimizer=optimizer, activation=activation, lr=lr)
+        found = [
+            [e["val_loss"] for e in r.record["history"][:LONG_EPOCHS]]
+            for r in runs
+            if r.setting == setting and r.record and len(r.record["history"]) >= LONG_EPOCHS
+        ]
+        if found:
+            median = np.nanmedian(np.array(found, dtype=float), axis=0)
+            curves.setdefault((optimizer, (depth, width)), {})[activation, lr] = median
     return curves
 
 
@@ -1025,17 +997,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m src.report.claims", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder with results.csv")
     args = parser.parse_args(argv)
-    if not (args.sweep_dir / RESULTS_FILE).is_file():
-        print(
-            f"error: {args.sweep_dir / RESULTS_FILE} not found: a sweep folder with results.csv",
-            file=sys.stderr,
-        )
-        return 2
+    results = args.sweep_dir / RESULTS_FILE
     try:
+        if not results.is_file():
+            raise SweepError(f"{results} not found: a sweep folder with results.csv")
         verdicts = claims_of_sweep(args.sweep_dir)
     except (KeyError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as error:
-        reason = f"{type(error).__name__}: {error}"
-        print(f"error: {args.sweep_dir / RESULTS_FILE} cannot be read ({reason})", file=sys.stderr)
+        if not isinstance(error, SweepError):
+            error = f"{results} cannot be read ({type(error).__name__}: {error})"
+        print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
         print(

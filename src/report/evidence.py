@@ -1,10 +1,6 @@
-"""How a claim is decided: an effect's 95% bootstrap interval over seeds, the probability of
-improvement, and the verdict rule, the same for every claim and every sweep.
-
-Statistics are scipy's: `scipy.stats.bootstrap` (percentile intervals, seeds resampled together
-across all the settings a claim reads, so two settings that share seeds stay paired) and
-`scipy.stats.mannwhitneyu` (the probability of improvement, as in rliable: the chance that a
-run of one setting ends with a lower loss than a run of the other, ties counting half).
+"""How a claim is decided, the same for every claim and sweep: scipy's percentile bootstrap
+interval of its effect over seeds (resampled together, so settings stay paired), the probability
+of improvement (Mann-Whitney U, as in rliable) and the verdict rule.
 """
 
 from __future__ import annotations

@@ -143,15 +143,9 @@ def plot_heatmaps(
     notes: list | None = None,
     facets: list[str] | None = None,
 ) -> Path:
-    """Two heat maps over row x col: the mean and the std across seeds of `metric`.
-
-    Each cell prints its value where it fits (see CELL): a grid of at most PRINTED values on
-    each axis; a longer axis is drawn in PANEL_MAX inches, with fewer tick labels, and a grid of
-    more than PRINTED columns has its std below its mean rather than beside it.
-    `notes[i][j]` is appended to a cell's text (e.g. the number of seeds when some are missing).
-    With `facets` (F names), mean, std and notes hold F grids ((F, rows, cols)): the means in a
-    row of F panels, the stds in a second row below, each row on one colour scale.
-    """
+    """Two heat maps over row x col: the mean and the std across seeds of `metric`, a cell's
+    value (and `notes[i][j]`) printed where it fits (see CELL). With `facets` (F names), mean,
+    std and notes hold F grids: the means in a row of F panels, the stds in a row below."""
     if facets is None:
         mean, std, notes, facets = mean[None], std[None], [notes], [""]
     n = len(facets)
@@ -224,10 +218,8 @@ def _boundary_block(fig, spec, cells: list[list[Boundary | None]], row: Axis, co
 def plot_boundary_grid(
     cells: list, row: Axis, col: Axis, title: str, path: Path, facets: list[str] | None = None
 ) -> Path:
-    """One small decision-boundary panel per cell, laid out as the grid; None: no model.
-
-    With `facets` (F names), `cells` holds F grids: one block of panels per facet, side by
-    side, each titled by its name."""
+    """A small decision-boundary panel per cell, laid out as the grid (None: no model); with
+    `facets` (F names), `cells` holds F grids drawn side by side, each titled by its name."""
     grids, names = ([cells], [""]) if facets is None else (cells, facets)
     n_rows, n_cols = len(row.values), len(col.values)
     m = MARGINS
@@ -291,20 +283,22 @@ class Curve:
 
 
 def _panels(n: int, ncols: int | None, sharex: bool = False, size=(4.2, 3.4)):
-    """A figure with n panels in rows of ncols (default up to 4), and its axes, (rows, cols)."""
+    """A figure with n panels in rows of ncols (default up to 4) and its axes, (rows, cols);
+    the axes past the n-th are off."""
     ncols = min(n, ncols or 4)
     nrows = -(-n // ncols)
-    return plt.subplots(
-        nrows,
-        ncols,
-        figsize=(max(8.0, size[0] * ncols), size[1] * nrows + 1.2),
-        squeeze=False,
-        sharex=sharex,
-        sharey=True,
+    figsize = (max(8.0, size[0] * ncols), size[1] * nrows + 1.2)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=figsize, squeeze=False, sharex=sharex, sharey=True
     )
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, axes
 
 
-def _colours(labels: list[str]) -> dict[str, np.ndarray]:
+def _colours(panels: dict[str, dict[str, object]]) -> dict[str, np.ndarray]:
+    """A colour per line label of the panels, in the order they first appear."""
+    labels = list(dict.fromkeys(k for lines in panels.values() for k in lines))
     return dict(zip(labels, plt.cm.viridis(np.linspace(0, 0.9, max(len(labels), 1)))))
 
 
@@ -329,13 +323,11 @@ def plot_curves(
     path: Path,
     ncols: int | None = None,
 ) -> Path:
-    """One panel per key of `panels` (in rows of `ncols`, default up to 4), one colour per inner
-    key: validation loss solid, train loss dashed, each the mean across seeds with the range of
-    the seeds (min to max) shaded."""
+    """A panel per key of `panels`, a colour per inner key: validation loss solid, train loss
+    dashed, each the mean across seeds with the seeds' range (min to max) shaded."""
     n = len(panels)
     fig, axes = _panels(n, ncols)
-    labels = list(dict.fromkeys(k for curves in panels.values() for k in curves))
-    colours = _colours(labels)
+    colours = _colours(panels)
     for ax, (name, curves) in zip(axes.flat, panels.items()):
         for label, c in curves.items():
             for mean, lo, hi, style, alpha in (
@@ -364,9 +356,7 @@ def plot_curves(
         ax.set_ylabel("loss (log scale)")
         if hi < 10 * lo:  # less than a decade: label the minor ticks too
             ax.yaxis.set_minor_formatter("{x:g}")
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    handles = [plt.Line2D([], [], color=colours[k], label=str(k)) for k in labels]
+    handles = [plt.Line2D([], [], color=colours[k], label=str(k)) for k in colours]
     handles += [
         plt.Line2D([], [], color="grey", label="validation (mean)"),
         plt.Line2D([], [], color="grey", ls="--", label="train (mean)"),
@@ -392,13 +382,11 @@ def plot_gradient_norms(
     path: Path,
     ncols: int | None = None,
 ) -> Path:
-    """One panel per key of `panels` (in rows of `ncols`, default up to 4), one colour per inner
-    key: the gradient norm by layer on a log axis, first epoch dashed, last epoch solid. The
-    panels share the y axis, so that depths compare by orders of magnitude."""
+    """A panel per key of `panels`, a colour per inner key: the gradient norm by layer on a
+    shared log axis (depths compare by orders of magnitude), first epoch dashed, last solid."""
     n = len(panels)
     fig, axes = _panels(n, ncols)
-    labels = list(dict.fromkeys(k for lines in panels.values() for k in lines))
-    colours = _colours(labels)
+    colours = _colours(panels)
     for ax, (name, lines) in zip(axes.flat, panels.items()):
         for label, g in lines.items():
             layers = np.arange(len(g.last))
@@ -413,9 +401,7 @@ def plot_gradient_norms(
         ax.grid(alpha=0.3, which="both")
     for ax in axes[:, 0]:
         ax.set_ylabel("weight gradient norm (log)")
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    handles = [plt.Line2D([], [], color=colours[k], label=str(k)) for k in labels]
+    handles = [plt.Line2D([], [], color=colours[k], label=str(k)) for k in colours]
     handles += [
         plt.Line2D([], [], color="grey", ls="--", label="first epoch"),
         plt.Line2D([], [], color="grey", label="last epoch"),
@@ -446,13 +432,11 @@ def plot_params(
     title: str,
     path: Path,
 ) -> Path:
-    """One panel per key of `panels`, side by side on shared log axes, one colour per inner key:
-    its points connected, each the mean across seeds with a bar from the lowest to the highest
-    seed (positive, so it stays on the log axis)."""
+    """A panel per key of `panels` on shared log axes, a colour per inner key: its points, each
+    the mean across seeds with a bar from the lowest to the highest seed (stays on a log axis)."""
     n = len(panels)
     fig, axes = _panels(n, n, sharex=True, size=(10.0 if n == 1 else 6.0, 5.0))
-    labels = list(dict.fromkeys(k for lines in panels.values() for k in lines))
-    colours = _colours(labels)
+    colours = _colours(panels)
     for ax, (name, lines) in zip(axes.flat, panels.items()):
         for label, s in lines.items():
             bars = np.array([s.mean - s.lo, s.hi - s.mean])
@@ -474,6 +458,6 @@ def plot_params(
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3, which="both")
     axes[0, 0].set_ylabel(ylabel)
-    handles = [plt.Line2D([], [], color=colours[k], marker="o", label=str(k)) for k in labels]
+    handles = [plt.Line2D([], [], color=colours[k], marker="o", label=str(k)) for k in colours]
     _legend_and_layout(fig, handles, legend_title, title, ncol=4)
     return _save(fig, path)

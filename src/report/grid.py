@@ -4,17 +4,10 @@
     python -m src.report <sweep dir> --rows model.depth --cols model.lr --seed 2
     python -m src.report <sweep dir> --facet model.residual
 
-Written at the end of every multirun by src.report.callback.GridReport; works on a partial or
-interrupted sweep too. Failed, diverged and missing jobs stay in results.csv and are left out
-of the means. A swept key on neither axis can be the facet: the grid is drawn once per value
-of it, side by side (by default, when it is the only such key and has at most 4 values).
-Every other swept key on neither axis is tuned away: each cell shows the configuration with
-the lowest mean val_loss among those in the cell.
-
-This module is the page, the command and the wandb run; the runs are laid out as the grid by
-src/report/layout.py and drawn by src/report/views.py, which only draw() imports (torch and
-matplotlib: a sweep's main process leaves them to its workers). A search's report is
-src/report/study.py's; `python -m src.report` draws it for a search's folder.
+Works on a partial sweep too: failed, diverged and missing jobs stay in results.csv, out of the
+means. A swept key on neither axis can be the facet (a grid per value, side by side); any other
+is tuned away (a cell shows its configuration of the lowest mean val_loss). This module is the
+page, the command and the wandb run; views.py, imported only by draw(), draws the figures.
 """
 
 from __future__ import annotations

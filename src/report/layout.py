@@ -1,10 +1,7 @@
 """The report's data laid out: a sweep's runs grouped by configuration and placed on the grid.
 
-`build(sweep_dir)` reads the job folders (results.csv first), groups the runs by configuration
-(`Group`), chooses the grid's axes and facet, and returns the `Report` that both sides draw
-from: grid.py its page and wandb run, views.py its figures. Neither imports the other's side:
-this module needs neither torch nor matplotlib, so a sweep's main process can lay a report out
-and leave the drawing to its workers.
+`build` returns the `Report` that grid.py (the page) and views.py (the figures) both draw from;
+without torch or matplotlib, so a sweep's main process can lay it out and leave the drawing.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ from src.report.results import (
     write_results,
 )
 from src.run.files import read_metrics
+from src.run.schema import SEED_KEY
 
 REPORT_DIR = "report"
 DEFAULT_ROWS, DEFAULT_COLS = "model.depth", "model.width"
@@ -59,7 +57,7 @@ class Group:
 
 
 def group_runs(results: list[dict[str, Any]]) -> list[Group]:
-    keys = [k for k in override_keys(results) if k != "seed"]
+    keys = [k for k in override_keys(results) if k != SEED_KEY]
     groups: dict[tuple, Group] = {}
     for row in results:
         config = {k: row.get(k) for k in keys}
@@ -156,7 +154,7 @@ class Report:
 
     def run_of(self, g: Group) -> dict[str, Any]:
         """The run drawn for a configuration: the chosen seed's, else its first finished one."""
-        return next((r for r in g.ok if r.get("seed") == self.seed), g.ok[0])
+        return next((r for r in g.ok if r.get(SEED_KEY) == self.seed), g.ok[0])
 
 
 def left_out(results: list[dict[str, Any]]) -> str:
@@ -187,14 +185,14 @@ def build(
     on_grid = placed(results)  # a job whose overrides are unknown is counted, not placed
     row_key, col_key = choose_axes(on_grid, rows, cols)
     facet_key = choose_facet(on_grid, row_key, col_key, facet)
-    seeds = values(finished, "seed")
+    seeds = values(finished, SEED_KEY)
     if seed is not None and seed not in seeds:
         raise ConfigError(
             "--seed", seed, "a seed with finished jobs: " + ", ".join(map(str, seeds))
         )
     swept = swept_keys(on_grid)
     tuned = [k for k in swept if k not in (row_key, col_key, facet_key)]
-    fixed = [k for k in override_keys(on_grid) if k != "seed" and k not in swept]
+    fixed = [k for k in override_keys(on_grid) if k != SEED_KEY and k not in swept]
     context = [
         f"one grid per {facet_key}" if facet_key else "",
         f"best over {', '.join(tuned)}" if tuned else "",

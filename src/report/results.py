@@ -1,14 +1,9 @@
 """Aggregate a multirun: one row per job folder, written to `<sweep>/results.csv`.
 
-A job folder is any folder under the sweep root holding `.hydra/overrides.yaml` or a
-metrics.json; its row has one column per override key (`model.depth`, `seed`, ...), its status
-("ok", "diverged", "failed", or "missing" for a job that was interrupted or is still running),
-its final and best metrics from metrics.json, its folder relative to the sweep root, its wandb
-run's id and folder (relative to the sweep root, in `wandb/`), and for a failed job the reason
-(a malformed metrics.json counts as failed, src.run.files.read_metrics says how). A folder
-whose overrides are unknown (metrics.json without `.hydra/overrides.yaml`, or an overrides
-file that is no YAML list) is a failed row without override columns: counted,
-never placed on the grid (`placed`).
+A job folder holds `.hydra/overrides.yaml` or a metrics.json; its row: a column per override
+key, its status (ok, diverged, failed, or missing: interrupted or running), its metrics, its
+folder and wandb run, and a failed job's reason. A folder whose overrides are unknown is a
+failed row without override columns: counted, never placed on the grid (`placed`).
 """
 
 from __future__ import annotations
@@ -25,6 +20,7 @@ from typing import Any
 import yaml
 
 from src.run.files import METRIC_KEYS, METRICS_FILE, read_metrics, sweep_files
+from src.run.schema import SEED_KEY
 
 RESULTS_FILE = "results.csv"
 # every column not an override
@@ -165,7 +161,7 @@ def values(rows: list[dict[str, Any]], key: str) -> list[Any]:
 
 def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
     """The override keys that take more than one value, seed excluded."""
-    return [k for k in override_keys(rows) if k != "seed" and len(values(rows, k)) > 1]
+    return [k for k in override_keys(rows) if k != SEED_KEY and len(values(rows, k)) > 1]
 
 
 @contextmanager

@@ -1,9 +1,6 @@
 """A search's report, drawn from its Optuna study: `<sweep>/results.csv` and `<sweep>/report/`.
 
-    python -m src.report <sweep dir>
-
-Written at the end of every search (src/report/callback.py) and on demand. Its views: the
-best trial with the command that retrains it, a table of the best trials, parallel
+The best trial with the command that retrains it, a table of the best trials, parallel
 coordinates, parameter importance beside correlation, the optimisation history, the trials'
 learning curves and, when the search pruned, each trial's per-epoch values.
 """
@@ -23,6 +20,7 @@ from omegaconf import OmegaConf
 from src.errors import ArgumentParser
 from src.report.results import SweepError, collect, write_results
 from src.run.files import member_dir, read_metrics
+from src.run.schema import SEED_KEY, STACK_KEY
 from src.sweep.lock import holder
 
 REPORT_DIR = "report"
@@ -51,10 +49,9 @@ def load_study(sweep_dir: Path) -> Any:
     config = OmegaConf.load(multirun)
     sweeper = config.hydra.sweeper
     if not is_search(sweeper):
-        target = sweeper.get("_target_", "?").rsplit(".", 1)[-1]
-        raise SweepError(
-            f"{sweep_dir} is not a search (its sweeper is {target}): python -m src.report"
-        )
+        kind = sweeper.get("kind")
+        what = f"its sweeper's kind is {kind}" if kind else "its sweeper has no kind"
+        raise SweepError(f"{sweep_dir} is not a search ({what}): python -m src.report")
     if sweeper.storage is None and not (Path(sweep_dir) / STUDY_FILE).is_file():
         raise SweepError(f"{sweep_dir}: its study cannot be loaded (no {STUDY_FILE} yet)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -80,14 +77,14 @@ def completed(study: Any) -> list[Any]:
 def retrain_command(sweep_dir: Path, trial: Any) -> str:
     """The command that trains a trial's configuration again, its seeds as one stack: the
     trial's overrides, the epochs the search trained for (hparams_search sets them) and seeds."""
-    seeds = trial.user_attrs.get("seeds", [0])
+    seeds = trial.user_attrs.get(STACK_KEY, [0])
     seed_dir = member_dir(Path(sweep_dir) / f"trial={trial.number}", seeds[0])
     overrides = [str(o) for o in OmegaConf.load(seed_dir / ".hydra" / "overrides.yaml")]
     config = OmegaConf.load(seed_dir / ".hydra" / "config.yaml")
-    keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in ("seed", "seeds")]
+    keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in (SEED_KEY, STACK_KEY)]
     if not any(o.startswith("trainer.max_epochs=") for o in keep):
         keep.append(f"trainer.max_epochs={config.trainer.max_epochs}")
-    keep.append(f"seeds=[{','.join(map(str, seeds))}]")
+    keep.append(f"{STACK_KEY}=[{','.join(map(str, seeds))}]")
     return "python -m src.train " + " ".join(shlex.quote(o) for o in keep)
 
 
@@ -203,7 +200,7 @@ def curves_figure(sweep_dir: Path, study: Any) -> Any:
     cmap = fig.colorbar(ScalarMappable(norm, "viridis_r"), ax=axes, label="trial value").cmap
     for trial in sorted(trials, key=lambda t: -t.value):  # best drawn last, on top
         histories = []
-        for seed in trial.user_attrs.get("seeds", []):
+        for seed in trial.user_attrs.get(STACK_KEY, []):
             record = read_metrics(member_dir(Path(sweep_dir) / f"trial={trial.number}", seed))
             if record and record.get("history"):
                 histories.append(record["history"])

@@ -1,7 +1,5 @@
-"""The report's views: each draws figures of a sweep's Report (src/report/layout.py) and
-returns their paths. Kept apart from grid.py (the page) because they need torch and
-matplotlib: a sweep's main process writes its report through its workers without importing
-either. Both import the Report from layout.py; neither imports the other at its top.
+"""The report's views: each draws figures of a sweep's Report (src/report/layout.py). Apart from
+grid.py because they need torch and matplotlib, which a sweep's main process leaves to its workers.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from src.report.layout import Group, Report, spread
 from src.report.results import Axis
 from src.run.generators import make_splits
 from src.run.nets import mlp_from_hparams
-from src.run.schema import drawing_args
+from src.run.schema import SEED_KEY, drawing_args
 
 MESH = 120  # decision boundaries: points per side of the evaluation mesh
 # How much of a long grid a figure draws: at most this many values of an axis, evenly spaced,
@@ -97,7 +95,7 @@ def boundary(r: Report, g: Group, label: str) -> figures.Boundary | None:
     with torch.no_grad():
         probs = torch.sigmoid(net(mesh)).reshape(MESH, MESH).numpy()
     extent = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
-    return figures.Boundary(probs, extent, *splits["val"], f"{label} seed={run.get('seed')}")
+    return figures.Boundary(probs, extent, *splits["val"], f"{label} seed={run.get(SEED_KEY)}")
 
 
 def curve(histories: list[list[dict[str, float]]]) -> figures.Curve:
@@ -106,23 +104,13 @@ def curve(histories: list[list[dict[str, float]]]) -> figures.Curve:
     std would fall below zero, off the axis, wherever the seeds spread widely; min-max stays
     positive and holds every run."""
     n = max(len(h) for h in histories)
-    table = {k: np.full((len(histories), n), np.nan) for k in ("train_loss", "val_loss")}
-    for i, history in enumerate(histories):
-        for j, record in enumerate(history):
-            for k in table:
-                table[k][i, j] = record[k]
-    mean = {k: np.nanmean(v, axis=0) for k, v in table.items()}
-    lo = {k: np.nanmin(v, axis=0) for k, v in table.items()}
-    hi = {k: np.nanmax(v, axis=0) for k, v in table.items()}
-    return figures.Curve(
-        np.arange(n),
-        mean["train_loss"],
-        lo["train_loss"],
-        hi["train_loss"],
-        mean["val_loss"],
-        lo["val_loss"],
-        hi["val_loss"],
-    )
+    bands = []  # train_loss's mean, lo and hi, then val_loss's: Curve's fields in order
+    for key in ("train_loss", "val_loss"):
+        table = np.full((len(histories), n), np.nan)
+        for i, history in enumerate(histories):
+            table[i, : len(history)] = [record[key] for record in history]
+        bands += [stat(table, axis=0) for stat in (np.nanmean, np.nanmin, np.nanmax)]
+    return figures.Curve(np.arange(n), *bands)
 
 
 def data_figure(r: Report) -> list[Path]:
