@@ -538,11 +538,11 @@ def test_a_grid_sweep_is_not_a_search(tmp_path, capsys):
 
     sweep = tmp_path / "grid"
     sweep.mkdir()
-    grid = {"hydra": {"sweeper": {"_target_": "x.SeedStackingSweeper"}}}
+    grid = {"hydra": {"sweeper": {"_target_": "x.SeedStackingSweeper", "kind": "grid"}}}
     OmegaConf.save(OmegaConf.create(grid), sweep / "multirun.yaml")
     assert main([str(sweep)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "is not a search (its sweeper is SeedStackingSweeper)" in err
+    assert err.count("\n") == 1 and "is not a search (its sweeper's kind is grid)" in err
 
 
 def test_python_m_src_report_draws_a_search_its_own_report(tmp_path, capsys):

@@ -76,7 +76,8 @@ class SeedStackingSweeper(LaunchingSweeper):
     def sweep(self, arguments: list[str]) -> list[Sequence[Any]]:
         exit_on_config_error(self.check)()
         plan = exit_on_config_error(self.plan)(arguments)
-        exit_on_config_error(check_stacking)(self.config, plan.swept)
+        stacks_seeds = self.stack_seeds and self.seed_key in plan.swept
+        exit_on_config_error(check_stacking)(self.config, stacks_seeds)
         self.refuse_uncomposable(plan.jobs)
         sweep_dir = self.open(plan)
         returns, first_job = [], 0

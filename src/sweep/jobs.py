@@ -1,10 +1,10 @@
-"""One job of a multirun: the seeds of one configuration (or one seed), each written to its
-own `seed=<k>/` folder as a single run's would be.
+"""The records of a multirun job's seeds (src.train's sweep_job), each in its own `seed=<k>/`
+folder as a single run's would be.
 
 A seed an earlier attempt finished is skipped (`finished_metrics`); what a killed attempt
 left is cleared (`clear_attempt`), so a retrained job ends with one wandb run. Every seed's
 wandb run goes to `<sweep>/wandb/`, under an id that reads as its configuration and seed
-(src/sweep/runs.py).
+(src/sweep/runs.py). A job a cluster lost is recorded here too (`lost_job`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from src.errors import ConfigError
 from src.run.files import METRICS_FILE, member_dir, no_space, read_metrics, write_json_atomic
 from src.run.loggers import WandbPlace
 from src.run.schema import SEED_KEY, STACK_KEY
-from src.run.training import objective, train_stack
 from src.sweep.progress import (
     forget_record,
     note_record,
@@ -36,61 +34,6 @@ from src.sweep.space import is_search
 
 log = logging.getLogger(__name__)
 SEED_KEYS = (SEED_KEY, STACK_KEY)
-
-
-def _failed(error: Exception) -> dict[str, Any]:
-    if not isinstance(error, ConfigError):  # a bug: keep its traceback in the job's log
-        log.exception("job failed")
-    return {"status": "failed", "error": str(error)}
-
-
-def sweep_job(cfg: DictConfig) -> float | list[float]:
-    """One job of a multirun: one seed, or a stack of seeds (`seeds=[...]`) written one folder
-    each. A seed an earlier attempt finished is not written again (a stack is retrained whole,
-    so that its numbers are those of an uninterrupted sweep), and no job is fatal to the
-    sweep: a refused or crashed one is recorded as failed and the next one starts. A full
-    disk is raised: the sweep's main process ends the sweep (src.sweep.lifetime)."""
-    hydra_cfg = HydraConfig.get()
-    sweep_dir = Path(hydra_cfg.sweep.dir)
-    for handler in logging.getLogger().handlers:  # the job's train.log, as Hydra set it up
-        quiet_on_full_disk(handler)
-    dirs = seed_dirs(cfg, Path(cfg.output_dir))
-    seeds, stacked = list(dirs), cfg.get(STACK_KEY) is not None
-    results = {s: m for s, m in ((s, finished_metrics(d)) for s, d in dirs.items()) if m}
-    todo = {s: d for s, d in dirs.items() if s not in results}
-    if todo:
-        logs = {}
-        for seed, job_dir in todo.items():
-            clear_attempt(job_dir, sweep_dir)
-            logs[seed] = log
-            if stacked:
-                overrides = member_overrides(list(hydra_cfg.overrides.task), seed)
-                write_member_record(cfg, seed, job_dir, overrides)
-                logs[seed] = member_log(job_dir, seed)
-        places = wandb_places(hydra_cfg, todo)
-        try:
-            results.update(
-                train_stack(cfg, seeds, todo, wandb_places=places, **trial_settings(hydra_cfg))
-            )
-        except Exception as error:
-            if no_space(error):  # the sweep's main process stops the sweep and records it
-                raise
-            failed = _failed(error)
-            for job_dir in todo.values():
-                job_dir.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(job_dir / METRICS_FILE, failed)
-            results.update(dict.fromkeys(todo, failed))
-        for job_dir in todo.values():
-            if (job_dir / METRICS_FILE).exists():  # not one whose record could not be written
-                note_record(sweep_dir, job_dir)
-        task = list(hydra_cfg.overrides.task)
-        runs = [(member_overrides(task, seed), results[seed]) for seed in todo]
-        for seed, line in zip(todo, progress_lines(sweep_dir, runs)):
-            logs[seed].info(line)
-            if stacked:
-                close_member_log(logs[seed])
-    objectives = [objective(results[s]) for s in seeds]
-    return objectives if stacked else objectives[0]
 
 
 def seed_dirs(cfg: DictConfig, output_dir: Path) -> dict[int, Path]:
@@ -229,7 +172,6 @@ def lost_job(config_loader, config, overrides: list[str], number: int, error: st
     """The JobReturn of a job a cluster kept from finishing (hydra/launcher=slurm's
     `job_lost`): each of its seeds that has no finished record gets a failed one with the
     cause, laid out as the job would have."""
-    from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import JobReturn, JobStatus
     from omegaconf import OmegaConf, open_dict
 

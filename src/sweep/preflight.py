@@ -25,7 +25,6 @@ from omegaconf import DictConfig, OmegaConf
 from src.errors import INT64_MAX, ConfigError, require_int, require_number
 from src.folders import make_folder
 from src.run.files import METRICS_FILE, sweep_files, write_json_atomic
-from src.run.schema import SEED_KEY
 from src.run.validation import check_keys, check_logger, check_wandb_online
 from src.sweep.jobs import finished_metrics
 from src.sweep.lifetime import end_sweep_on_signals, stop_on_full_disk
@@ -119,10 +118,9 @@ def check_settings(config: DictConfig) -> None:
     check_logger(config.logger)
 
 
-def check_stacking(config: DictConfig, swept: list[str]) -> None:
+def check_stacking(config: DictConfig, stacks_seeds: bool) -> None:
     """Refuse watching gradients of a stack of seeds (its histograms would mix the seeds)."""
-    stacking = config.hydra.sweeper.get("stack_seeds")
-    if stacking and OmegaConf.select(config, "logger.watch") and SEED_KEY in swept:
+    if stacks_seeds and OmegaConf.select(config, "logger.watch"):
         raise ConfigError(
             "logger.watch",
             True,
