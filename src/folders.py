@@ -89,11 +89,9 @@ def _too_long(path: Path) -> str:
 
 
 class OutputFolderCheck(Callback):
-    """A Hydra callback: before a run (or a sweep), make its folder, or end the process with
-    one line naming the path and why, exit status 2 (Hydra would end in a traceback)."""
+    """A Hydra callback: before a run, make its folder, or end the process with one line naming
+    the path and why, exit status 2 (Hydra would end in a traceback). A sweep's sweeper makes
+    its folder once its settings pass (src.sweep.preflight's open_sweep)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         exit_on_config_error(make_folder)("hydra.run.dir", config.hydra.run.dir)
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        exit_on_config_error(make_folder)("hydra.sweep.dir", config.hydra.sweep.dir)

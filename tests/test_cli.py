@@ -137,9 +137,9 @@ def test_a_run_folder_that_is_a_file_is_one_line_and_exit_2(tmp_path, module):
         ]
 
 
-@pytest.mark.parametrize(
-    "hook, key", [("on_run_start", "hydra.run.dir"), ("on_multirun_start", "hydra.sweep.dir")]
-)
+# A sweep's folder is made by its sweeper: test_sweep_control.py's
+# test_a_sweep_folder_that_is_a_file_is_refused_in_one_line.
+@pytest.mark.parametrize("hook, key", [("on_run_start", "hydra.run.dir")])
 def test_the_folder_check_makes_the_folder_or_refuses_it(tmp_path, capsys, hook, key):
     def config(folder):
         return OmegaConf.create(
