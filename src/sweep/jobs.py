@@ -76,9 +76,9 @@ def record_failed(
 def trial_settings(hydra_cfg: DictConfig) -> dict[str, Any]:
     """For a search's trial: its wandb group (the trial, in this sweep) and, when the search
     prunes, the callback that reports each epoch to the study; nothing for a grid's job."""
-    if not is_search(hydra_cfg.sweeper):
-        return {}
     sweep_dir, number = Path(hydra_cfg.sweep.dir), hydra_cfg.job.num
+    if not is_search(sweep_state(sweep_dir)):
+        return {}
     settings: dict[str, Any] = {"group": f"{sweep_dir.parent.name}/{sweep_dir.name}/trial={number}"}
     if hydra_cfg.sweeper.pruner is not None:
         from src.sweep.pruning import TrialPruning  # Lightning and Optuna: in the worker only
@@ -91,11 +91,12 @@ def wandb_places(hydra_cfg: DictConfig, seed_dirs: dict[int, Path]) -> dict[int,
     """Each seed's wandb run: in `<sweep>/wandb/`, its id read as the job's swept settings (a
     search's trial: its folder, `trial=<n>`) and the seed."""
     sweep_dir = Path(hydra_cfg.sweep.dir)
-    if is_search(hydra_cfg.sweeper):
+    plan = sweep_state(sweep_dir)
+    if is_search(plan):
         job = [Path(hydra_cfg.runtime.output_dir).name]
     else:
         task = [o for o in hydra_cfg.overrides.task if override_key(o) not in SEED_KEYS]
-        job = settings(task, sweep_state(sweep_dir).get("swept"))
+        job = settings(task, plan.get("swept"))
     return {seed: seed_run(sweep_dir, d, job, seed) for seed, d in seed_dirs.items()}
 
 
