@@ -37,9 +37,9 @@ from types import SimpleNamespace
 import torch
 
 from src.errors import ArgumentParser
-from src.run.files import METRICS_FILE, read_metrics, sweep_files
+from src.run.files import METRICS_FILE, read_metrics, sweep_files, write_json_atomic
 from src.run.generators import make_splits
-from src.run.nets import StackedMLP, seeded_mlp
+from src.run.nets import StackedMLP, count_parameters, mlp_from_hparams, seeded_mlp
 from src.run.schema import OPTIMIZERS, SEED_KEY, STACK_KEY
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -121,7 +121,7 @@ def _grid_overrides(grid) -> list[str]:
     return [
         f"model.depth={','.join(map(str, depths))}",
         f"model.width={','.join(map(str, widths))}",
-        f"seed=range({n_seeds})",
+        f"{SEED_KEY}=range({n_seeds})",
     ]
 
 
@@ -234,8 +234,6 @@ def instant_training(cfg, seeds, out_dirs, group=None, callbacks=None, wandb_pla
     (untrained) and metrics.json (made-up losses, one epoch) written in no time."""
     from omegaconf import OmegaConf
 
-    from src.run.files import METRICS_FILE, write_json_atomic
-    from src.run.nets import count_parameters, mlp_from_hparams
     from src.run.training import member_config, run_metrics
 
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -271,9 +269,8 @@ def sweep_without_training() -> None:
     from src.run.files import register_resolvers
 
     register_resolvers()  # as src.train does
-    hydra.main(version_base="1.3", config_path=str(CONF), config_name="train")(
-        job_without_training
-    )()
+    app = hydra.main(version_base="1.3", config_path=str(CONF), config_name="train")
+    app(job_without_training)()
 
 
 def job_without_training(cfg):
@@ -362,7 +359,7 @@ def slurm(grid, extra: list[str], tmp: Path, per_job: bool) -> None:
     depths, widths, seeds = grid
     jobs = len(depths) * len(widths)
     pool = ["hydra/launcher=slurm", f"hydra.launcher.workers={cpus}", "hydra.launcher.interface=lo"]
-    one = ["model.depth=1", "model.width=3", "seed=0", "trainer.max_epochs=1", *extra]
+    one = ["model.depth=1", "model.width=3", f"{SEED_KEY}=0", "trainer.max_epochs=1", *extra]
     print(f"grid: {' '.join(overrides)} ({jobs} jobs of {seeds} seeds); cluster: {cpus} CPUs")
     joblib_s = _sweep(overrides, tmp / "joblib")
     print(f"  joblib, {cpus} workers on this machine      : {joblib_s:7.1f} s")

@@ -119,7 +119,7 @@ def train_stack(
         _Run(seed, seeds.index(seed), out, member_config(config, seed, out))
         for seed, out in out_dirs.items()
     ]
-    if group is None:
+    if not group:
         hydra = HydraConfig.get().job.override_dirname if HydraConfig.initialized() else None
         group = run_group(hydra)
     with _member_loggers(cfg.logger, runs, group, model, n_params, wandb_places or {}) as loggers:

@@ -213,13 +213,6 @@ EPOCH_BYTES = 36
 FRAMEWORK_BYTES = 500 * 10**6  # Lightning, a Trainer and a logger, beyond torch itself
 
 
-def params_per_member(depth: int, width: int, norm: str) -> int:
-    """The parameters of one net: its Linears, and a scale and shift per unit of each norm."""
-    sizes = [2] + [width] * depth + [1]
-    linears = sum(a * b + b for a, b in itertools.pairwise(sizes))
-    return linears + (2 * width * depth if norm != "none" else 0)
-
-
 # The settings a run's size grows with, as keys of `run_size`.
 SIZE_KEYS = (
     "model.width",
@@ -244,7 +237,10 @@ def memory_needed(size: dict[str, Any]) -> dict[str, int]:
     """About how many bytes a run of `size` (run_size's) takes at its peak, by part."""
     width, depth, members = size["model.width"], size["model.depth"], size[STACK_KEY]
     n_train, n_val, n_test = (size[f"data.n_{split}"] for split in ("train", "val", "test"))
-    params = params_per_member(depth, width, size["norm"]) * members
+    # One net's Linears, and a scale and shift per unit of each norm.
+    sizes = [2] + [width] * depth + [1]
+    linears = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    params = (linears + (2 * width * depth if size["norm"] != "none" else 0)) * members
     # Training holds weights, gradients and the optimizer's state (Adam's two moments, none for
     # SGD); building the stack (members, then their stack) leaves about two more copies behind
     # (measured: 5 to 6.4 copies with Adam, 3 to 4.5 with SGD).
