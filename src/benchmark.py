@@ -37,21 +37,17 @@ from types import SimpleNamespace
 import torch
 
 from src.errors import ArgumentParser
-from src.run.files import read_metrics
+from src.run.files import METRICS_FILE, read_metrics, sweep_files, write_json_atomic
 from src.run.generators import make_splits
-from src.run.nets import StackedMLP, seeded_mlp
-from src.run.schema import OPTIMIZERS
+from src.run.nets import StackedMLP, count_parameters, mlp_from_hparams, seeded_mlp
+from src.run.schema import OPTIMIZERS, SEED_KEY, STACK_KEY
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # (depths, widths, number of seeds)
 SMALL = ((0, 2, 5), (1, 10), 6)
 CARD = ((0, 1, 2, 3, 5, 10, 20), (1, 2, 3, 5, 10, 20), 6)
 STABLE_DEPTH = 5  # deeper nets are chaotic: a member may land elsewhere than a lone run
-
-
-GRID_KEYS = ("model.depth", "model.width", "seed", "seeds")  # what the benchmark sweeps itself
-
-
+GRID_KEYS = ("model.depth", "model.width", SEED_KEY, STACK_KEY)  # what the benchmark sweeps
 SETTINGS = ("data", "model", "trainer")  # the config sections the bare loops follow
 
 
@@ -72,9 +68,8 @@ def _evaluate(net, loss_fn, x, y) -> torch.Tensor:
 
 
 def bare_training(depth: int, width: int, seeds: list[int], splits, data, model, epochs: int):
-    """Plain PyTorch doing what src.train does: one seed trains a plain MLP; several train as
-    one StackedMLP (each member from its seed's weights and batch order, the loss the sum of
-    the members' own mean losses), as a sweep's job does. Returns each seed's val_loss."""
+    """Plain PyTorch doing what src.train does: one seed trains a plain MLP, several one
+    StackedMLP, as a sweep's job does. Returns each seed's val_loss."""
     options = {"residual": model.residual, "norm": model.norm, "init": model.init}
     nets = [
         seeded_mlp(s, depth=depth, width=width, activation=model.activation, **options)
@@ -106,9 +101,9 @@ def bare_training(depth: int, width: int, seeds: list[int], splits, data, model,
 
 
 def run_bare(grid, stacked: bool, config: dict[str, dict]) -> None:
-    """The bare side: all the grid's trainings in this process, one seed after another or one
-    configuration's seeds at a time (`stacked`), with the sweep's settings (`config`, composed
-    by the parent: this process pays for no Hydra); prints their val_loss as JSON."""
+    """The bare side: the grid's trainings, one seed or one configuration's seeds (`stacked`)
+    at a time, with the sweep's settings (composed by the parent: no Hydra here); prints
+    their val_loss as JSON."""
     depths, widths, n_seeds = grid
     data, model, trainer = (SimpleNamespace(**config[key]) for key in SETTINGS)
     torch.set_num_threads(trainer.num_threads)
@@ -126,39 +121,40 @@ def _grid_overrides(grid) -> list[str]:
     return [
         f"model.depth={','.join(map(str, depths))}",
         f"model.width={','.join(map(str, widths))}",
-        f"seed=range({n_seeds})",
+        f"{SEED_KEY}=range({n_seeds})",
     ]
 
 
-def _timed(cmd: list[str]) -> float:
+def _timed(cmd: list[str], what: str | None = None) -> tuple[float, str]:
+    """Wall seconds and stdout of `cmd`; its failure ends the benchmark, naming `what`."""
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
-        sys.exit(f"benchmark: {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-    return seconds
+        sys.exit(f"benchmark: {what or ' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    return seconds, done.stdout
 
 
 def _sweep(overrides: list[str], sweep_dir: Path) -> float:
     """Wall seconds of one multirun, start-up and report included."""
     cmd = [sys.executable, "-m", "src.train", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"]
-    return _timed(cmd)
+    return _timed(cmd)[0]
 
 
 def _bare(grid, config: dict[str, dict], stacked: bool = False) -> tuple[float, dict[str, float]]:
     bare = json.dumps({"grid": grid, **config})
-    cmd = [sys.executable, "-m", "src.benchmark", "--bare", bare] + ["--stacked"] * stacked
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return time.perf_counter() - start, json.loads(done.stdout)
+    seconds, out = _timed(
+        [sys.executable, "-m", "src.benchmark", "--bare", bare] + ["--stacked"] * stacked
+    )
+    return seconds, json.loads(out)
 
 
 def _sweep_val_losses(sweep_dir: Path) -> dict[str, float]:
     results = {}
-    for path in sweep_dir.rglob("metrics.json"):
+    for path in sweep_files(sweep_dir):
         metrics = read_metrics(path.parent)  # a diverged run's null read back as NaN
         m = metrics["config"]
-        results[f"{m['model']['depth']},{m['model']['width']},{m['seed']}"] = metrics["val_loss"]
+        results[f"{m['model']['depth']},{m['model']['width']},{m[SEED_KEY]}"] = metrics["val_loss"]
     return results
 
 
@@ -224,7 +220,7 @@ def fixed_cost(extra: list[str], tmp: Path) -> None:
     for i, (what, overrides) in enumerate(runs.items()):
         print(f"  {what:<42}: {_sweep(overrides, tmp / f'one{i}'):5.1f} s")
     for what, cmd in imports.items():
-        print(f"  {what:<42}: {_timed(cmd):5.1f} s")
+        print(f"  {what:<42}: {_timed(cmd)[0]:5.1f} s")
 
 
 BOOKKEPT = (42, 1_000, 10_000)  # grid sizes whose bookkeeping is measured
@@ -233,23 +229,11 @@ TINY = ["logger=none", "trainer.max_epochs=1", "data.n_train=16", "data.n_val=16
         "data.n_test=16"]  # fmt: skip
 
 
-def bookkept_grid(n: int) -> list[str]:
-    """A grid of n configurations, one seed each: the design card's for 42, else depths x 200
-    widths (n a multiple of 200)."""
-    if n == 42:
-        depths, widths, _ = CARD
-        return _grid_overrides((depths, widths, 1))[:2]
-    return [f"model.depth=range({n // 200})", "model.width=range(1,201)"]
-
-
 def instant_training(cfg, seeds, out_dirs, group=None, callbacks=None, wandb_places=None):
-    """The benchmark's stand-in for src.run.training.train_stack (same arguments): each seed's
-    model.pt (an untrained net) and metrics.json (made-up losses, one epoch) written as a
-    trained run's are, in no time; a sweep of it costs what the sweep itself does."""
+    """The stand-in for src.run.training.train_stack (same arguments): each seed's model.pt
+    (untrained) and metrics.json (made-up losses, one epoch) written in no time."""
     from omegaconf import OmegaConf
 
-    from src.run.files import METRICS_FILE, write_json_atomic
-    from src.run.nets import count_parameters, mlp_from_hparams
     from src.run.training import member_config, run_metrics
 
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -278,17 +262,15 @@ def instant_training(cfg, seeds, out_dirs, group=None, callbacks=None, wandb_pla
 
 
 def sweep_without_training() -> None:
-    """`python -m src.train -m ...` with every job's training replaced by instant_training
-    (its arguments are this process's): a job is then only the sweep's bookkeeping. The
-    joblib workers import this module to run the task, so the stand-in is theirs too."""
+    """`python -m src.train -m ...` (this process's arguments), each job's training replaced by
+    instant_training; the joblib workers import this module to run the task, so theirs too."""
     import hydra
 
     from src.run.files import register_resolvers
 
     register_resolvers()  # as src.train does
-    hydra.main(version_base="1.3", config_path=str(CONF), config_name="train")(
-        job_without_training
-    )()
+    app = hydra.main(version_base="1.3", config_path=str(CONF), config_name="train")
+    app(job_without_training)()
 
 
 def job_without_training(cfg):
@@ -301,7 +283,7 @@ def job_without_training(cfg):
 
 def _wait_for_first_job(process: subprocess.Popen, sweep_dir: Path, start: float, log: Path):
     """Seconds from `start` to the first job's start (its .hydra/ written)."""
-    while not any(sweep_dir.glob("*/seed=*/.hydra/overrides.yaml")):
+    while not any(sweep_dir.glob(f"*/{SEED_KEY}=*/.hydra/overrides.yaml")):
         if process.poll() is not None:
             error = log.read_text()[-2000:]
             sys.exit(f"benchmark: the sweep into {sweep_dir} ended before its first job:\n{error}")
@@ -315,21 +297,15 @@ def _report_in_process(sweep_dir: Path) -> tuple[float, float]:
         "import resource, sys; from src.report.grid import main; rc = main([sys.argv[1]]); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(rc)"
     )
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code, str(sweep_dir)], capture_output=True,
-                          text=True)  # fmt: skip
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"benchmark: the report of {sweep_dir} failed:\n{done.stderr[-2000:]}")
-    return seconds, float(done.stdout.split()[-1])
+    cmd = [sys.executable, "-c", code, str(sweep_dir)]
+    seconds, out = _timed(cmd, f"the report of {sweep_dir}")
+    return seconds, float(out.split()[-1])
 
 
 def planning(tmp: Path, sizes=BOOKKEPT) -> None:
-    """Grids of near-zero trainings (instant_training), with the joblib launcher on every
-    core: the time from the command to the first job's start (planning), the interval between
-    two jobs' records (the sweep's bookkeeping: the job's config, Hydra's job set-up, the
-    records, the progress line; times the workers: a job's cost to one worker), results.csv,
-    the report (python -m src.report) and the peak memory of each."""
+    """Grids of instant_training jobs, joblib on every core: the time to the first job's start
+    (planning), between two jobs' records (the sweep's bookkeeping; times the workers: a job's
+    cost to one worker), of results.csv and the report, and the peak memory of each."""
     from src.report.results import collect, write_results
 
     workers = os.cpu_count() or 1
@@ -337,7 +313,11 @@ def planning(tmp: Path, sizes=BOOKKEPT) -> None:
     print(f"a sweep's own cost, trainings replaced by a no-op ({workers} workers):", flush=True)
     for n in sizes:
         sweep_dir = tmp / f"bookkept{n}"
-        grid = [*bookkept_grid(n), *TINY, "~hydra.callbacks.report"]
+        # n configurations, one seed each: the design card's for 42, else depths x 200 widths
+        configs = [f"model.depth=range({n // 200})", "model.width=range(1,201)"]
+        if n == 42:
+            configs = _grid_overrides((*CARD[:2], 1))[:2]
+        grid = [*configs, *TINY, "~hydra.callbacks.report"]
         cmd = [sys.executable, "-c", code, "-m", *grid, f"hydra.sweep.dir={sweep_dir}"]
         log = tmp / f"bookkept{n}.log"
         with log.open("w") as errors:  # a file: a pipe left unread would stall a long sweep
@@ -351,7 +331,9 @@ def planning(tmp: Path, sizes=BOOKKEPT) -> None:
         sweep_peak = _peak_mb()
         # The rate at which the jobs' records came in, first to last: the workers' start-up
         # (torch imported) and the sweep's end are fixed costs, not a job's.
-        finished = sorted(p.stat().st_mtime for p in sweep_dir.glob("*/seed=*/metrics.json"))
+        finished = sorted(
+            p.stat().st_mtime for p in sweep_dir.glob(f"*/{SEED_KEY}=*/{METRICS_FILE}")
+        )
         per_job = (finished[-1] - finished[0]) / (len(finished) - 1) * 1000
         start = time.perf_counter()
         write_results(sweep_dir, collect(sweep_dir))
@@ -365,29 +347,19 @@ def planning(tmp: Path, sizes=BOOKKEPT) -> None:
               f"{report_mb:.0f} MB", flush=True)  # fmt: skip
 
 
-def _cluster_cpus() -> int:
+def slurm(grid, extra: list[str], tmp: Path, per_job: bool) -> None:
+    """The grid with joblib on this machine's cores, then on the SLURM cluster with a Dask
+    worker (a batch job) per CPU; one-job sweeps of each give the fixed cost, so what is left
+    over is the cluster's cost per job."""
     listed = subprocess.run(["sinfo", "-h", "-o", "%C"], capture_output=True, text=True)
     if listed.returncode != 0:
         sys.exit("benchmark: --slurm needs a SLURM cluster (bash tests/slurm_cluster.sh start)")
-    return int(listed.stdout.split("/")[-1])  # allocated/idle/other/total
-
-
-def _cluster_usage(sweep_dir: Path) -> dict:
-    """What the sweep's Dask workers used: batch jobs, a worker's peak memory, first result."""
-    path = sweep_dir / ".cluster" / "usage.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def slurm(grid, extra: list[str], tmp: Path, per_job: bool) -> None:
-    """The grid with joblib on this machine's cores, then on the SLURM cluster with one Dask
-    worker (a batch job) per CPU of the cluster (the same cores on a one-node cluster); one-job
-    sweeps of each give the fixed cost, so what is left over is the cluster's cost per job."""
-    cpus = _cluster_cpus()
+    cpus = int(listed.stdout.split("/")[-1])  # allocated/idle/other/total
     overrides = _grid_overrides(grid) + extra
     depths, widths, seeds = grid
     jobs = len(depths) * len(widths)
     pool = ["hydra/launcher=slurm", f"hydra.launcher.workers={cpus}", "hydra.launcher.interface=lo"]
-    one = ["model.depth=1", "model.width=3", "seed=0", "trainer.max_epochs=1", *extra]
+    one = ["model.depth=1", "model.width=3", f"{SEED_KEY}=0", "trainer.max_epochs=1", *extra]
     print(f"grid: {' '.join(overrides)} ({jobs} jobs of {seeds} seeds); cluster: {cpus} CPUs")
     joblib_s = _sweep(overrides, tmp / "joblib")
     print(f"  joblib, {cpus} workers on this machine      : {joblib_s:7.1f} s")
@@ -400,7 +372,9 @@ def slurm(grid, extra: list[str], tmp: Path, per_job: bool) -> None:
     print(f"  the cluster's fixed cost (scheduler, submit, worker start-up): {fixed:.1f} s")
     rest = (slurm_s - joblib_s - fixed) * cpus / jobs
     print(f"  what is left, per job and worker          : {rest:.2f} s")
-    usage = _cluster_usage(tmp / "slurm")
+    # What the Dask workers used: batch jobs, a worker's peak memory, the first result.
+    usage_file = tmp / "slurm" / ".cluster" / "usage.json"
+    usage = json.loads(usage_file.read_text()) if usage_file.exists() else {}
     print(f"  worker batch jobs / a worker's peak memory: {usage.get('worker_jobs')} / "
           f"{usage.get('worker_peak_mb')} MB")  # fmt: skip
     print(f"  the first result, from the cluster's start: {usage.get('first_result_s', 0):.1f} s")
@@ -415,8 +389,8 @@ def slurm(grid, extra: list[str], tmp: Path, per_job: bool) -> None:
 
 
 def parse_args(argv: list[str] | None = None):
-    """The command line; a wrong argument (an unknown option, an override Hydra cannot parse,
-    one of the keys the benchmark sweeps itself) ends it in one line, exit status 2."""
+    """The command line; a wrong argument (unknown, not an override, a key the benchmark sweeps
+    itself) ends it in one line, exit status 2."""
     parser = ArgumentParser(
         prog="python -m src.benchmark",
         description=__doc__,

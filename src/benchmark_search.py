@@ -38,7 +38,8 @@ import time
 from pathlib import Path
 
 from src.errors import ArgumentParser
-from src.run.files import read_metrics
+from src.run.files import member_dir, read_metrics
+from src.run.schema import SEED_KEY, STACK_KEY
 
 FRESH_SEEDS = list(range(100, 106))
 
@@ -70,9 +71,9 @@ def retrain(best: dict, out: Path) -> float:
     params = [f"{k}={v}" for k, v in best["best_params"].items()]
     seeds = ",".join(map(str, FRESH_SEEDS))
     command = [sys.executable, "-m", "src.train", "hparams_search=bayes", "logger=none",
-               *params, f"seeds=[{seeds}]", f"hydra.run.dir={out}"]  # fmt: skip
+               *params, f"{STACK_KEY}=[{seeds}]", f"hydra.run.dir={out}"]  # fmt: skip
     _run(command)
-    losses = [read_metrics(out / f"seed={s}") for s in FRESH_SEEDS]  # null read back as NaN
+    losses = [read_metrics(member_dir(out, s)) for s in FRESH_SEEDS]  # null read back as NaN
     return statistics.fmean(r["val_loss"] for r in losses)
 
 
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     rows, times = [], {}
     for sampler_seed in args.sampler_seeds:
         row = [sampler_seed]
-        for label, seeds in (("1 seed", "seed=0"), ("3 seeds", "seed=range(3)")):
+        for label, seeds in (("1 seed", f"{SEED_KEY}=0"), ("3 seeds", f"{SEED_KEY}=range(3)")):
             sweep = tmp / f"sampler{sampler_seed}-{label.replace(' ', '')}"
             extra = [f"hydra.sweeper.sampler.seed={sampler_seed}", seeds]
             seconds, best = search(sweep, args.trials, extra)
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         better = "3 seeds" if f3 < f1 else "1 seed" if f1 < f3 else "tie"
         print(f"{s} | {t1:.0f} s, {b1:.4g}, {f1:.4g} | {t3:.0f} s, {b3:.4g}, {f3:.4g} "
               f"| {t3 / t1:.2f}x | {better}")  # fmt: skip
-    base = [f"hydra.sweeper.sampler.seed={args.sampler_seeds[0]}", "seed=range(3)"]
+    base = [f"hydra.sweeper.sampler.seed={args.sampler_seeds[0]}", f"{SEED_KEY}=range(3)"]
     one = times[(args.sampler_seeds[0], "3 seeds")]
     if "parallel" not in args.skip:
         seconds, _ = search(tmp / "parallel", args.trials, [*base, "hydra.sweeper.n_jobs=2"])

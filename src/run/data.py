@@ -14,12 +14,8 @@ from src.run.schema import DATA_KEYS, GENERATORS, DataConf, own_settings, settin
 
 
 class GeneratedDataModule(pl.LightningDataModule):
-    """Train, validation and test splits of one generated data set.
-
-    The data depend on `seed` alone, so they stay fixed across repetitions of a model.
-    Training batches are stacked for the members of a stacked model, one row per run seed in
-    `shuffle_seeds`: row k is the batch a single run with seed `shuffle_seeds[k]` would see.
-    """
+    """Train, validation and test splits of one generated data set, drawn from `seed` alone.
+    Training batch row k is the batch a single run of seed `shuffle_seeds[k]` would see."""
 
     def __init__(
         self,
@@ -53,8 +49,7 @@ class GeneratedDataModule(pl.LightningDataModule):
             drawn = make_splits(**{k: hp[k] for k in DATA_KEYS}, **self.generator_settings)
             self.splits = {split: TensorDataset(*tensors) for split, tensors in drawn.items()}
 
-    # The loaders hand the dataset whole index tensors (batch_size=None): one indexing op per
-    # batch instead of one __getitem__ per sample plus a collate.
+    # Whole index tensors (batch_size=None): one indexing op per batch, no per-sample collate.
     def train_dataloader(self) -> DataLoader:
         """Batches of shape (K, batch_size, 2) and (K, batch_size), K = len(shuffle_seeds)."""
         orders = [torch.Generator().manual_seed(seed) for seed in self.shuffle_seeds]
@@ -74,8 +69,8 @@ class GeneratedDataModule(pl.LightningDataModule):
 
 
 class ShuffledBatches(Sampler[torch.Tensor]):
-    """Index batches of shape (K, batch_size): row k walks a fresh random permutation of
-    range(n) every epoch, drawn from the k-th generator."""
+    """Index batches (K, batch_size): row k walks a permutation of range(n) per epoch drawn
+    from the k-th generator."""
 
     def __init__(self, n: int, batch_size: int, generators: list[torch.Generator]):
         self.n, self.batch_size, self.generators = n, batch_size, generators

@@ -1,14 +1,9 @@
-"""Where runs write their results and how they are named.
+"""Where runs write their results, how they are named, and how their records are read.
 
-Registers the OmegaConf resolvers used in conf/train.yaml:
-- `unique_dir`: claims a fresh output folder, so two sweeps started in the same second
-  get `21-30-05` and `21-30-05-2` instead of sharing one (a refused run's folder is removed
-  again, `remove_unused_run_dir`);
-- `run_group`: the configuration without the seed (Hydra's override_dirname), used as the
-  job's folder and as its wandb group, so repetitions sit and average together;
-- `job_subdir`, `hydra_subdir`: where a job runs and keeps Hydra's record of it. A run of one
-  seed: `<group>/seed=<n>/` with `.hydra/`. A stacked job (`seeds=[...]`): `<group>/` with
-  `.stack/`, and one `seed=<n>/` folder per seed, laid out as a single run's.
+conf/train.yaml's resolvers: `unique_dir` (a fresh output folder: `21-30-05`, `21-30-05-2`),
+`run_group` (the configuration without the seed: the job's folder and wandb group),
+`job_subdir` and `hydra_subdir`: a run of one seed is `<group>/seed=<n>/` with `.hydra/`, a
+stacked job `<group>/` with `.stack/` and a `seed=<n>/` folder per seed, as a single run's.
 """
 
 from __future__ import annotations
@@ -39,10 +34,8 @@ HYDRA_FILES = frozenset({".hydra", STACK_SUBDIR, "train.log"})
 
 
 def unique_dir(path: str) -> str:
-    """Create `path` (or `path-2`, `path-3`, ...) and return the one this process created.
-    A folder that cannot be made (a file in the way, a read-only disk) is returned unmade:
-    src.folders.OutputFolderCheck then refuses it in one line, where a resolver's error would
-    end in a traceback."""
+    """Create `path` (or `path-2`, `path-3`, ...) and return the one this process created; one
+    that cannot be made is returned unmade (src.folders.OutputFolderCheck refuses it)."""
     parent = Path(path).parent
     missing = [p for p in (parent, *parent.parents) if not p.exists()]
     candidate, n = path, 1
@@ -61,9 +54,8 @@ def unique_dir(path: str) -> str:
 
 
 def remove_unused_run_dir(output_dir: Path) -> bool:
-    """Remove a refused run's folder: only if unique_dir created it in this process and it
-    holds nothing but what Hydra wrote there; then the parents made for it, if left empty.
-    Returns whether it was removed."""
+    """Remove a refused run's folder, and the parents made for it if left empty, if unique_dir
+    created it in this process and it holds only Hydra's files; whether it was removed."""
     folder = Path(output_dir).absolute()
     if folder not in _CREATED or not set(os.listdir(folder)) <= HYDRA_FILES:
         return False
@@ -116,23 +108,16 @@ def member_dir(output_dir: Path, seed: int) -> Path:
 
 
 def register_resolvers() -> None:
-    # use_cache: resolved once per config and copied by Hydra into every job's config.
-    if not OmegaConf.has_resolver("unique_dir"):
-        OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True)
-    if not OmegaConf.has_resolver("run_group"):
-        OmegaConf.register_new_resolver("run_group", run_group)
-    if not OmegaConf.has_resolver("job_subdir"):
-        OmegaConf.register_new_resolver("job_subdir", job_subdir)
-    if not OmegaConf.has_resolver("hydra_subdir"):
-        OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir)
+    for resolver in (unique_dir, run_group, job_subdir, hydra_subdir):
+        if not OmegaConf.has_resolver(resolver.__name__):
+            # unique_dir cached: resolved once per config, copied by Hydra into every job's
+            cached = resolver is unique_dir
+            OmegaConf.register_new_resolver(resolver.__name__, resolver, use_cache=cached)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write `data` to `path` as strict JSON, so that a reader never sees a half-written file.
-
-    A non-finite float (a diverged run's loss) is written as null: bare NaN and Infinity are
-    not JSON, and other readers (jq, JavaScript, pandas' strict modes) refuse them.
-    """
+    """Write `data` to `path` as strict JSON (a non-finite float as null: NaN is not JSON), so
+    that a reader never sees a half-written file."""
     tmp = path.with_name(f".{path.name}.tmp")
     text = json.dumps(_finite_or_null(data), indent=2, allow_nan=False)
     try:
@@ -154,24 +139,11 @@ def _finite_or_null(value: Any) -> Any:
     return value
 
 
-# What a finished job's record must hold: the final metrics (numbers; finite unless the run
-# diverged), its per-epoch history and its resolved config's data section (the report redraws
-# the data).
-METRIC_KEYS = (  # a finished run's final metrics, also results.csv's columns
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "test_loss",
-    "test_accuracy",
-    "best_val_loss",
-    "best_epoch",
-    "epochs",
-    "n_params",
-    "seconds",
-)
-# A diverged run's metrics that may be non-finite (null in the file, NaN once read); every
-# other number of a record, and every number of an ok or pruned one, is finite.
+# A finished job's record holds its final metrics (also results.csv's columns), its per-epoch
+# history and its config's data section (the report redraws the data).
+LOSSES = tuple(f"{split}_{m}" for split in ("train", "val", "test") for m in ("loss", "accuracy"))
+METRIC_KEYS = (*LOSSES, "best_val_loss", "best_epoch", "epochs", "n_params", "seconds")
+# The only numbers that may be non-finite (null in the file, NaN once read): a diverged run's.
 NON_FINITE_WHEN_DIVERGED = METRIC_KEYS[:7]
 EPOCH_NUMBERS = ("epoch", "train_loss", "val_loss")
 STATUSES = ("ok", "diverged", "pruned", "failed")  # pruned: a search stopped it early
@@ -182,9 +154,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _number_problem(value: Any, may_be_non_finite: bool) -> str | None:
-    """Why `value` is not a number a record may hold (None if it is): not a number, an integer
-    too large for a float (json reads 10**400 as an int; float() of it raises), or a non-finite
-    one (null stands for one) where it must be finite."""
+    """Why `value` is not a number a record may hold, or None: not a number, an int too large
+    for a float (json reads 10**400 as one), or not finite (null stands for it) where it must."""
     if value is None and may_be_non_finite:
         return None
     if not _is_number(value):
@@ -221,17 +192,15 @@ def record_problem(record: Any) -> str | None:
     if not isinstance(history, list) or not history:
         return f"has history={_short(history)}, not a list of epochs"
     for i, epoch in enumerate(history):
+        not_an_epoch = f"has history[{i}]={{}}, not an epoch with {', '.join(EPOCH_NUMBERS)}"
         if not isinstance(epoch, dict) or not all(k in epoch for k in EPOCH_NUMBERS):
-            return f"has history[{i}]={_short(epoch)}, not an epoch with {', '.join(EPOCH_NUMBERS)}"
-        # A diverged run's history stops at the epoch it diverged: only that last one may
-        # hold a non-finite value.
+            return not_an_epoch.format(_short(epoch))
+        # Only a diverged run's last epoch (where it stopped) may hold a non-finite value.
         last_of_diverged = diverged and i == len(history) - 1
         for key, value in epoch.items():
             problem = _number_problem(value, last_of_diverged and key != "epoch")
             if problem == "not a number" and key in EPOCH_NUMBERS:
-                return f"has history[{i}]={_short(epoch)}, not an epoch with " + ", ".join(
-                    EPOCH_NUMBERS
-                )
+                return not_an_epoch.format(_short(epoch))
             if problem:
                 return f"has history[{i}].{key}={_short(value)}, {problem}"
     config = record.get("config")
@@ -250,8 +219,7 @@ def _short(value: Any, limit: int = 40) -> str:
 
 
 def _nan_for_null(record: dict[str, Any]) -> dict[str, Any]:
-    """A checked record with each null number (a diverged run's non-finite value) as NaN, so
-    that every reader gets floats, as from records written before null replaced NaN."""
+    """A checked record with each null number (a diverged run's non-finite value) as NaN."""
     if record["status"] != "diverged":
         return record
     nan = math.nan
@@ -292,13 +260,8 @@ def _read_regular_file(path: Path) -> str:
 
 
 def read_metrics(job_dir: Path) -> dict[str, Any] | None:
-    """A job's metrics.json, checked: None when the job has not written it (yet), else its
-    record, or, when the file is malformed in any way, a failed record whose error says how.
-    A diverged run's null values (non-finite when it ran) are read as NaN.
-
-    The one place that reads a job's record for the report, the summary, the search views
-    and resume (where a malformed record means an unfinished job, trained again).
-    """
+    """A job's metrics.json, checked (the one reader of a job's record): None when not written
+    (yet), a failed record saying how when malformed, else the record, its nulls read as NaN."""
     path = Path(job_dir) / METRICS_FILE
     try:
         text = _read_regular_file(path)
@@ -326,9 +289,8 @@ def read_metrics(job_dir: Path) -> dict[str, Any] | None:
 
 
 def sweep_files(sweep_dir: Path, name: str = METRICS_FILE) -> Iterator[Path]:
-    """Every file called `name` in the sweep's job folders. Faster than rglob: it skips the
-    wandb and report folders, the bulk of a finished sweep's files, and the record index
-    (src/sweep/progress.py)."""
+    """Every file called `name` in the sweep's job folders; faster than rglob, it skips the
+    wandb, report and record index (src/sweep/progress.py) folders."""
     for folder, subfolders, files in os.walk(sweep_dir):
         subfolders[:] = [f for f in subfolders if f not in ("wandb", "report", ".records")]
         if name in files:

@@ -1,8 +1,5 @@
-"""Generated 2-D binary classification data sets (plain torch, no Lightning).
-
-Every generator takes the number of points, the noise level, a seeded torch.Generator and its
-own settings, and returns float32 inputs of shape (n, 2) and float32 labels of shape (n,) in
-{0, 1}. GENERATORS (src/run/schema.py's registry) names them for `data.name`.
+"""Generated 2-D binary classification data sets (plain torch), registered in schema.GENERATORS:
+(n, noise, torch.Generator, **own settings) -> float32 inputs (n, 2) and labels (n,) in {0, 1}.
 """
 
 from __future__ import annotations
@@ -52,8 +49,7 @@ def make_spirals(n: int, noise: float, gen: torch.Generator) -> tuple[torch.Tens
 def make_splits(
     name: str, n_train: int, n_val: int, n_test: int, noise: float, seed: int, **own: float
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Draw train, validation and test points in one go from a generator seeded once; `own`:
-    the data set's own settings."""
+    """Train, validation and test points drawn in one go from a generator seeded once."""
     gen = torch.Generator().manual_seed(seed)
     # float: an integer noise over 2**63 would not fit torch's int64 scalar
     x, y = GENERATORS[name](n_train + n_val + n_test, float(noise), gen, **own)

@@ -17,8 +17,7 @@ if TYPE_CHECKING:
     from pytorch_lightning.loggers import Logger
 
 WANDB_MODES = ("offline", "online", "disabled")
-# wandb 0.31's own checks (wandb/sdk/wandb_settings.py: validate_project, validate_run_tags):
-# it refuses these when the run starts, that is in every job of a sweep.
+# wandb 0.31's own checks (wandb_settings.py), which it makes when each run starts.
 WANDB_PROJECT_MAX = 128
 WANDB_PROJECT_FORBIDDEN = "/\\#?%:"
 WANDB_TAG_MAX = 64
@@ -59,8 +58,7 @@ def _tags(key: str, tags: Any) -> None:
             raise ConfigError(key, tag, f"tags of 1 to {WANDB_TAG_MAX} characters")
 
 
-# Not Hydra's schemas as well: conf/logger/*.yaml stay their kind's bare keys (`logger.kind`
-# picks the schema), with no defaults list.
+# Not Hydra's schemas: conf/logger/*.yaml stay bare keys (`logger.kind` picks the schema).
 @dataclass
 class CsvConf:
     kind: Any = setting("csv")
@@ -73,9 +71,7 @@ class NoneConf:
 
 @dataclass
 class WandbConf:
-    """What wandb would refuse at every run's start is refused before: its mode, a project name
-    too long or with a character it forbids, an entity or job type that is no name, a tag that
-    is empty or too long."""
+    """What wandb would refuse at every run's start is refused before."""
 
     kind: Any = setting("wandb")
     project: Any = setting("deep-vs-wide", _project)
@@ -97,19 +93,13 @@ def wandb_mode(cfg: DictConfig) -> str:
     return os.environ.get("WANDB_MODE") or cfg.mode
 
 
-def _setup_wandb(mode: str):
-    """wandb, with its process-wide mode set: an offline process also keeps wandb's own
-    telemetry from starting the threads that would report to wandb.ai at exit."""
-    import wandb  # imported here so runs without wandb do not pay for it
-
-    wandb.setup(wandb.Settings(mode=mode))
-    return wandb
-
-
 def start_wandb_run(cfg: DictConfig, **init_args: Any):
     """A wandb run in the mode `cfg` asks for, without this codebase's per-run extras."""
+    import wandb  # imported here so runs without wandb do not pay for it
+
     mode = wandb_mode(cfg)
-    wandb = _setup_wandb(mode)
+    # The process-wide mode: offline, it also keeps wandb's telemetry threads from starting.
+    wandb.setup(wandb.Settings(mode=mode))
     settings = wandb.Settings(
         silent=True,
         console="off",  # the job's stdout already goes to Hydra's log file
@@ -120,19 +110,13 @@ def start_wandb_run(cfg: DictConfig, **init_args: Any):
         disable_git=True,
         save_code=False,
     )
-    return wandb.init(
-        project=cfg.project,
-        entity=cfg.get("entity"),
-        mode=mode,
-        settings=settings,
-        **init_args,
-    )
+    entity = cfg.get("entity")
+    return wandb.init(project=cfg.project, entity=entity, mode=mode, settings=settings, **init_args)
 
 
 @dataclass(frozen=True)
 class WandbPlace:
-    """Where a wandb run is written: its folder `<root>/wandb/<mode>-run-<time>-<id>`; id
-    None: a random one, wandb's."""
+    """Where a wandb run is written: `<root>/wandb/<mode>-run-<time>-<id>` (id None: random)."""
 
     root: Path
     id: str | None = None
@@ -147,12 +131,8 @@ def build_logger(
     concurrent: bool = False,
     wandb_place: WandbPlace | None = None,
 ) -> Logger | None:
-    """The Lightning logger for one run, writing its files inside `output_dir` (a wandb run:
-    where `wandb_place` says, by default in `output_dir/wandb/` under a random id).
-
-    concurrent: other runs of this process stay open beside this one (a stack's seeds): its
-    wandb run is then not wandb's global `wandb.run` (which `wandb.watch` needs).
-    """
+    """The Lightning logger for one run, writing into `output_dir` (a wandb run: where
+    `wandb_place` says); concurrent: other runs stay open beside it (a stack's seeds)."""
     from pytorch_lightning.loggers import CSVLogger, WandbLogger  # imported when training
 
     if cfg.kind == "csv":
@@ -175,8 +155,7 @@ def build_logger(
 
 
 def wandb_link(logger: Logger | None, record_dir: Path) -> dict[str, str]:
-    """What a run's record says of its wandb run: its id and its folder, relative to
-    `record_dir`; nothing without a wandb run on disk (another logger, wandb disabled)."""
+    """A run's wandb id and folder (relative to `record_dir`), if it has a wandb run on disk."""
     from pytorch_lightning.loggers import WandbLogger
 
     if not isinstance(logger, WandbLogger):
@@ -189,8 +168,7 @@ def wandb_link(logger: Logger | None, record_dir: Path) -> dict[str, str]:
 
 
 def close_logger(logger: Logger | None, failed: bool = False) -> None:
-    """Finish the run's wandb run (a multirun's next job starts a run of its own); failed:
-    with exit code 1, so that wandb shows it failed rather than finished."""
+    """Finish the run's wandb run; failed: with exit code 1, so that wandb shows it failed."""
     from pytorch_lightning.loggers import WandbLogger
 
     if isinstance(logger, WandbLogger):

@@ -1,14 +1,9 @@
 """The LightningModule for `model`: K MLPs of src/run/nets.py trained side by side as classifiers.
 
-A single run is K = 1. A sweep's repetitions of one configuration (its seeds) are K members of
-one stacked model: member k starts from the weights a single run with seed `seeds[k]` starts
-from, sees that run's batch order, and gets exactly its own gradient (the loss is the sum over
-members of each member's own mean loss; Adam and SGD update every element on its own).
-
-Every epoch's record also holds each Linear weight's gradient norm, `grad_norm/layer_<i>`
-(layer_0 the input layer ... layer_<depth> the output layer): the mean, over the epoch's
-training steps, of the L2 (Frobenius) norm of that member's weight gradient at each step, taken
-after the backward pass and before the optimizer step.
+Member k starts from the weights and sees the batch order of a single run of `seeds[k]`, and gets
+exactly its own gradient (the loss is the sum of the members' own mean losses). Every epoch's
+record also holds `grad_norm/layer_<i>`: the mean over its steps of each Linear weight's
+gradient norm (layer_0 the input layer), taken before the optimizer step.
 """
 
 from __future__ import annotations
@@ -28,10 +23,9 @@ SPLITS = ("train", "val", "test")
 class MLPClassifier(pl.LightningModule):
     """Binary classifiers trained with the logistic loss; the epoch's loss and accuracy per member.
 
-    `history[k]` holds member k's per-epoch records; `status[k]` is "ok", or "diverged" from the
-    epoch a value of its record (a loss, mostly; a gradient norm counts too) became NaN or
-    infinite (its history stops there, the others train on);
-    `test_metrics[k]` its test metrics. `member_loggers[k]`, when set, gets member k's rows.
+    `history[k]`: member k's epochs; `status[k]`: "ok", or "diverged" from the epoch a value of
+    its record became non-finite (its history stops there); `test_metrics[k]`;
+    `member_loggers[k]`, when set, gets member k's rows.
     """
 
     def __init__(
@@ -93,8 +87,7 @@ class MLPClassifier(pl.LightningModule):
         return self._step("train", batch)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # After backward, before the step: the gradients of this step. Summed on the tensor
-        # side; read out once per epoch (no host sync per step).
+        # This step's gradients, summed on the device; read out once per epoch (no host sync).
         with torch.no_grad():
             norms = self.net.weight_grad_norms()
             if self._grad_norm_sum is None:
@@ -104,8 +97,7 @@ class MLPClassifier(pl.LightningModule):
         self._grad_norm_steps += 1
 
     def _epoch_grad_norms(self) -> list[dict[str, float]]:
-        """Each member's mean per-step gradient norm per layer over the epoch, then a fresh
-        start."""
+        """Each member's mean per-step gradient norm per layer over the epoch, then a reset."""
         if self._grad_norm_sum is None:
             return [{} for _ in self.seeds]
         means = (self._grad_norm_sum / self._grad_norm_steps).T.tolist()  # (K, depth + 1)
@@ -123,8 +115,7 @@ class MLPClassifier(pl.LightningModule):
         logits, labels = (torch.cat(parts, dim=1) for parts in zip(*self._outputs[split]))
         self._outputs[split].clear()
         loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(dim=1)
-        # torchmetrics' binary_accuracy, per member: it would sigmoid all members' outputs
-        # again if one member's were NaN (its input check looks at the whole tensor).
+        # Not torchmetrics' binary_accuracy: one member's NaN would make it sigmoid them all again.
         accuracy = ((torch.sigmoid(logits) > 0.5) == labels.bool()).float().mean(dim=1)
         return [
             {f"{split}_loss": float(a), f"{split}_accuracy": float(b)}
@@ -140,8 +131,7 @@ class MLPClassifier(pl.LightningModule):
         self.val_metrics = self._epoch_metrics("val")
 
     def on_train_epoch_end(self) -> None:
-        # Lightning runs validation before this hook, so the epoch's record is complete here.
-        # A non-finite value anywhere in it, a gradient norm included, is a divergence.
+        # After validation: the epoch's record is complete. A non-finite value is a divergence.
         epoch = zip(self._epoch_metrics("train"), self.val_metrics, self._epoch_grad_norms())
         for k, (train, val, grads) in enumerate(epoch):
             if self.status[k] != "ok":
@@ -157,8 +147,7 @@ class MLPClassifier(pl.LightningModule):
             self.trainer.should_stop = True
 
     def on_fit_end(self) -> None:
-        # A diverged member ends with the weights it had when it diverged, as a single run
-        # (which stops there) would: the others went on training, it must not have drifted.
+        # A diverged member ends with its weights when it diverged, as a single run would.
         with torch.no_grad():
             for k, state in self._diverged_weights.items():
                 for name, tensor in self.net.state_dict().items():

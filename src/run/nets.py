@@ -1,11 +1,7 @@
 """The plain-torch MLP, and K of them stacked into one module that trains them side by side.
 
-`MLP` is the reference network: `depth` hidden layers of `width` units and one logit, with
-optional skip connections (`residual`), a normalization layer per hidden layer (`norm`) and a
-weight initialisation (`init`). `StackedMLP` holds K MLPs of one shape with every parameter and
-buffer given a leading member axis (weights (K, out, in)), and runs all of them in one pass of
-batched ops. Its state dict has the MLP's names, so member k's state is `{name: tensor[k]}`
-(`member_state`) and loads into an MLP as it is.
+`StackedMLP` gives every parameter and buffer of K same-shape MLPs a leading member axis and
+runs them in one pass of batched ops; member k's state, `{name: tensor[k]}`, loads into an MLP.
 """
 
 from __future__ import annotations
@@ -31,8 +27,7 @@ NORMS: dict[str, type[nn.Module] | None] = {
     "batch": nn.BatchNorm1d,  # over the batch, per unit; running statistics in eval mode
 }
 INITS = ("default", "xavier", "kaiming", "orthogonal")
-# kaiming's gain for the activation after a hidden layer (torch.nn.init.calculate_gain's names;
-# GELU has none of its own and takes ReLU's).
+# kaiming's gain for the activation after a hidden layer (calculate_gain's names; GELU: ReLU's).
 KAIMING_NONLINEARITY = {
     "tanh": "tanh",
     "relu": "relu",
@@ -43,18 +38,10 @@ KAIMING_NONLINEARITY = {
 
 
 class MLP(nn.Module):
-    """`depth` hidden layers of `width` units with `activation`, then one logit (no activation).
+    """`depth` hidden layers of `width` units, then one logit; depth 0 is logistic regression.
 
-    Hidden layer i maps h to `act(norm(W_i h + b_i))`: the normalization (`norm`: "layer" is a
-    LayerNorm over the width, "batch" a BatchNorm1d over the batch; "none" leaves it out) sits
-    between the Linear and the activation. With `residual`, every hidden layer after the first
-    adds its input to that: `h + act(norm(W_i h + b_i))` (the skip goes around the whole
-    branch, norm included); the first hidden layer (in_features -> width) and the output layer
-    have no skip. `init` is applied after PyTorch's Linear init, to every Linear, output layer
-    included (see `init_linears`). depth 0 is logistic regression (no norm, no skip).
-
-    The defaults (residual=False, norm="none", init="default") are the network as it always
-    was: the same modules, the same draws from the random stream, the same state dict names.
+    Hidden layer i maps h to `act(norm(W_i h + b_i))`; with `residual`, every hidden layer after
+    the first adds h to that (the skip goes around the norm too). `init`: see `init_linears`.
     """
 
     def __init__(
@@ -82,7 +69,7 @@ class MLP(nn.Module):
 
 
 def seeded_mlp(seed: int, **net_args) -> MLP:
-    """The MLP a single run with this seed starts from (its own random stream, not the caller's)."""
+    """The MLP a single run of this seed starts from (its own random stream, not the caller's)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return MLP(**net_args)
@@ -99,8 +86,8 @@ def mlp_forward(net: MLP | StackedMLP, x: torch.Tensor) -> torch.Tensor:
 def hidden_layers(
     net: MLP | StackedMLP, x: torch.Tensor
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Each hidden layer's activation output `act(norm(W h + b))` and the layer's output (the
-    same, or with `residual` the input added to it), first layer first."""
+    """Each hidden layer's activation output `act(norm(W h + b))` and its output (with
+    `residual`, the input added)."""
     for i, layer in enumerate(net.layers[:-1]):
         z = layer(x)
         if net.norm != "none":
@@ -111,9 +98,8 @@ def hidden_layers(
 
 
 def dead_units(net: StackedMLP, x: torch.Tensor) -> list[list[float]]:
-    """Per member, per hidden layer: the share of its units whose activation output is exactly
-    0 on every sample of x (B, in), as a relu that never activates (tanh, sigmoid, gelu have
-    none). Evaluated in eval mode (BatchNorm's running statistics), without gradients."""
+    """Per member, per hidden layer: the share of units whose output is 0 on every sample of x
+    (B, in), as a relu that never activates; in eval mode, without gradients."""
     training = net.training
     x = x.expand(net.members, *x.shape)
     net.eval()
@@ -128,18 +114,9 @@ def dead_units(net: StackedMLP, x: torch.Tensor) -> list[list[float]]:
 
 
 def init_linears(layers: nn.ModuleList, init: str, activation: str) -> None:
-    """Initialise every Linear's weight as `init` says and zero its bias.
-
-    "default" changes nothing: PyTorch's own Linear init (kaiming_uniform_ with a=sqrt(5),
-    i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), for weight and bias). The others draw the weights
-    again, from the same random stream, after that init:
-    "xavier": xavier_uniform_, gain 1, U(-a, a) with a = sqrt(6 / (fan_in + fan_out));
-    "kaiming": kaiming_uniform_ (fan_in mode), U(-a, a) with a = gain * sqrt(3 / fan_in), the
-    gain of the activation that follows the layer (KAIMING_NONLINEARITY: tanh 5/3, relu and
-    gelu sqrt(2), sigmoid and identity 1), and gain 1 ("linear") for the output layer;
-    "orthogonal": orthogonal_, gain 1 (a square weight is an orthogonal matrix; otherwise its
-    rows, or its columns, whichever are fewer, are orthonormal).
-    """
+    """Draw every Linear's weight again as `init` says, after PyTorch's init ("default": left
+    as it is), and zero its bias: xavier_uniform_, kaiming_uniform_ with the gain of the
+    activation after it (1 for the output layer), or orthogonal_."""
     if init == "default":
         return
     if init not in INITS:
@@ -157,9 +134,8 @@ def init_linears(layers: nn.ModuleList, init: str, activation: str) -> None:
 
 
 def mlp_from_hparams(hparams: Mapping[str, Any]) -> MLP:
-    """The MLP a saved model.pt's hparams describe, in eval mode (BatchNorm's running
-    statistics), ready for `load_state_dict(saved["state_dict"])`; files written before the
-    depth options existed have the defaults."""
+    """The MLP a saved model.pt's hparams describe, in eval mode, ready for its state dict;
+    files older than the depth options get the defaults."""
     keys = ("depth", "width", "activation", "in_features", "residual", "norm", "init")
     return MLP(**{key: hparams[key] for key in keys if key in hparams}).eval()
 
@@ -200,8 +176,7 @@ class StackedLayerNorm(nn.Module):
 
 class StackedBatchNorm(nn.Module):
     """K BatchNorm1d over the batch: weight, bias and running statistics (K, width), batches
-    tracked (K,); input (K, B, width). Training normalizes each member's batch with its own
-    statistics and updates its own running ones; eval uses the running ones."""
+    tracked (K,); input (K, B, width)."""
 
     def __init__(self, members: int, width: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
@@ -247,12 +222,8 @@ STACKED: dict[type[nn.Module], Any] = {
 
 
 class StackedMLP(nn.Module):
-    """K MLPs of one shape trained as one module: member k sees only its own slice of every
-    parameter and buffer, so its gradient is the one it would get alone.
-
-    Built from the member MLPs themselves: each of their layers (Linear, LayerNorm,
-    BatchNorm1d) becomes its stacked counterpart under the same name, their options are
-    taken over, and their state dicts are stacked into it."""
+    """K MLPs of one shape as one module, built from them: member k sees only its own slice of
+    every parameter and buffer, so its gradient is the one it would get alone."""
 
     def __init__(self, nets: list[MLP]):
         super().__init__()
@@ -266,10 +237,8 @@ class StackedMLP(nn.Module):
                 setattr(self, name, nn.ModuleList(stacked))
         states = [net.state_dict() for net in nets]
         self.load_state_dict({name: torch.stack([s[name] for s in states]) for name in states[0]})
-        # For weight_grad_norms, once: the Linear weights (loading a state dict or moving to a
-        # device copies into the same Parameter objects; looked up again if swapped), and
-        # the runs of consecutive layers whose weights have one shape (the hidden-to-hidden
-        # ones), which share one norm over their stack.
+        # For weight_grad_norms: the Linear weights, and the runs of consecutive same-shape
+        # weights (the hidden-to-hidden ones), which share one norm over their stack.
         self._weights = tuple(layer.weight for layer in self.layers)
         shapes = [w.shape for w in self._weights]
         runs = [len(list(run)) for _, run in itertools.groupby(shapes)]
@@ -287,12 +256,8 @@ class StackedMLP(nn.Module):
         return {name: t[k].clone() for name, t in self.state_dict().items()}
 
     def weight_grad_norms(self) -> torch.Tensor:
-        """(depth + 1, K): the L2 norm of each Linear weight's gradient (the Frobenius norm of
-        its (out, in) matrix), input layer first, over each member's own slice; zeros before
-        the first backward pass. Stays on the tensors' device (no host sync).
-
-        4 ops a step at any depth (a norm per run of same-shape weights, and their cat): at
-        depth 20 about 20 us a step on one CPU thread, against 50 us for one norm per layer."""
+        """(depth + 1, K): each member's Frobenius norm of each Linear weight's gradient, input
+        layer first; zeros before the first backward pass. On the device: no host sync."""
         if self._weights[0] is not self.layers[0].weight:  # parameters swapped, not copied
             self._weights = tuple(layer.weight for layer in self.layers)
         grads = [w.grad for w in self._weights]

@@ -1,13 +1,9 @@
-"""Each config group's keys, defaults and allowed values, in one place: `model`, `data` and
-`trainer` here, each logger kind in src/run/loggers.py. A field is `setting(default, check)`,
-`check(key, value)` raising a ConfigError; validation.py loops over them. Optimizers and data
-sets are registries of their factory (a dotted path: torch is imported only to train) and
-their own settings: keys of `model` (every optimizer's: model.momentum) or of `data` (its data
-set's). Each group's schema is also Hydra's `<group>_schema`, named in its yaml's defaults.
+"""Each config group's keys, defaults and allowed values: `model`, `data` and `trainer` here,
+each logger kind in src/run/loggers.py. A field is `setting(default, check)`, the check raising
+a ConfigError; optimizers and data sets are registries with their own settings.
 
-Every field is typed Any and every node left open (struct off): else Hydra would refuse
-`model.depth=abc` or `~model.norm` while composing, in a multi-line error of its own (in a
-sweep, inside the launcher), and coerce values refused today (`model.residual=yes` to true).
+Each schema is also Hydra's `<group>_schema`, typed Any and open (struct off): else Hydra would
+refuse `model.depth=abc` in a multi-line error of its own, and coerce `model.residual=yes`.
 """
 
 from __future__ import annotations
@@ -59,8 +55,7 @@ positive_int = partial(require_int, minimum=1, maximum=INT64_MAX)
 
 
 def one_of(choices: Iterable[str] | str) -> Check:
-    """A name among `choices`: the names, a registry, or the dotted path of one in a module that
-    imports torch (read when checked)."""
+    """A name among `choices`, or the registry at that dotted path (a module importing torch)."""
 
     def check(key: str, value: Any) -> None:
         require_choice(key, value, get_object(choices) if isinstance(choices, str) else choices)
@@ -94,8 +89,8 @@ def depth(key: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class Factory:
-    """An optimizer, `target`(params, lr=..., **settings), or a 2-D data set's generator,
-    `target`(n, noise, torch.Generator, **settings) -> (x (n, 2), y (n,)); called by name."""
+    """An optimizer, `target`(params, lr, **settings), or a data set's generator,
+    `target`(n, noise, torch.Generator, **settings) -> (x (n, 2), y (n,))."""
 
     target: str  # its dotted path
     settings: dict[str, dataclasses.Field]  # its own
@@ -116,9 +111,8 @@ def register_optimizer(name: str, target: str, state_copies: int, **own: Any) ->
 
 
 def register_generator(name: str, target: str, **own: Any) -> None:
-    """`data.name=name`; `own`: its settings (`setting(...)`), keys of `data` when it is chosen.
-    One with settings is the option `data=name` (xor's values and its own defaults); the others
-    are options through a yaml in conf/data/."""
+    """`data.name=name`; `own`: its settings, keys of `data` when chosen. One with settings is
+    also the option `data=name` (xor's values and its defaults); others have a conf/data/ yaml."""
     GENERATORS[name] = Factory(target, own)
     if own:
         node = {"defaults": ["xor", "_self_"], "name": name, **defaults(own)}
@@ -170,16 +164,15 @@ class TrainerConf:
 
 
 GROUPS = {"model": ModelConf, "data": DataConf, "trainer": TrainerConf}
-# The run's own top-level keys: its seed, and the seeds a stacked run trains together (a
-# sweep's seed_key and stack_key default to them; every other module reads these names).
+# The run's seed, and the seeds a stacked run trains together (a sweep's seed_key and
+# stack_key default to them; every other module reads these names).
 SEED_KEY, STACK_KEY = "seed", "seeds"
 # What draws a data set (make_splits' arguments, with its own settings): all but the batch size.
 DATA_KEYS = tuple(key for key in settings(DataConf) if key != "batch_size")
 
 
 def group_settings(data_set: Any) -> dict[str, dict[str, dataclasses.Field]]:
-    """model's, data's and trainer's keys: every optimizer's settings in model, in data those
-    of the data set named `data_set` (data.name)."""
+    """Each group's keys: every optimizer's settings in model's, data set `data_set`'s in data's."""
     model = settings(ModelConf)
     for optimizer in OPTIMIZERS.values():
         model |= optimizer.settings
@@ -199,8 +192,7 @@ def drawing_args(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def store_schemas() -> None:
-    """Each group's schema as Hydra's `<group>_schema`, open (see above); model's with every
-    optimizer's settings."""
+    """Each group's schema as Hydra's `<group>_schema`, open (see above)."""
     for group, fields in group_settings(None).items():
         node = OmegaConf.structured(GROUPS[group], flags={"struct": False})
         node.merge_with(defaults(fields))

@@ -1,11 +1,8 @@
 """What a run is refused for before it trains: `validate(cfg)`, each refusal one ConfigError.
 
-Beyond each value's own check (its schema field's: src/run/schema.py, src/run/loggers.py): a
-key the code does not know, an accelerator, threads or CPU devices more than this machine has,
-a model and data set that would not fit in its memory; wandb online without a login or a
-server that answers (`check_wandb_online`, once per sweep). Torch and wandb are imported only
-inside the checks that need them, so a sweep's main process can run the others before its
-first job.
+Beyond each value's own check (src/run/schema.py, src/run/loggers.py): an unknown key, what this
+machine lacks (accelerator, cores, memory), and wandb online without a login or server
+(`check_wandb_online`). Torch and wandb are imported only by the checks that need them.
 """
 
 from __future__ import annotations
@@ -20,18 +17,25 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.errors import ConfigError, require_choice, require_seed
 from src.memory import format_bytes, memory_available
 from src.run.loggers import KINDS, LOGGER_SCHEMAS, wandb_mode
-from src.run.schema import GROUPS, OPTIMIZERS, defaults, group_settings, settings
+from src.run.schema import (
+    GROUPS,
+    OPTIMIZERS,
+    SEED_KEY,
+    STACK_KEY,
+    defaults,
+    group_settings,
+    settings,
+)
 
-# The keys each part of the code reads (src/run/schema.py's groups, each logger kind's, and the
-# config's own): a key Hydra lets in with +key=value that is not here would be a TypeError deep
-# in training, or silently ignored. Optimizers' and data sets' own settings come on top.
+# The keys the code reads: one added with +key=value would be a TypeError deep in training, or
+# silently ignored. Optimizers' and data sets' own settings come on top.
 KNOWN_KEYS: dict[str, tuple[str, ...]] = {
-    "": tuple(sorted([*GROUPS, "logger", "output_dir", "seed", "seeds"])),
+    "": tuple(sorted([*GROUPS, "logger", "output_dir", SEED_KEY, STACK_KEY])),
     **{group: tuple(settings(schema)) for group, schema in GROUPS.items()},
 }
 LOGGER_KEYS = {kind: tuple(settings(schema)) for kind, schema in LOGGER_SCHEMAS.items()}
@@ -71,15 +75,14 @@ def check_keys(cfg: DictConfig) -> None:
 
 
 def check_values(cfg: DictConfig) -> None:
-    """Refuse each value that is not one its key allows (each schema field's check), and the
-    combinations that cannot run."""
-    require_seed("seed", cfg.seed)
-    seeds = cfg.get("seeds")
+    """Refuse each value its schema field's check refuses, and combinations that cannot run."""
+    require_seed(SEED_KEY, cfg[SEED_KEY])
+    seeds = cfg.get(STACK_KEY)
     if seeds is not None:
         if not isinstance(seeds, ListConfig) or not seeds or len(set(seeds)) < len(seeds):
-            raise ConfigError("seeds", seeds, "null, or a list of distinct integers")
+            raise ConfigError(STACK_KEY, seeds, "null, or a list of distinct integers")
         for seed in seeds:
-            require_seed("seeds", seed)
+            require_seed(STACK_KEY, seed)
         if len(seeds) > 1 and cfg.logger.get("watch"):
             raise ConfigError(
                 "logger.watch",
@@ -106,8 +109,8 @@ def _check_fields(group: str, node: DictConfig, fields: dict[str, Any]) -> None:
 
 
 def check_logger(cfg: DictConfig) -> None:
-    """Refuse a logger kind that is not one, and a setting of its kind its schema refuses
-    (src/run/loggers.py: for wandb, what wandb itself would refuse at every run's start)."""
+    """Refuse an unknown logger kind, and a setting its kind's schema (src/run/loggers.py)
+    refuses."""
     require_choice("logger.kind", cfg.kind, KINDS)
     _check_fields("logger", cfg, settings(LOGGER_SCHEMAS[cfg.kind]))
 
@@ -118,10 +121,8 @@ WANDB_ANSWER_SECONDS = 5
 
 
 def check_wandb_online(cfg: DictConfig, where: Path) -> None:
-    """For wandb online (logger.mode, or WANDB_MODE), once before the first run: refuse it
-    without an API key, or when wandb's server does not answer within WANDB_ANSWER_SECONDS,
-    naming the ways out; `where`: the sweep's (or the run's) folder, whose wandb/ folder
-    `wandb sync` would upload."""
+    """Refuse wandb online (logger.mode, or WANDB_MODE) without an API key or a server that
+    answers, naming the ways out; `where`: the folder whose wandb/ `wandb sync` would upload."""
     if cfg.get("kind") != "wandb" or wandb_mode(cfg) != "online":
         return
     import wandb
@@ -150,8 +151,8 @@ def check_wandb_online(cfg: DictConfig, where: Path) -> None:
 
 
 def answers(url: str, timeout: float) -> bool:
-    """Whether a server answers at `url` within `timeout` seconds, with any HTTP status (an
-    error page, or a TLS handshake this Python cannot verify, is an answer too)."""
+    """Whether a server answers at `url` within `timeout` seconds (an HTTP error, or a TLS
+    handshake this Python cannot verify, is an answer too)."""
     try:
         urllib.request.urlopen(url, timeout=timeout).close()
     except urllib.error.HTTPError:
@@ -164,8 +165,7 @@ def answers(url: str, timeout: float) -> bool:
 
 
 def check_machine(cfg: DictConfig) -> None:
-    """Refuse what this machine cannot run: an accelerator it lacks, more threads than it has
-    cores, a run that needs more memory than it has free."""
+    """Refuse an accelerator this machine lacks, more threads than cores, too little memory."""
     t = cfg.trainer
     check_accelerator(t.accelerator, t.devices)
     cores = os.cpu_count() or 1
@@ -177,8 +177,8 @@ def check_machine(cfg: DictConfig) -> None:
 
 
 def check_accelerator(accelerator: str, devices: int) -> None:
-    """Refuse a GPU (CUDA or Apple's MPS) torch does not find here, naming the ones it does,
-    and more devices than it has GPUs, or on the CPU, cores."""
+    """Refuse a GPU (CUDA or MPS) torch does not find here, and more devices than GPUs, or on
+    the CPU, cores."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -205,22 +205,12 @@ def check_accelerator(accelerator: str, devices: int) -> None:
 # -- memory ------------------------------------------------------------------------------------
 
 FLOAT = 4  # bytes: every tensor is float32
-# The constants below are measured (peak resident size of runs of one epoch, torch 2 on CPU)
-# and rounded up: the estimate came within 0.8x to 1.5x of what the runs took.
-# Bytes a point takes while the data are drawn (the generators' int64 and float temporaries),
-# and once drawn (2 features and a label).
+# Measured (peak resident size of one-epoch runs, torch 2 on CPU) and rounded up: the estimate
+# came within 0.8x to 1.5x of what the runs took. Bytes a point takes while drawn, and after.
 DRAWING_BYTES, POINT_BYTES = 40, 12
-# Bytes per member per training point in an epoch: two int64 orders (drawn, then stacked), the
-# epoch's logits and labels kept for its metrics, then concatenated, and the loss's temporaries.
+# Bytes per member per training point in an epoch: its batch orders, logits, labels, the loss.
 EPOCH_BYTES = 36
 FRAMEWORK_BYTES = 500 * 10**6  # Lightning, a Trainer and a logger, beyond torch itself
-
-
-def params_per_member(depth: int, width: int, norm: str) -> int:
-    """The parameters of one net: its Linears, and a scale and shift per unit of each norm."""
-    sizes = [2] + [width] * depth + [1]
-    linears = sum(a * b + b for a, b in itertools.pairwise(sizes))
-    return linears + (2 * width * depth if norm != "none" else 0)
 
 
 # The settings a run's size grows with, as keys of `run_size`.
@@ -231,25 +221,26 @@ SIZE_KEYS = (
     "data.n_val",
     "data.n_test",
     "data.batch_size",
-    "seeds",
+    STACK_KEY,
 )
 
 
 def run_size(cfg: DictConfig) -> dict[str, Any]:
-    """What `memory_needed` reads of the config; "seeds" is the number of stacked members."""
-    size = {key: cfg[key.split(".")[0]][key.split(".")[1]] for key in SIZE_KEYS[:-1]}
-    size["seeds"] = len(cfg.seeds) if cfg.get("seeds") is not None else 1
+    """What `memory_needed` reads of the config; STACK_KEY: the number of stacked members."""
+    size = {key: OmegaConf.select(cfg, key) for key in SIZE_KEYS[:-1]}
+    size[STACK_KEY] = len(cfg[STACK_KEY]) if cfg.get(STACK_KEY) is not None else 1
     m = cfg.model
     return size | {"norm": m.norm, "residual": m.residual, "optimizer": m.optimizer}
 
 
 def memory_needed(size: dict[str, Any]) -> dict[str, int]:
-    """About how many bytes a run of `size` (see run_size) takes at its peak, by part: the
-    parameters with their gradients and optimizer state, the activations autograd keeps, the
-    data and the epoch's buffers, each for every member of the stack, and the framework."""
-    width, depth, members = size["model.width"], size["model.depth"], size["seeds"]
+    """About how many bytes a run of `size` (run_size's) takes at its peak, by part."""
+    width, depth, members = size["model.width"], size["model.depth"], size[STACK_KEY]
     n_train, n_val, n_test = (size[f"data.n_{split}"] for split in ("train", "val", "test"))
-    params = params_per_member(depth, width, size["norm"]) * members
+    # One net's Linears, and a scale and shift per unit of each norm.
+    sizes = [2] + [width] * depth + [1]
+    linears = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    params = (linears + (2 * width * depth if size["norm"] != "none" else 0)) * members
     # Training holds weights, gradients and the optimizer's state (Adam's two moments, none for
     # SGD); building the stack (members, then their stack) leaves about two more copies behind
     # (measured: 5 to 6.4 copies with Adam, 3 to 4.5 with SGD).
@@ -272,34 +263,31 @@ def memory_needed(size: dict[str, Any]) -> dict[str, int]:
 
 
 def check_memory(cfg: DictConfig) -> None:
-    """Refuse a run that would not fit in the memory free now, stating both numbers and
-    naming the setting whose size costs the most."""
+    """Refuse a run that would not fit in the memory free now, naming the costliest setting."""
     size = run_size(cfg)
     parts = memory_needed(size)
     needed, available = sum(parts.values()), memory_available()
     if needed <= available:
         return
     key = _culprit(size)
-    value = list(cfg.seeds) if key == "seeds" else size[key]
+    value = list(cfg[STACK_KEY]) if key == STACK_KEY else size[key]
     big = {name: b for name, b in parts.items() if b >= needed / 100}
     shares = ", ".join(f"{name} {format_bytes(b)}" for name, b in big.items())
+    slurm = (
+        " in this SLURM task (hydra.launcher.mem_gb)" if "SLURM_MEM_PER_NODE" in os.environ else ""
+    )
     raise ConfigError(
         key,
         value,
         f"a run that fits in memory: this one needs about {format_bytes(needed)} ({shares}), "
-        f"{format_bytes(available)} available"
-        + (
-            " in this SLURM task (hydra.launcher.mem_gb)"
-            if "SLURM_MEM_PER_NODE" in os.environ
-            else ""
-        ),
+        f"{format_bytes(available)} available{slurm}",
     )
 
 
 # The default of each size setting (the schema's, one seed).
 SIZE_DEFAULTS = {
     key: defaults(settings(GROUPS[key.split(".")[0]]))[key.split(".")[1]] for key in SIZE_KEYS[:-1]
-} | {"seeds": 1}
+} | {STACK_KEY: 1}
 
 
 def _culprit(size: dict[str, Any]) -> str:
