@@ -1,11 +1,5 @@
-"""Run and sweep folders: made before anything is written into them, or refused in one line.
-
-`make_folder` makes a folder or raises ConfigError naming the key, the path and why it cannot be
-made (a file in its place, a name longer than the file system holds, the OS's reason);
-`refuse_file_in_place` refuses a file given as a folder; `name_max` is the longest name a file
-system holds; `OutputFolderCheck` (a Hydra callback, `hydra.callbacks`) refuses a run or sweep
-folder that cannot be made.
-"""
+"""Run and sweep folders: made before anything is written into them, or refused in one line
+(a ConfigError naming the key, the path and why)."""
 
 from __future__ import annotations
 
@@ -27,7 +21,10 @@ def make_folder(key: str, path: str | Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        why = _why_not_made(path, error)
+        why = _file_in_place(path)
+        if why is None and error.errno == errno.ENAMETOOLONG:
+            why = _too_long(path)
+        why = why or f"{error.filename or path}: {error.strerror or error}"
         raise ConfigError(key, str(path), f"a folder that can be made ({why})") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(key, str(path), "a folder this process can write into")
@@ -35,33 +32,20 @@ def make_folder(key: str, path: str | Path) -> None:
 
 def refuse_file_in_place(key: str, path: str | Path) -> None:
     """Raise ConfigError naming `key` if a file stands where the folder `path` or one of its
-    parents should be (a file given as the output folder)."""
-    file = _file_in_place(Path(path))
-    if file is not None:
-        raise ConfigError(
-            key, str(path), f"a folder that can be made ({file} is a file, not a folder)"
-        )
+    parents should be."""
+    why = _file_in_place(Path(path))
+    if why is not None:
+        raise ConfigError(key, str(path), f"a folder that can be made ({why})")
 
 
-def _file_in_place(path: Path) -> Path | None:
+def _file_in_place(path: Path) -> str | None:
     for folder in (path, *path.parents):
         try:
             if folder.exists() and not folder.is_dir():
-                return folder
+                return f"{folder} is a file, not a folder"
         except OSError:  # a name too long to look up: not a file
             continue
     return None
-
-
-def _why_not_made(path: Path, error: OSError) -> str:
-    """A file in the folder's place or above it, a name longer than the file system holds,
-    else the OS's reason (a read-only disk...)."""
-    file = _file_in_place(path)
-    if file is not None:
-        return f"{file} is a file, not a folder"
-    if error.errno == errno.ENAMETOOLONG:
-        return _too_long(path)
-    return f"{error.filename or path}: {error.strerror or error}"
 
 
 def name_max(path: Path) -> int:
@@ -75,10 +59,9 @@ def name_max(path: Path) -> int:
 
 
 def _too_long(path: Path) -> str:
-    """Which name of `path` is longer than its file system holds (see name_max)."""
-    longest = max(path.parts, key=len)
-    limit = name_max(path)
-    if len(longest) <= limit:  # every name fits: the whole path is too long (PATH_MAX)
+    """Which name of `path` is longer than its file system holds, else the whole path is."""
+    longest, limit = max(path.parts, key=len), name_max(path)
+    if len(longest) <= limit:  # every name fits: the path is longer than PATH_MAX
         return (
             f"a path of {len(str(path.absolute()))} characters, longer than the file system takes"
         )
@@ -89,8 +72,8 @@ def _too_long(path: Path) -> str:
 
 
 class OutputFolderCheck(Callback):
-    """A Hydra callback: before a run (or a sweep), make its folder, or end the process with
-    one line naming the path and why, exit status 2 (Hydra would end in a traceback)."""
+    """A Hydra callback: before a run or sweep, make its folder, or end with one line naming
+    the path and why, exit status 2 (Hydra would end in a traceback)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         exit_on_config_error(make_folder)("hydra.run.dir", config.hydra.run.dir)
