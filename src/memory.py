@@ -1,5 +1,4 @@
-"""How much memory this process can still use, and a number of bytes as a person reads it: what
-the checks of a run's size (src/run/validation.py, src/autodiff/train.py) compare and print."""
+"""How much memory this process can still use, and a number of bytes as a person reads it."""
 
 from __future__ import annotations
 
@@ -8,9 +7,8 @@ import resource
 
 
 def memory_available() -> int:
-    """Bytes this process can still allocate: the kernel's MemAvailable (free memory plus the
-    caches it can drop), within the cgroup's limit when there is one (a container's) and a
-    SLURM task's memory (hydra.launcher.mem_gb): a job too large is refused, not killed."""
+    """Bytes this process can still allocate: the kernel's MemAvailable, within a cgroup's limit
+    and a SLURM task's memory, so that a job too large is refused, not killed."""
     available = None
     try:
         with open("/proc/meminfo") as meminfo:

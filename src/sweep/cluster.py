@@ -1,17 +1,11 @@
 """A sweep on a batch cluster (SLURM, PBS, SGE, LSF) through Dask-jobqueue.
 
-The main process hosts a Dask scheduler; the workers are batch jobs, scaled adaptively to the
-jobs waiting (at most `workers`), each running many Hydra jobs as Dask tasks (Python, torch and
-Lightning start once). Dask owns the queue, the heartbeats and the retries:
-
-- a job whose worker was cancelled, ran out of memory or lost its node runs again elsewhere
-  (`retries`), then is recorded as failed with its batch job's `sacct` state and log;
-- a worker retires before its wall time and another takes over; its job runs again elsewhere,
-  skipping finished seeds, and is not counted as a failure;
-- workers join over TLS with this sweep's own certificate, so a worker of a killed sweep never
-  joins another; it ends when it loses its scheduler, and a rerun into the folder cancels it.
-
-`squeue` is asked at most once per `CHECK_S`: for worker jobs that ended before they connected.
+The main process hosts a Dask scheduler; the workers are batch jobs (at most `workers`), each
+running many Hydra jobs as Dask tasks, so Python, torch and Lightning start once. Dask owns the
+queue, heartbeats and retries: a job whose worker died runs again elsewhere (`retries`), then
+fails with its batch job's `sacct` state and log. A worker retires before its wall time and its
+job runs again elsewhere, not as a failure. Workers join over TLS with the sweep's own
+certificate, so a worker of a killed sweep never joins another.
 """
 
 from __future__ import annotations
@@ -47,8 +41,7 @@ def cluster_class(scheduler: str) -> Any:
 
 
 def worker_lifetime_s(timeout_min: float) -> float:
-    """How long a worker serves: its wall time less a tenth (20 s to 5 min, its start included),
-    so that no batch system ever kills it mid-job."""
+    """A worker's wall time less a tenth (20 s to 5 min): it retires before it is killed mid-job."""
     wall = timeout_min * 60
     return wall - min(max(wall / 10, 20), 300)
 
@@ -90,8 +83,7 @@ def _dashboard(launcher: dict[str, Any]) -> str | None:
 
 
 class ClusterSweep:
-    """The main process's side: the Dask cluster, the jobs in flight as futures, and what the
-    batch system did to the workers that ran them."""
+    """The main process's side: the Dask cluster, the jobs in flight, and the worker jobs."""
 
     def __init__(self, launcher: dict[str, Any], context: Context, job_ended, job_lost) -> None:
         import dask
@@ -132,7 +124,13 @@ class ClusterSweep:
         self.peak_mb = 0.0  # the largest resident memory a worker reached
         self.client = None
         self.refusals = SubmissionErrors()
-        self.cluster = _start_cluster(self.scheduler, cluster_options(launcher))
+        try:
+            self.cluster = cluster_class(self.scheduler)(**cluster_options(launcher))
+        except (OSError, ValueError, RuntimeError) as error:  # named by the key it came from
+            reason = " ".join(str(error).split())[-300:]
+            key = "interface" if "interface" in reason.lower() else "port"
+            sys.stderr.write(f"error: hydra.launcher.{key}: the scheduler cannot start: {reason}\n")
+            sys.exit(2)
         refused = check_submission(self.scheduler, self.cluster.job_script(), self.folder)
         if refused:
             self._end(refused)
@@ -154,8 +152,8 @@ class ClusterSweep:
             )
 
     def wait(self, config_loader, config, every: bool) -> dict[int, Any]:
-        """The jobs that ended (every=True: once all have), by number, each passed to the
-        `job_ended` hook; a job the cluster kept from finishing is made by `job_lost`."""
+        """The jobs that ended (every=True: all), by number: `job_ended` is told of each, and
+        `job_lost` makes the result of a job the cluster kept from finishing."""
         from distributed import wait
 
         results: dict[int, Any] = {}
@@ -185,8 +183,7 @@ class ClusterSweep:
         return self.job_lost(config_loader, config, self.overrides.pop(number), number, error)
 
     def _watch_workers(self) -> None:
-        """Note each worker's batch job and whether it reached the scheduler; retire those
-        near their wall time."""
+        """Note each worker's batch job and arrival; retire those near their wall time."""
         for name, job in list(self.cluster.workers.items()):
             job_id = getattr(job, "job_id", None)
             if job_id and job_id not in self.batch_jobs:
@@ -228,9 +225,8 @@ class ClusterSweep:
         return f"{self.scheduler.upper()}: {state} (worker batch job {job_id}, its log {log_file})"
 
     def _check_batch_jobs(self) -> dict[int, str]:
-        """Which worker jobs ended (asked once per CHECK_S). One that ended before reaching the
-        scheduler is replaced; if none ever reached it, exit 2 in one line; replaced too often
-        in a row, the jobs still waiting fail, naming the workers' logs."""
+        """Replace worker jobs that ended before reaching the scheduler; exit 2 if none ever did,
+        and fail the jobs waiting (naming the logs) once too many in a row did."""
         self.checked = time.monotonic()
         try:
             live = queued_or_running(self.scheduler, list(self.batch_jobs))
@@ -284,8 +280,7 @@ class ClusterSweep:
             self.peak_mb = max(self.peak_mb, *self.client.run(_peak_mb).values())
 
     def close(self, measure: bool = True) -> None:
-        """Cancel the workers' batch jobs and stop the scheduler; what the workers used goes
-        to `<folder>/usage.json` and one line."""
+        """Cancel the worker jobs and stop the scheduler; their usage goes to usage.json."""
         if measure and self.batch_jobs and self.client and self.client.status != "closed":
             self._measure_peaks()
             jobs, peak = len(self.batch_jobs), round(self.peak_mb)
@@ -311,8 +306,7 @@ class ClusterSweep:
 
 
 class SubmissionErrors(logging.Filter):
-    """The submissions the batch system refused, which Dask logs as tracebacks and retries:
-    kept for the sweep to judge, never printed."""
+    """Refused submissions, which Dask logs as tracebacks and retries: kept, never printed."""
 
     LOGGERS = ("distributed.deploy.adaptive", "distributed.deploy.spec", "tornado.application")
 
@@ -337,17 +331,6 @@ class SubmissionErrors(logging.Filter):
     def close(self) -> None:
         for name in self.LOGGERS:
             logging.getLogger(name).removeFilter(self)
-
-
-def _start_cluster(scheduler: str, options: dict[str, Any]) -> Any:
-    """The cluster, or one line naming the key a refused setting came from (exit 2)."""
-    try:
-        return cluster_class(scheduler)(**options)
-    except (OSError, ValueError, RuntimeError) as error:
-        reason = " ".join(str(error).split())[-300:]
-        key = "interface" if "interface" in reason.lower() else "port"
-        print(f"error: hydra.launcher.{key}: the scheduler cannot start: {reason}", file=sys.stderr)
-        sys.exit(2)
 
 
 def check_submission(scheduler: str, script: str, folder: Path) -> str | None:
@@ -386,8 +369,7 @@ def _command(*command: str) -> subprocess.CompletedProcess:
 
 
 def queued_or_running(scheduler: str, job_ids: list[str]) -> set[str] | None:
-    """Those of the jobs the batch system still lists; None where it cannot say (only SLURM
-    is asked)."""
+    """Those of the jobs SLURM still lists; None for another batch system (not asked)."""
     if scheduler != "slurm":
         return None
     listed = _command("squeue", "--me", "-h", "-o", "%i")
@@ -413,8 +395,8 @@ def cancel_jobs(cancel_command: str, job_ids: list[str]) -> None:
 
 
 def cancel_orphans(folder: Path, scheduler: str, cancel_command: str) -> None:
-    """Cancel the worker jobs an earlier, killed sweep of the folder left (we hold its lock),
-    and wait until none is listed, so no configuration is trained twice at once."""
+    """Cancel the worker jobs a killed sweep of the folder left, and wait until none is listed,
+    so no configuration is trained twice at once."""
     path = folder / JOBS_FILE
     job_ids = path.read_text().split() if path.exists() else []
     if not job_ids:

@@ -1,9 +1,7 @@
 """Pruning a search's trial while it trains (`hydra.sweeper.pruner`): a Lightning callback.
 
-Each epoch the stack's mean val_loss goes to the trial's intermediate values in the study's
-storage, and the study's pruner (Optuna's, by name) decides from the other trials' values
-whether this one stops. Only Optuna's public storage and pruner APIs are used, so it works
-wherever the job runs (a joblib worker, a SLURM task) as long as it reaches the storage.
+Only Optuna's public storage and pruner APIs are used, so it works wherever the job runs (a
+joblib worker, a SLURM task) as long as it reaches the study's storage.
 """
 
 from __future__ import annotations
