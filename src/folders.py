@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -15,8 +16,7 @@ from src.errors import ConfigError, exit_on_config_error
 
 
 def make_folder(key: str, path: str | Path) -> None:
-    """Make the folder `path` (and its parents) unless it is there, or raise ConfigError naming
-    `key`, the path and why it cannot be made or written into."""
+    """Make the folder `path`, or raise ConfigError naming `key` and why it cannot be."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -31,8 +31,7 @@ def make_folder(key: str, path: str | Path) -> None:
 
 
 def refuse_file_in_place(key: str, path: str | Path) -> None:
-    """Raise ConfigError naming `key` if a file stands where the folder `path` or one of its
-    parents should be."""
+    """Raise ConfigError naming `key` if a file stands where `path` or a parent should be."""
     why = _file_in_place(Path(path))
     if why is not None:
         raise ConfigError(key, str(path), f"a folder that can be made ({why})")
@@ -40,17 +39,14 @@ def refuse_file_in_place(key: str, path: str | Path) -> None:
 
 def _file_in_place(path: Path) -> str | None:
     for folder in (path, *path.parents):
-        try:
+        with contextlib.suppress(OSError):  # a name too long to look up: not a file
             if folder.exists() and not folder.is_dir():
                 return f"{folder} is a file, not a folder"
-        except OSError:  # a name too long to look up: not a file
-            continue
     return None
 
 
 def name_max(path: Path) -> int:
-    """The longest file name (in bytes) the file system of `path`, or of the nearest folder
-    above it that exists, holds: NAME_MAX, 255 on most."""
+    """The longest file name (bytes) the file system of `path` holds: NAME_MAX, 255 on most."""
     try:
         existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.is_dir())
         return os.pathconf(existing, "PC_NAME_MAX")

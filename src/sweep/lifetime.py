@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -36,12 +36,9 @@ def descendants(pid: int) -> list[int]:
     """The processes below `pid` (children first), read from /proc; [] where there is none."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parents.setdefault(ppid, []).append(int(entry.name))
     found, todo = [], [pid]
     while todo:
         children = parents.get(todo.pop(0), [])
@@ -66,11 +63,8 @@ def kill_descendants(timeout: float = 10.0) -> None:
             time.sleep(0.01)
 
 
-def stop_sweep(
-    sweep_dir: Path, mark_unfinished, line: Callable[[int], str], status: int
-) -> NoReturn:
-    """Kill the workers, record their jobs as failed (`mark_unfinished(sweep_dir)`), write
-    `line(number recorded)` as all the sweep says, and exit with `status`."""
+def stop_sweep(sweep_dir: Path, mark_unfinished, line, status: int) -> NoReturn:
+    """Kill the workers, record their jobs as failed, write `line(jobs recorded)`, exit."""
     # A process started meanwhile (loky restarts its resource tracker when its workers die)
     # must not add to the one line: stderr goes to /dev/null.
     sys.stdout.flush()

@@ -36,8 +36,7 @@ def holder(sweep_dir: Path) -> str | None:
 
 
 def lock_sweep(sweep_dir: Path) -> None:
-    """Take the folder's lock for the rest of this process, or raise ConfigError naming the
-    sweep that holds it."""
+    """Take the folder's lock for this process's life, or raise ConfigError naming its holder."""
     sweep_dir = Path(sweep_dir).resolve()
     if sweep_dir in _held:
         return

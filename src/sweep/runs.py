@@ -41,8 +41,7 @@ def _seed_name(sweep_dir: Path, seed_dir: Path) -> str:
 
 
 def run_label(settings: list[str], seed: int) -> str:
-    """`<settings>-seed=<k>` in the characters a run id may hold, the settings cut to leave
-    room for the seed and the tag."""
+    """`<settings>-seed=<k>` in a run id's characters, the settings cut to leave room."""
     seed_part = f"seed={seed}"
     room = ID_LENGTH - TAG_LENGTH - len(seed_part) - 2
     head = _NOT_IN_ID.sub("_", "-".join(settings))[:room].rstrip("-")
@@ -62,12 +61,10 @@ def report_run(sweep_dir: Path) -> WandbPlace:
 
 
 def remove_seed_runs(sweep_dir: Path, seed_dirs: list[Path]) -> None:
-    """Remove the wandb runs of the seeds written to `seed_dirs` from `<sweep>/wandb/`."""
     _remove_runs(sweep_dir, [_seed_name(sweep_dir, d) for d in seed_dirs])
 
 
 def remove_report_run(sweep_dir: Path) -> None:
-    """Remove the report's wandb run (a resumed sweep's report replaces it)."""
     _remove_runs(sweep_dir, [REPORT])
 
 

@@ -40,8 +40,8 @@ def is_search(sweeper: DictConfig | dict | None) -> bool:
 
 
 def search_space(config: DictConfig) -> dict[str, tuple[str, Override]]:
-    """The swept keys of a search, seed key included: `key -> (where written, override)`, the
-    command line's winning over `hydra.sweeper.params` (a fixed value takes a key out)."""
+    """The swept keys, seed key included: `key -> (where written, override)`; the command
+    line's win over `hydra.sweeper.params` (a fixed value takes a key out)."""
     params = config.hydra.sweeper.get("params") or {}
     entries = [(f"hydra.sweeper.params.{k}", f"{k}={v}") for k, v in params.items()]
     entries += [(text.split("=", 1)[0], text) for text in config.hydra.overrides.task]
@@ -62,8 +62,7 @@ def _first_line(error: Exception) -> str:
 
 
 def distribution(override: Override) -> Any:
-    """The Optuna distribution of one swept override. `range(a, b)` is a..b-1 as everywhere in
-    Hydra; `interval` a float range, `tag(log, ...)` on a log scale, `tag(int, ...)` integers."""
+    """The Optuna distribution of a swept override (`range(a, b)` is a..b-1, as in Hydra)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if override.is_interval_sweep():
@@ -148,8 +147,7 @@ def _plain(conf: Any) -> dict:
 
 
 def make_sampler(conf: Any) -> Any:
-    """The Optuna sampler `hydra.sweeper.sampler.name` names, given those of the other sampler
-    settings its constructor takes (a seed, n_startup_trials, constant_liar, ...)."""
+    """The Optuna sampler `sampler.name` names, given the other settings its constructor takes."""
     import optuna
 
     settings = _plain(conf)
@@ -183,9 +181,8 @@ def make_pruner(name: str | None, args: Any = None) -> Any:
 
 
 def study_storage(storage: str | None, sweep_dir: Path) -> Any:
-    """The study's Optuna storage: a journal file (see journal_file), else a storage URL
-    (sqlite:///..., postgresql://...), a journal's or SQLite file's folder made if missing.
-    Raises ConfigError naming hydra.sweeper.storage if it cannot be opened."""
+    """The study's journal file (see journal_file) or storage URL, opened (a file's folder made
+    if missing), or a ConfigError naming hydra.sweeper.storage."""
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
@@ -204,8 +201,7 @@ def study_storage(storage: str | None, sweep_dir: Path) -> Any:
 
 
 def journal_file(storage: str | None, sweep_dir: Path) -> Path | None:
-    """The study's journal file (`<sweep>/study.journal`, or the path storage names), or None
-    for a storage URL."""
+    """`<sweep>/study.journal`, or the path storage names; None for a storage URL."""
     if storage is not None and "://" in str(storage):
         return None
     return Path(sweep_dir) / STUDY_FILE if storage is None else Path(storage)
@@ -238,8 +234,7 @@ def cut_torn_tail(journal: Path) -> Path | None:
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite URL (sqlite:///relative.db, sqlite:////absolute.db), else None
-    (another database, SQLite in memory, or a file: URI SQLite opens itself)."""
+    """The file of a SQLite URL (sqlite:///a.db); None for another database, memory or a URI."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)

@@ -53,8 +53,7 @@ def _installed(path: Path) -> Context:
 
 
 def run_job(context_file: Path, number: int, overrides: list[str], plain: bool = False) -> Any:
-    """One Hydra job, as Hydra's launchers run it. `plain`: the result's configs made plain,
-    for a process that cannot import the plugins' config classes."""
+    """One Hydra job; `plain`: its result's configs plain, for a process without the plugins."""
     from omegaconf import OmegaConf, open_dict
 
     context = _installed(Path(context_file))
