@@ -1,8 +1,6 @@
 """A wrong config value, refused the same way by every entry point: one line, exit status 2.
 
-`ConfigError` names the key and what is allowed; the `require_*` checks say which values are,
-within the bounds below of what the numbers feed (torch's and numpy's generators, float32
-weights, int64 sizes).
+The bounds below are those of what the numbers feed: the generators, float32 weights, int64 sizes.
 """
 
 from __future__ import annotations

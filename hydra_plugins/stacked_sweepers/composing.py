@@ -1,9 +1,8 @@
 """Each job's config composed once per kind of job, not once per job (Hydra's takes ~0.2 s).
 
-A kind is a job's overrides less the values of its scalar value overrides (group choices,
-`+`/`++`/`~` overrides and lists are part of it, so a job that could compose differently is
-composed by Hydra); a later job of a kind gets a copy of the first's config with its own values
-set as Hydra sets them, and its own `hydra.overrides.task` and `hydra.job.override_dirname`.
+A kind is a job's overrides less its scalar values (so a job that could compose differently is
+composed by Hydra); a later job of a kind gets a copy of the first's config, its values set as
+Hydra sets them.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """A sweep on a batch cluster (SLURM, PBS, SGE, LSF) through Dask-jobqueue.
 
-The main process hosts a Dask scheduler; the workers are batch jobs (at most `workers`), each
-running many Hydra jobs as Dask tasks, so Python, torch and Lightning start once. Dask owns the
-queue, heartbeats and retries: a job whose worker died runs again elsewhere (`retries`), then
-fails with its batch job's `sacct` state and log. A worker retires before its wall time and its
-job runs again elsewhere, not as a failure. Workers join over TLS with the sweep's own
-certificate, so a worker of a killed sweep never joins another.
+The main process hosts a Dask scheduler; each worker is a batch job running many Hydra jobs, so
+Python, torch and Lightning start once. Dask owns the queue, heartbeats and retries; workers
+join over TLS with the sweep's own certificate, so a worker of a killed sweep never joins another.
 """
 
 from __future__ import annotations
@@ -152,8 +149,7 @@ class ClusterSweep:
             )
 
     def wait(self, config_loader, config, every: bool) -> dict[int, Any]:
-        """The jobs that ended (every=True: all), by number: `job_ended` is told of each, and
-        `job_lost` makes the result of a job the cluster kept from finishing."""
+        """The jobs that ended (every=True: all), by number; a lost one's result from `job_lost`."""
         from distributed import wait
 
         results: dict[int, Any] = {}
@@ -202,8 +198,7 @@ class ClusterSweep:
                 log.info(f"{len(done)} worker(s) retired before their wall time; others take over")
 
     def _check_submissions(self) -> None:
-        """A refused submission before any was accepted means wrong settings (a partition, an
-        account): exit 2 in one line; later it is likely passing (a busy controller)."""
+        """A refusal before any job was accepted is a wrong setting: exit 2; later, it passes."""
         error = self.refusals.pop()
         if error is None:
             return

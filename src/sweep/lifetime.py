@@ -1,9 +1,8 @@
 """A sweep's processes live and die together.
 
-SIGTERM, SIGHUP, Ctrl-C or a full disk end the main process in one line, after its workers and
-their children (wandb's services) are killed and their jobs recorded as failed. A SIGKILL
-cannot be caught: each joblib worker asks the kernel to kill it when its parent dies (Linux's
-PR_SET_PDEATHSIG), so it writes nothing after the main process is gone.
+A signal or a full disk ends the main process in one line, after its workers are killed and
+their jobs recorded as failed. A SIGKILL cannot be caught: each worker asks the kernel to kill it
+with its parent (PR_SET_PDEATHSIG), so it writes nothing after the main process is gone.
 """
 
 from __future__ import annotations
@@ -98,8 +97,7 @@ def end_sweep_on_signals(sweep_dir: Path, mark_unfinished) -> None:
 
 @contextlib.contextmanager
 def stop_on_full_disk(sweep_dir: Path, mark_unfinished) -> Iterator[None]:
-    """Around the launches: a full disk (or quota) stops the sweep, exit 1, naming the folder;
-    the jobs cut short are recorded as failed with that cause, as far as the disk takes it."""
+    """Around the launches: a full disk stops the sweep in one line naming the folder, exit 1."""
     try:
         yield
     except Exception as error:

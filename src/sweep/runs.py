@@ -1,11 +1,7 @@
 """A sweep's wandb runs, all in `<sweep>/wandb/` (`wandb sync <sweep>/wandb` uploads them).
 
-A seed's run id is `<settings>-seed=<k>-<tag>` (`depth=3-width=10-seed=2-k3x9q2ab`; a trial's:
-`trial=4-seed=0-...`), the settings being the swept keys' last names and values in the
-characters wandb takes, cut to keep the id within 64. The tag hashes the sweep's random id
-(kept across resumes) and the seed's folder: unique in the project, and the same on a resume.
-The report's run is `report-<tag>`. A seed's run is removed when the seed is trained again or
-was cut short (`remove_seed_runs`).
+A seed's run id is `<settings>-seed=<k>-<tag>` (`depth=3-width=10-seed=2-k3x9q2ab`), the tag a
+hash of the sweep's random id and the seed's folder: unique in the project, the same on a resume.
 """
 
 from __future__ import annotations
@@ -28,8 +24,7 @@ REPORT = "report"
 
 
 def _tags(sweep_dir: Path, names: list[str]) -> list[str]:
-    """Hashes of the sweep's random id (its absolute path if its state file was lost) and each
-    name: a seed's folder relative to the sweep's, or REPORT."""
+    """Hashes of the sweep's random id (else its path) and each name (a seed's folder, REPORT)."""
     key = sweep_state(sweep_dir).get("id") or str(Path(sweep_dir).absolute())
     digests = (hashlib.sha256(f"{key}/{name}".encode()).digest() for name in names)
     return [base64.b32encode(digest).decode()[:TAG_LENGTH].lower() for digest in digests]

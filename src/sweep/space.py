@@ -1,9 +1,7 @@
 """The Bayesian search (hparams_search=bayes): its space, sampler, pruner and study storage.
 
-The space, in Hydra's override syntax (`choice`, `range`, `interval`, `tag(log, ...)`), becomes
-Optuna distributions; a swept `seed` is each trial's stack of seeds, not a dimension. The sweeper
-is hydra_plugins/stacked_sweepers/optuna_sweeper.py; Optuna is imported only where used, so a
-grid sweep never pays for it.
+The space is written in Hydra's override syntax; a swept `seed` is each trial's stack of seeds,
+not a dimension. Optuna is imported only where used, so a grid sweep never pays for it.
 """
 
 from __future__ import annotations
@@ -40,8 +38,7 @@ def is_search(sweeper: DictConfig | dict | None) -> bool:
 
 
 def search_space(config: DictConfig) -> dict[str, tuple[str, Override]]:
-    """The swept keys, seed key included: `key -> (where written, override)`; the command
-    line's win over `hydra.sweeper.params` (a fixed value takes a key out)."""
+    """The swept keys: `key -> (where written, override)`, the command line's winning."""
     params = config.hydra.sweeper.get("params") or {}
     entries = [(f"hydra.sweeper.params.{k}", f"{k}={v}") for k, v in params.items()]
     entries += [(text.split("=", 1)[0], text) for text in config.hydra.overrides.task]
@@ -181,8 +178,7 @@ def make_pruner(name: str | None, args: Any = None) -> Any:
 
 
 def study_storage(storage: str | None, sweep_dir: Path) -> Any:
-    """The study's journal file (see journal_file) or storage URL, opened (a file's folder made
-    if missing), or a ConfigError naming hydra.sweeper.storage."""
+    """The study's journal file or storage URL, opened, or a ConfigError naming its key."""
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
@@ -208,9 +204,8 @@ def journal_file(storage: str | None, sweep_dir: Path) -> Path | None:
 
 
 def cut_torn_tail(journal: Path) -> Path | None:
-    """Move a last line the writer did not finish (a crash mid-write) to the first free
-    `<journal>.torn-<n>` and return it; None if the journal ends whole. Optuna skips such a
-    line when reading but appends after it, gluing the next line to it for good."""
+    """Move a last line a crash left unfinished to a free `<journal>.torn-<n>` (returned): Optuna
+    skips it when reading but appends after it, gluing the next line to it for good."""
     from optuna.storages.journal import JournalFileSymlinkLock
 
     if not journal.is_file():

@@ -1,7 +1,7 @@
 """The end of every multirun: its jobs counted by status; exit status 1 if one failed.
 
-Hydra calls `on_multirun_end` in the reverse order of `hydra.callbacks`: conf/train.yaml lists
-`summary` before `report`, so that this summary, which sets the exit status, comes last.
+Hydra calls `on_multirun_end` hooks in reverse order: conf/train.yaml lists `summary` before
+`report` so that this one, which sets the exit status, comes last.
 """
 
 from __future__ import annotations

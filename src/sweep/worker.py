@@ -1,9 +1,8 @@
 """A Hydra job in a sweep's worker process (a joblib worker here, a Dask worker on a cluster).
 
-Hydra's launchers send each job the whole Hydra state and reinstall it, re-importing every
-plugin (about 0.1 s a job, and it empties composing.py's per-process caches). Here the state is
-pickled once into a file each worker installs once, and `run_hydra_job` copies the Hydra part
-of the config once, not four times (about 10 ms a copy, most of a job's set-up).
+Hydra's launchers send each job the whole Hydra state and reinstall it (0.1 s a job, and the
+re-import empties composing.py's caches): here it is pickled once, into a file each worker
+installs once, and `run_hydra_job` copies the Hydra config once, not four times (10 ms each).
 """
 
 from __future__ import annotations
