@@ -1,14 +1,9 @@
-"""Run and sweep folders: made before anything is written into them, or refused in one line.
-
-`make_folder` makes a folder or raises ConfigError naming the key, the path and why it cannot be
-made (a file in its place, a name longer than the file system holds, the OS's reason);
-`refuse_file_in_place` refuses a file given as a folder; `name_max` is the longest name a file
-system holds; `OutputFolderCheck` (a Hydra callback, `hydra.callbacks`) refuses a run or sweep
-folder that cannot be made.
-"""
+"""Run and sweep folders: made before anything is written into them, or refused in one line
+(a ConfigError naming the key, the path and why)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -21,52 +16,37 @@ from src.errors import ConfigError, exit_on_config_error
 
 
 def make_folder(key: str, path: str | Path) -> None:
-    """Make the folder `path` (and its parents) unless it is there, or raise ConfigError naming
-    `key`, the path and why it cannot be made or written into."""
+    """Make the folder `path`, or raise ConfigError naming `key` and why it cannot be."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        why = _why_not_made(path, error)
+        why = _file_in_place(path)
+        if why is None and error.errno == errno.ENAMETOOLONG:
+            why = _too_long(path)
+        why = why or f"{error.filename or path}: {error.strerror or error}"
         raise ConfigError(key, str(path), f"a folder that can be made ({why})") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(key, str(path), "a folder this process can write into")
 
 
 def refuse_file_in_place(key: str, path: str | Path) -> None:
-    """Raise ConfigError naming `key` if a file stands where the folder `path` or one of its
-    parents should be (a file given as the output folder)."""
-    file = _file_in_place(Path(path))
-    if file is not None:
-        raise ConfigError(
-            key, str(path), f"a folder that can be made ({file} is a file, not a folder)"
-        )
+    """Raise ConfigError naming `key` if a file stands where `path` or a parent should be."""
+    why = _file_in_place(Path(path))
+    if why is not None:
+        raise ConfigError(key, str(path), f"a folder that can be made ({why})")
 
 
-def _file_in_place(path: Path) -> Path | None:
+def _file_in_place(path: Path) -> str | None:
     for folder in (path, *path.parents):
-        try:
+        with contextlib.suppress(OSError):  # a name too long to look up: not a file
             if folder.exists() and not folder.is_dir():
-                return folder
-        except OSError:  # a name too long to look up: not a file
-            continue
+                return f"{folder} is a file, not a folder"
     return None
 
 
-def _why_not_made(path: Path, error: OSError) -> str:
-    """A file in the folder's place or above it, a name longer than the file system holds,
-    else the OS's reason (a read-only disk...)."""
-    file = _file_in_place(path)
-    if file is not None:
-        return f"{file} is a file, not a folder"
-    if error.errno == errno.ENAMETOOLONG:
-        return _too_long(path)
-    return f"{error.filename or path}: {error.strerror or error}"
-
-
 def name_max(path: Path) -> int:
-    """The longest file name (in bytes) the file system of `path`, or of the nearest folder
-    above it that exists, holds: NAME_MAX, 255 on most."""
+    """The longest file name (bytes) the file system of `path` holds: NAME_MAX, 255 on most."""
     try:
         existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.is_dir())
         return os.pathconf(existing, "PC_NAME_MAX")
@@ -75,10 +55,9 @@ def name_max(path: Path) -> int:
 
 
 def _too_long(path: Path) -> str:
-    """Which name of `path` is longer than its file system holds (see name_max)."""
-    longest = max(path.parts, key=len)
-    limit = name_max(path)
-    if len(longest) <= limit:  # every name fits: the whole path is too long (PATH_MAX)
+    """Which name of `path` is longer than its file system holds, else the whole path is."""
+    longest, limit = max(path.parts, key=len), name_max(path)
+    if len(longest) <= limit:  # every name fits: the path is longer than PATH_MAX
         return (
             f"a path of {len(str(path.absolute()))} characters, longer than the file system takes"
         )

@@ -1,34 +1,28 @@
-"""How much memory this process can still use, and a number of bytes as a person reads it: what
-the checks of a run's size (src/run/validation.py, src/autodiff/train.py) compare and print."""
+"""How much memory this process can still use, and a number of bytes as a person reads it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
+from pathlib import Path
 
 
 def memory_available() -> int:
-    """Bytes this process can still allocate: the kernel's MemAvailable (free memory plus the
-    caches it can drop), within the cgroup's limit when there is one (a container's) and a
-    SLURM task's memory (hydra.launcher.mem_gb): a job too large is refused, not killed."""
+    """Bytes this process can still allocate: the kernel's MemAvailable, within a cgroup's limit
+    and a SLURM task's memory, so that a job too large is refused, not killed."""
     available = None
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024  # its kB are KiB
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024  # its kB are KiB
     if available is None:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    cgroup = "/sys/fs/cgroup/"
-    try:
-        with open(cgroup + "memory.max") as limit, open(cgroup + "memory.current") as used:
-            text = limit.read().strip()
-            if text != "max":
-                available = min(available, int(text) - int(used.read()))
-    except (OSError, ValueError):
-        pass
+    cgroup = Path("/sys/fs/cgroup")
+    with contextlib.suppress(OSError, ValueError):
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            available = min(available, int(limit) - int((cgroup / "memory.current").read_text()))
     slurm_mb = os.environ.get("SLURM_MEM_PER_NODE")  # a SLURM task's limit, in MB
     if slurm_mb and slurm_mb.isdigit():
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # its KiB

@@ -1,5 +1,5 @@
-"""`hydra/launcher=slurm` (and `pbs`, `sge`, `lsf`): the sweep's jobs on a batch cluster, run
-by Dask workers that dask-jobqueue submits as batch jobs (src/sweep/cluster.py)."""
+"""`hydra/launcher=slurm` (and `pbs`, `sge`, `lsf`): the sweep's jobs run by Dask workers that
+dask-jobqueue submits as batch jobs (src/sweep/cluster.py)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ from omegaconf import DictConfig, OmegaConf
 
 
 class JobqueueLauncher(Launcher):
+    hydra_context: HydraContext | None = None
+    task_function: TaskFunction | None = None
+    config: DictConfig | None = None
+    sweep: Any = None  # the sweep's cluster, started at its first job: a search's trials share it
+
     def __init__(self, **params: Any) -> None:
         self.params = {
             k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
             for k, v in params.items()
         }
-        self.sweep = None
-        self.hydra_context: HydraContext | None = None
-        self.task_function: TaskFunction | None = None
-        self.config: DictConfig | None = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -47,19 +48,17 @@ class JobqueueLauncher(Launcher):
         return self._sweep().wait(self.hydra_context.config_loader, self.config, every)
 
     def _sweep(self) -> Any:
-        """The sweep's cluster, started at its first job: a search's trials share it."""
         from src.sweep import lifetime
         from src.sweep.cluster import ClusterSweep
         from src.sweep.worker import Context
 
         assert self.config is not None and self.hydra_context is not None
         if self.sweep is None:
-            context = Context.of(self)
             # The app's own bookkeeping where its config names it; Hydra's launchers keep none.
             ended, lost = (self.params[k] for k in ("job_ended", "job_lost"))
             ended = get_method(ended) if ended else print_nothing
             lost = get_method(lost) if lost else failed_return
-            self.sweep = ClusterSweep(self.params, context, ended, lost)
+            self.sweep = ClusterSweep(self.params, Context.of(self), ended, lost)
             lifetime.on_stop(self.sweep.cancel)
             atexit.register(self.sweep.close)
         return self.sweep
@@ -76,8 +75,7 @@ def print_nothing(result: JobReturn) -> None:
 
 def failed_return(config_loader, config, overrides: list[str], number: int, error: str) -> Any:
     """A JobReturn of a job that no worker finished, for any Hydra app: status FAILED."""
-    from hydra.core.utils import JobReturn, JobStatus
-    from omegaconf import OmegaConf
+    from hydra.core.utils import JobStatus
 
     job = config_loader.load_sweep_config(config, list(overrides))
     return JobReturn(

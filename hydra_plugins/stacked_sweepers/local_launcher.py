@@ -1,6 +1,5 @@
-"""`hydra/launcher=local` (the default): the jobs on this machine's cores, as Hydra's joblib
-launcher runs them (its settings, loky's reusable pool of workers), but with the sweep's Hydra
-state sent to each worker once rather than with every job (src/sweep/worker.py)."""
+"""`hydra/launcher=local` (the default): Hydra's joblib launcher, but sending the sweep's Hydra
+state to each worker once rather than with every job (src/sweep/worker.py)."""
 
 from __future__ import annotations
 

@@ -1,22 +1,8 @@
 """A sweep on a batch cluster (SLURM, PBS, SGE, LSF) through Dask-jobqueue.
 
-The main process hosts a Dask scheduler; the workers are batch jobs that dask-jobqueue submits
-and cancels, scaled by Dask's adaptive scaling to the jobs waiting (at most `workers`). Each
-Hydra job is a Dask task running Hydra's `run_job` in a worker, which pays Python, torch and
-Lightning's start-up once for many jobs. Dask owns the queue, the heartbeats and the retries:
-
-- a worker whose batch job is cancelled, out of memory or lost with its node: its job runs
-  again on another worker (`retries`: Dask's allowed failures), then is recorded as failed
-  with the scheduler's state for that batch job (`sacct`, asked once) and the worker's log;
-- a worker is retired before its wall time (Dask's graceful retirement, asked by the main
-  process) and another batch job takes over; a job it was running runs again elsewhere,
-  skipping its finished seeds, and does not count as a failure;
-- the workers talk to the scheduler over TLS with a certificate made for this sweep, so a
-  worker of a killed sweep can never join another; it ends when it loses its scheduler
-  (`--death-timeout`), and a rerun into the folder cancels it first.
-
-The batch system is asked (`squeue`) at most once per `CHECK_S` while the sweep runs: for
-worker jobs that ended before their worker reached the scheduler.
+The main process hosts a Dask scheduler; each worker is a batch job running many Hydra jobs, so
+Python, torch and Lightning start once. Dask owns the queue, heartbeats and retries; workers
+join over TLS with the sweep's own certificate, so a worker of a killed sweep never joins another.
 """
 
 from __future__ import annotations
@@ -52,9 +38,7 @@ def cluster_class(scheduler: str) -> Any:
 
 
 def worker_lifetime_s(timeout_min: float) -> float:
-    """How long a worker serves once it reached the scheduler: it is retired a margin before
-    its wall time (a tenth of it, at least 20 s, at most 5 min, which also covers its start),
-    so that no batch system ever kills it mid-job."""
+    """A worker's wall time less a tenth (20 s to 5 min): it retires before it is killed mid-job."""
     wall = timeout_min * 60
     return wall - min(max(wall / 10, 20), 300)
 
@@ -96,8 +80,7 @@ def _dashboard(launcher: dict[str, Any]) -> str | None:
 
 
 class ClusterSweep:
-    """The main process's side: the Dask cluster, the jobs in flight as futures, and what the
-    batch system did to the workers that ran them."""
+    """The main process's side: the Dask cluster, the jobs in flight, and the worker jobs."""
 
     def __init__(self, launcher: dict[str, Any], context: Context, job_ended, job_lost) -> None:
         import dask
@@ -108,14 +91,14 @@ class ClusterSweep:
         self.job_cls = cluster_class(self.scheduler).job_cls
         self.folder.mkdir(parents=True, exist_ok=True)
         cancel_orphans(self.folder, self.scheduler, self.job_cls.cancel_command)
+        # Retries of a task whose worker died (not one that retired in time); a worker per job
+        # waiting (a job's length is unknown until one ends); a retired worker's batch job ends
+        # by itself before Dask would cancel it.
         self.config = dask.config.set(
             {
-                # Dask's retries of a task whose worker died (not one that retired in time)
                 "distributed.scheduler.allowed-failures": launcher["retries"],
-                # a job's length is unknown until one ends: ask for a worker per job waiting
                 "distributed.scheduler.unknown-task-duration": "1h",
                 "distributed.scheduler.worker-saturation": 1.0,
-                # a retired worker's batch job ends by itself before Dask would cancel it
                 "distributed.deploy.lost-worker-timeout": "5s",
             }
         )
@@ -138,7 +121,13 @@ class ClusterSweep:
         self.peak_mb = 0.0  # the largest resident memory a worker reached
         self.client = None
         self.refusals = SubmissionErrors()
-        self.cluster = _start_cluster(self.scheduler, cluster_options(launcher))
+        try:
+            self.cluster = cluster_class(self.scheduler)(**cluster_options(launcher))
+        except (OSError, ValueError, RuntimeError) as error:  # named by the key it came from
+            reason = " ".join(str(error).split())[-300:]
+            key = "interface" if "interface" in reason.lower() else "port"
+            sys.stderr.write(f"error: hydra.launcher.{key}: the scheduler cannot start: {reason}\n")
+            sys.exit(2)
         refused = check_submission(self.scheduler, self.cluster.job_script(), self.folder)
         if refused:
             self._end(refused)
@@ -153,18 +142,14 @@ class ClusterSweep:
     def start(self, jobs: list[list[str]], first: int) -> None:
         for number, overrides in enumerate(jobs, first):
             self.overrides[number] = list(overrides)
+            key = f"job-{number}-{self.token}"
+            # plain=True: as tested on SLURM, the scheduler holds plain results
             self.futures[number] = self.client.submit(
-                run_job,
-                self.context_file,
-                number,
-                list(overrides),
-                plain=True,  # as it was tested on SLURM: the scheduler holds plain results
-                key=f"job-{number}-{self.token}",
+                run_job, self.context_file, number, list(overrides), plain=True, key=key
             )
 
     def wait(self, config_loader, config, every: bool) -> dict[int, Any]:
-        """The jobs that ended (every=True: once all have), by number, each reported through
-        the `job_ended` hook; a job the cluster kept from finishing through `job_lost`."""
+        """The jobs that ended (every=True: all), by number; a lost one's result from `job_lost`."""
         from distributed import wait
 
         results: dict[int, Any] = {}
@@ -194,8 +179,7 @@ class ClusterSweep:
         return self.job_lost(config_loader, config, self.overrides.pop(number), number, error)
 
     def _watch_workers(self) -> None:
-        """Which batch job each worker is, which reached the scheduler, and which must retire
-        before its wall time."""
+        """Note each worker's batch job and arrival; retire those near their wall time."""
         for name, job in list(self.cluster.workers.items()):
             job_id = getattr(job, "job_id", None)
             if job_id and job_id not in self.batch_jobs:
@@ -214,9 +198,7 @@ class ClusterSweep:
                 log.info(f"{len(done)} worker(s) retired before their wall time; others take over")
 
     def _check_submissions(self) -> None:
-        """A submission the batch system refused: before any was accepted, the settings are
-        wrong (a partition, an account): the sweep ends in one line, exit 2; later it is
-        likely passing (a busy controller, a limit on queued jobs) and Dask tries again."""
+        """A refusal before any job was accepted is a wrong setting: exit 2; later, it passes."""
         error = self.refusals.pop()
         if error is None:
             return
@@ -225,8 +207,7 @@ class ClusterSweep:
         log.warning(f"a worker job was refused ({error}); trying again")
 
     def _why_lost(self, future: Any) -> str:
-        """The cause of a job Dask gave up on: the batch system's state for the worker that
-        ran it last (asked once) and that worker's log."""
+        """Why Dask gave up on a job: its last worker's batch job state (asked once) and log."""
         from distributed import KilledWorker
 
         error = future.exception()
@@ -239,10 +220,8 @@ class ClusterSweep:
         return f"{self.scheduler.upper()}: {state} (worker batch job {job_id}, its log {log_file})"
 
     def _check_batch_jobs(self) -> dict[int, str]:
-        """Ask the batch system (once per CHECK_S) which worker jobs ended. One that ended
-        before its worker reached the scheduler is replaced, unless no worker ever did: then
-        the workers cannot start or cannot reach this process, said in one line (exit 2).
-        Replaced too often in a row, the jobs still waiting fail, naming the workers' logs."""
+        """Replace worker jobs that ended before reaching the scheduler; exit 2 if none ever did,
+        and fail the jobs waiting (naming the logs) once too many in a row did."""
         self.checked = time.monotonic()
         try:
             live = queued_or_running(self.scheduler, list(self.batch_jobs))
@@ -296,8 +275,7 @@ class ClusterSweep:
             self.peak_mb = max(self.peak_mb, *self.client.run(_peak_mb).values())
 
     def close(self, measure: bool = True) -> None:
-        """No more jobs: the workers' batch jobs are cancelled and the scheduler stops; what
-        the workers used is written to `<folder>/usage.json` and said in one line."""
+        """Cancel the worker jobs and stop the scheduler; their usage goes to usage.json."""
         if measure and self.batch_jobs and self.client and self.client.status != "closed":
             self._measure_peaks()
             jobs, peak = len(self.batch_jobs), round(self.peak_mb)
@@ -323,8 +301,7 @@ class ClusterSweep:
 
 
 class SubmissionErrors(logging.Filter):
-    """The submissions the batch system refused, as Dask reports them (a traceback logged by
-    its event loop, then it tries again): kept for the sweep to judge, never printed."""
+    """Refused submissions, which Dask logs as tracebacks and retries: kept, never printed."""
 
     LOGGERS = ("distributed.deploy.adaptive", "distributed.deploy.spec", "tornado.application")
 
@@ -351,20 +328,8 @@ class SubmissionErrors(logging.Filter):
             logging.getLogger(name).removeFilter(self)
 
 
-def _start_cluster(scheduler: str, options: dict[str, Any]) -> Any:
-    """The cluster, or one line naming the key a refused setting came from (exit 2)."""
-    try:
-        return cluster_class(scheduler)(**options)
-    except (OSError, ValueError, RuntimeError) as error:
-        reason = " ".join(str(error).split())[-300:]
-        key = "interface" if "interface" in reason.lower() else "port"
-        print(f"error: hydra.launcher.{key}: the scheduler cannot start: {reason}", file=sys.stderr)
-        sys.exit(2)
-
-
 def check_submission(scheduler: str, script: str, folder: Path) -> str | None:
-    """SLURM's own check of a worker's job script (`sbatch --test-only`, nothing submitted):
-    why it would refuse it (a partition, an account), or None."""
+    """Why SLURM would refuse a worker's job script (`sbatch --test-only`), or None."""
     if scheduler != "slurm":
         return None
     path = folder / "worker.sh"
@@ -391,7 +356,7 @@ def _tail(path: Path, size: int = 20000) -> str:
     return ""
 
 
-# The batch system's commands, in one place: asked only where a worker's fate needs it.
+# The batch system's commands, asked only where a worker's fate needs it.
 
 
 def _command(*command: str) -> subprocess.CompletedProcess:
@@ -399,8 +364,7 @@ def _command(*command: str) -> subprocess.CompletedProcess:
 
 
 def queued_or_running(scheduler: str, job_ids: list[str]) -> set[str] | None:
-    """Of these batch jobs, those the batch system still lists; None where it cannot say
-    (only SLURM is asked: elsewhere a worker that never starts is not detected)."""
+    """Those of the jobs SLURM still lists; None for another batch system (not asked)."""
     if scheduler != "slurm":
         return None
     listed = _command("squeue", "--me", "-h", "-o", "%i")
@@ -410,8 +374,7 @@ def queued_or_running(scheduler: str, job_ids: list[str]) -> set[str] | None:
 
 
 def end_states(scheduler: str, job_ids: list[str]) -> dict[str, str]:
-    """How the batch system ended these jobs (`CANCELLED by 0`, `OUT_OF_MEMORY`, ...), from
-    SLURM's accounting; {} where it cannot say."""
+    """How SLURM's accounting says the jobs ended (`CANCELLED by 0`, `OUT_OF_MEMORY`, ...)."""
     if scheduler != "slurm":
         return {}
     done = _command("sacct", "-n", "-P", "-X", "-j", ",".join(job_ids), "-o", "JobID,State")
@@ -427,9 +390,8 @@ def cancel_jobs(cancel_command: str, job_ids: list[str]) -> None:
 
 
 def cancel_orphans(folder: Path, scheduler: str, cancel_command: str) -> None:
-    """Before a sweep starts: the folder's lock is ours, so worker jobs an earlier sweep of it
-    left (its main process was killed) are orphans: cancel them, and wait until the batch
-    system lists none, so no configuration is trained twice at once."""
+    """Cancel the worker jobs a killed sweep of the folder left, and wait until none is listed,
+    so no configuration is trained twice at once."""
     path = folder / JOBS_FILE
     job_ids = path.read_text().split() if path.exists() else []
     if not job_ids:

@@ -1,10 +1,8 @@
 """A sweep's processes live and die together.
 
-The main process: SIGTERM, SIGHUP and Ctrl-C, and a disk that fills up, end the sweep with one
-line, after its workers and their children (wandb's services) are killed and the jobs they
-were running recorded as failed. A SIGKILL cannot be caught: each joblib worker asks the
-kernel to kill it when its parent dies (Linux's PR_SET_PDEATHSIG), so it writes nothing after
-the main process is gone, and wandb's service ends with the worker it serves.
+A signal or a full disk ends the main process in one line, after its workers are killed and
+their jobs recorded as failed. A SIGKILL cannot be caught: each worker asks the kernel to kill it
+with its parent (PR_SET_PDEATHSIG), so it writes nothing after the main process is gone.
 """
 
 from __future__ import annotations
@@ -37,12 +35,9 @@ def descendants(pid: int) -> list[int]:
     """The processes below `pid` (children first), read from /proc; [] where there is none."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parents.setdefault(ppid, []).append(int(entry.name))
     found, todo = [], [pid]
     while todo:
         children = parents.get(todo.pop(0), [])
@@ -68,11 +63,9 @@ def kill_descendants(timeout: float = 10.0) -> None:
 
 
 def stop_sweep(sweep_dir: Path, mark_unfinished, line, status: int) -> NoReturn:
-    """In the sweep's main process: kill the workers, record what they were running as failed
-    (`mark_unfinished(sweep_dir)`, which returns the jobs it recorded), write `line(recorded)`
-    as all the sweep says, and exit with `status`."""
-    # From here on the sweep's one line is all it says: a process started meanwhile (loky
-    # restarts its resource tracker when it sees its workers die) writes to /dev/null.
+    """Kill the workers, record their jobs as failed, write `line(jobs recorded)`, exit."""
+    # A process started meanwhile (loky restarts its resource tracker when its workers die)
+    # must not add to the one line: stderr goes to /dev/null.
     sys.stdout.flush()
     sys.stderr.flush()
     stderr = os.dup(2)
@@ -82,20 +75,18 @@ def stop_sweep(sweep_dir: Path, mark_unfinished, line, status: int) -> NoReturn:
         cleanup()
     kill_descendants()
     recorded = mark_unfinished(sweep_dir)
-    os.write(stderr, (line(recorded) + "\n").encode())
+    os.write(stderr, (line(len(recorded)) + "\n").encode())
     os._exit(status)
 
 
 def end_sweep_on_signals(sweep_dir: Path, mark_unfinished) -> None:
-    """In the sweep's main process: on SIGTERM, SIGHUP or Ctrl-C, kill the workers, record
-    what they were running as failed (`mark_unfinished(sweep_dir)`), say so in one line and
-    exit with 128 + the signal's number, without a traceback."""
+    """On SIGTERM, SIGHUP or Ctrl-C, stop the sweep (stop_sweep), exit 128 + the signal."""
 
     def stop(signum, frame) -> None:
-        def line(recorded: list[Path]) -> str:
+        def line(n: int) -> str:
             return (
-                f"stopped by {_SIGNALS[signum]}: {len(recorded)} running job(s) recorded as "
-                f"failed in {sweep_dir}; rerun the same command to resume"
+                f"stopped by {_SIGNALS[signum]}: {n} running job(s) recorded as failed in "
+                f"{sweep_dir}; rerun the same command to resume"
             )
 
         stop_sweep(sweep_dir, functools.partial(mark_unfinished, quiet=True), line, 128 + signum)
@@ -106,10 +97,7 @@ def end_sweep_on_signals(sweep_dir: Path, mark_unfinished) -> None:
 
 @contextlib.contextmanager
 def stop_on_full_disk(sweep_dir: Path, mark_unfinished) -> Iterator[None]:
-    """In the sweep's main process, around its launches: a disk that fills up (or a quota)
-    ends the sweep in one line naming the folder, exit status 1; the jobs it cut short are
-    recorded as failed with that cause, where the disk still takes their records. A rerun of
-    the same command, once there is room, trains them again."""
+    """Around the launches: a full disk stops the sweep in one line naming the folder, exit 1."""
     try:
         yield
     except Exception as error:
@@ -121,19 +109,19 @@ def stop_on_full_disk(sweep_dir: Path, mark_unfinished) -> Iterator[None]:
         cause = f"no space left on device in {folder}; free some and rerun the sweep"
         mark = functools.partial(mark_unfinished, quiet=True, error=cause)
 
-        def line(recorded: list[Path]) -> str:
+        def line(n: int) -> str:
             return (
-                f"error: no space left on device in {folder}: the sweep stopped ("
-                f"{len(recorded)} job(s) it cut short recorded as failed, as far as the disk "
-                "took records); free some space and rerun the same command to resume"
+                f"error: no space left on device in {folder}: the sweep stopped ({n} job(s) it "
+                "cut short recorded as failed, as far as the disk took records); free some "
+                "space and rerun the same command to resume"
             )
 
         stop_sweep(sweep_dir, mark, line, 1)
 
 
 def die_with_parent(main_pid: int | None) -> None:
-    """In a worker process of the main process `main_pid`: be killed by the kernel when that
-    process dies, and leave Ctrl-C to it; exit at once if it is gone already."""
+    """In a worker of the main process `main_pid`: be killed by the kernel when it dies (a
+    SIGKILL leaves it no time to end us), leave Ctrl-C to it, and exit if it is gone already."""
     global _guarded
     if _guarded or main_pid is None or os.getpid() == main_pid:
         return

@@ -1,9 +1,5 @@
-"""One writer per sweep folder: the sweep's main process holds `<sweep>/.lock` for its life.
-
-The lock is an OS file lock (flock), so it goes with the process however that ends (a kill,
-a crash): a stale lock never blocks. The file names its holder (host and pid) for the
-refusal of a second sweep and for `python -m src.report`, which draws what has finished.
-"""
+"""One writer per sweep folder: the main process holds `<sweep>/.lock` (an flock, which goes
+with the process however it ends: never stale), a file naming its host and pid."""
 
 from __future__ import annotations
 
@@ -18,27 +14,29 @@ LOCK_FILE = ".lock"
 _held: dict[Path, int] = {}  # sweep folder -> the open file holding its lock, for the process
 
 
+def _who(fd: int) -> str:
+    return os.read(fd, 200).decode(errors="replace").strip() or "another process"
+
+
 def holder(sweep_dir: Path) -> str | None:
     """Who holds the sweep folder's lock ("host pid 1234"), or None if nobody does."""
-    path = Path(sweep_dir) / LOCK_FILE
     if Path(sweep_dir).resolve() in _held:
         return f"{socket.gethostname()} pid {os.getpid()}"
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(Path(sweep_dir) / LOCK_FILE, os.O_RDONLY)
     except OSError:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        return _who(fd)
     finally:
         os.close(fd)  # closing releases a shared lock taken just to test
     return None
 
 
 def lock_sweep(sweep_dir: Path) -> None:
-    """Take the folder's lock for the rest of this process, or raise ConfigError naming the
-    sweep that holds it."""
+    """Take the folder's lock for this process's life, or raise ConfigError naming its holder."""
     sweep_dir = Path(sweep_dir).resolve()
     if sweep_dir in _held:
         return
@@ -47,7 +45,7 @@ def lock_sweep(sweep_dir: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        who = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        who = _who(fd)
         os.close(fd)
         raise ConfigError(
             "hydra.sweep.dir",

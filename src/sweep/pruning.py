@@ -1,9 +1,6 @@
 """Pruning a search's trial while it trains (`hydra.sweeper.pruner`): a Lightning callback.
 
-Each epoch the stack's mean val_loss goes to the trial's intermediate values in the study's
-storage, and the study's pruner (Optuna's, by name) decides from the other trials' values
-whether this one stops. Only Optuna's public storage and pruner APIs are used, so it works
-wherever the job runs (a joblib worker, a SLURM task) as long as it reaches the storage.
+Only Optuna's public storage and pruner APIs: it works wherever the job reaches the storage.
 """
 
 from __future__ import annotations
@@ -21,8 +18,7 @@ from src.sweep.space import make_pruner, study_storage
 
 
 class TrialPruning(pl.Callback):
-    """Reports the stack's mean val_loss each epoch; stops the fit when the pruner says so,
-    and marks the stack's finished members "pruned"."""
+    """Reports the stack's mean val_loss each epoch; a pruned stack's members end "pruned"."""
 
     def __init__(self, sweeper: DictConfig, sweep_dir: Path, trial_number: int):
         optuna.logging.set_verbosity(optuna.logging.WARNING)

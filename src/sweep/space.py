@@ -1,11 +1,7 @@
 """The Bayesian search (hparams_search=bayes): its space, sampler, pruner and study storage.
 
-The space is written in Hydra's override syntax (`choice`, `range`, `interval`,
-`tag(log, interval(...))`) and turned here into Optuna distributions; a swept `seed` is not a
-dimension but each trial's stack of seeds. Every setting is checked before the first trial
-(`check_search_space`, a wrong one is a ConfigError naming its key). The sweeper that runs the
-study is hydra_plugins/stacked_sweepers/optuna_sweeper.py; Optuna is imported only where used,
-so a grid sweep never pays for it.
+The space is written in Hydra's override syntax; a swept `seed` is each trial's stack of seeds,
+not a dimension. Optuna is imported only where used, so a grid sweep never pays for it.
 """
 
 from __future__ import annotations
@@ -41,35 +37,29 @@ def is_search(sweeper: DictConfig | dict | None) -> bool:
     return sweeper is not None and sweeper.get("kind") == "search"
 
 
-def parse_space(params: dict[str, str] | None, task: list[str]) -> dict[str, tuple[str, Override]]:
-    """Every key's override, `key -> (where it was written, override)`: `hydra.sweeper.params`
-    first, then the command line's, which win. Raises ConfigError for one Hydra cannot parse."""
-    entries = [(f"hydra.sweeper.params.{k}", f"{k}={v}") for k, v in (params or {}).items()]
-    entries += [(text.split("=", 1)[0], text) for text in task]
+def search_space(config: DictConfig) -> dict[str, tuple[str, Override]]:
+    """The swept keys: `key -> (where written, override)`, the command line's winning."""
+    params = config.hydra.sweeper.get("params") or {}
+    entries = [(f"hydra.sweeper.params.{k}", f"{k}={v}") for k, v in params.items()]
+    entries += [(text.split("=", 1)[0], text) for text in config.hydra.overrides.task]
     parser = OverridesParser.create()
     space = {}
     for name, text in entries:
         try:
             override = parser.parse_override(text)
         except Exception as error:
-            reason = str(error).strip().splitlines()[0]
-            raise ConfigError(
-                name, text.split("=", 1)[-1], f"a sweep Hydra parses ({reason})"
-            ) from None
+            allowed = f"a sweep Hydra parses ({_first_line(error)})"
+            raise ConfigError(name, text.split("=", 1)[-1], allowed) from None
         space[override.get_key_element()] = (name, override)
-    return space
-
-
-def search_space(config: DictConfig) -> dict[str, tuple[str, Override]]:
-    """The swept keys of a search's config (a fixed value on the command line takes its key
-    out of the space), the seed key included."""
-    space = parse_space(config.hydra.sweeper.get("params"), list(config.hydra.overrides.task))
     return {key: entry for key, entry in space.items() if entry[1].is_sweep_override()}
 
 
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def distribution(override: Override) -> Any:
-    """The Optuna distribution of one swept override. `range(a, b)` is a..b-1 as everywhere in
-    Hydra; `interval` a float range, `tag(log, ...)` on a log scale, `tag(int, ...)` integers."""
+    """The Optuna distribution of a swept override (`range(a, b)` is a..b-1, as in Hydra)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if override.is_interval_sweep():
@@ -97,14 +87,14 @@ def override_value(value: Any) -> str:
     return str(value)
 
 
-def _check_seeds(name: str, override: Override) -> None:
+def _check_seeds(name: str, text: str, override: Override) -> None:
     if not override.is_discrete_sweep():
-        raise ConfigError(name, override.input_line.split("=", 1)[-1], "a list or range of seeds")
+        raise ConfigError(name, text, "a list or range of seeds")
     seeds = list(override.sweep_iterator())
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ConfigError(name, override.input_line.split("=", 1)[-1], "a list of integer seeds")
+        raise ConfigError(name, text, "a list of integer seeds")
     if len(set(seeds)) < len(seeds):
-        raise ConfigError(name, override.input_line.split("=", 1)[-1], "distinct seeds")
+        raise ConfigError(name, text, "distinct seeds")
     for seed in seeds:
         require_seed(name, seed)
 
@@ -125,7 +115,7 @@ def check_search_space(config: DictConfig) -> None:
     for key, (name, override) in space.items():
         text = override.input_line.split("=", 1)[-1]
         if key == seed_key:
-            _check_seeds(name, override)
+            _check_seeds(name, text, override)
             continue
         found = OmegaConf.select(config, key, default=_ABSENT, throw_on_resolution_failure=False)
         if key.startswith(("hydra.", "+", "~")) or found is _ABSENT:
@@ -149,12 +139,15 @@ def check_search_space(config: DictConfig) -> None:
         study_storage(sweeper.storage, Path(config.hydra.sweep.dir))
 
 
+def _plain(conf: Any) -> dict:
+    return OmegaConf.to_container(conf) if isinstance(conf, DictConfig) else dict(conf or {})
+
+
 def make_sampler(conf: Any) -> Any:
-    """The Optuna sampler `hydra.sweeper.sampler.name` names, given those of the other sampler
-    settings its constructor takes (a seed, n_startup_trials, constant_liar, ...)."""
+    """The Optuna sampler `sampler.name` names, given the other settings its constructor takes."""
     import optuna
 
-    settings = OmegaConf.to_container(conf) if isinstance(conf, DictConfig) else dict(conf)
+    settings = _plain(conf)
     name = settings.pop("name")
     require_choice("hydra.sweeper.sampler.name", name, SAMPLERS)
     cls = getattr(optuna.samplers, SAMPLERS[name])
@@ -165,9 +158,8 @@ def make_sampler(conf: Any) -> Any:
     try:
         return cls(**args)
     except (TypeError, ValueError) as error:
-        raise ConfigError(
-            "hydra.sweeper.sampler", settings, f"settings {name} takes ({error})"
-        ) from None
+        allowed = f"settings {name} takes ({error})"
+        raise ConfigError("hydra.sweeper.sampler", settings, allowed) from None
 
 
 def make_pruner(name: str | None, args: Any = None) -> Any:
@@ -177,53 +169,43 @@ def make_pruner(name: str | None, args: Any = None) -> Any:
     import optuna
 
     require_choice("hydra.sweeper.pruner", name, PRUNERS)
-    args = OmegaConf.to_container(args) if isinstance(args, DictConfig) else dict(args or {})
+    args = _plain(args)
     try:
         return getattr(optuna.pruners, PRUNERS[name])(**args)
     except (TypeError, ValueError) as error:
-        raise ConfigError(
-            "hydra.sweeper.pruner_args", args, f"arguments {name} takes ({error})"
-        ) from None
+        allowed = f"arguments {name} takes ({error})"
+        raise ConfigError("hydra.sweeper.pruner_args", args, allowed) from None
 
 
 def study_storage(storage: str | None, sweep_dir: Path) -> Any:
-    """The study's Optuna storage: a journal file (by default `<sweep>/study.journal`, or a
-    path), else an Optuna storage URL (sqlite:///..., postgresql://...). The folder of a
-    journal or SQLite file is made if missing (the sweep's own, before its first job). Raises
-    ConfigError naming hydra.sweeper.storage if it cannot be opened."""
+    """The study's journal file or storage URL, opened, or a ConfigError naming its key."""
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
     try:
-        if storage is None or "://" not in str(storage):
-            path = Path(sweep_dir) / STUDY_FILE if storage is None else Path(storage)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        journal = journal_file(storage, sweep_dir)
+        if journal is not None:
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
         database = sqlite_file(str(storage))
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.RDBStorage(str(storage))
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(
-            "hydra.sweeper.storage", storage, f"an Optuna storage that opens ({reason})"
-        ) from None
+        allowed = f"an Optuna storage that opens ({_first_line(error)})"
+        raise ConfigError("hydra.sweeper.storage", storage, allowed) from None
 
 
 def journal_file(storage: str | None, sweep_dir: Path) -> Path | None:
-    """The study's journal file (`<sweep>/study.journal`, or the path storage names), or None
-    for a storage URL."""
+    """`<sweep>/study.journal`, or the path storage names; None for a storage URL."""
     if storage is not None and "://" in str(storage):
         return None
     return Path(sweep_dir) / STUDY_FILE if storage is None else Path(storage)
 
 
 def cut_torn_tail(journal: Path) -> Path | None:
-    """Cut off a last line the journal's writer did not finish (no newline at its end: a
-    crash, a machine losing power mid-write) and keep it beside the journal, in the first free
-    `<journal>.torn-<n>`; returns that file, None if the journal ends whole. Optuna skips such
-    a line when it reads, but appends after it: the next line would be glued to it, and every
-    later read of the journal would fail."""
+    """Move a last line a crash left unfinished to a free `<journal>.torn-<n>` (returned): Optuna
+    skips it when reading but appends after it, gluing the next line to it for good."""
     from optuna.storages.journal import JournalFileSymlinkLock
 
     if not journal.is_file():
@@ -247,8 +229,7 @@ def cut_torn_tail(journal: Path) -> Path | None:
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite URL (sqlite:///relative.db, sqlite:////absolute.db), else None
-    (another database, SQLite in memory, or a file: URI SQLite opens itself)."""
+    """The file of a SQLite URL (sqlite:///a.db); None for another database, memory or a URI."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)

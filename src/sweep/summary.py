@@ -1,8 +1,7 @@
 """The end of every multirun: its jobs counted by status; exit status 1 if one failed.
 
-Hydra calls the `on_multirun_end` hooks in the reverse order of `hydra.callbacks`, so
-conf/train.yaml lists `summary` before `report`: the report is written first, and this
-summary, whose exit status is the sweep's, is the last thing that happens.
+Hydra calls `on_multirun_end` hooks in reverse order: conf/train.yaml lists `summary` before
+`report` so that this one, which sets the exit status, comes last.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ log = logging.getLogger(__name__)
 
 
 class SweepSummary(Callback):
-    """Counts the sweep's jobs by status at the end; exits 1 if any job failed."""
-
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         # read_metrics checks each record: a malformed one is counted and named as failed.

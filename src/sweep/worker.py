@@ -1,12 +1,8 @@
 """A Hydra job in a sweep's worker process (a joblib worker here, a Dask worker on a cluster).
 
-Hydra's own launchers send each job the whole Hydra state (its config store, the sweep's
-config, the config loader) and reinstall it, which rescans and re-imports every Hydra plugin:
-about 0.1 s a job on 2 cores, and the re-import empties the per-process caches of the job
-configs (hydra_plugins/stacked_sweepers/composing.py). Here the state is pickled once into a
-file that the workers read and install once. A job is then its config and `run_hydra_job`:
-Hydra's `run_job` with one copy of the Hydra part of the config instead of four (an OmegaConf
-copy of it takes about 10 ms, most of a job's set-up).
+Hydra's launchers send each job the whole Hydra state and reinstall it (0.1 s a job, and the
+re-import empties composing.py's caches): here it is pickled once, into a file each worker
+installs once, and `run_hydra_job` copies the Hydra config once, not four times (10 ms each).
 """
 
 from __future__ import annotations
@@ -28,7 +24,7 @@ class Context:
 
     @classmethod
     def of(cls, launcher: Any) -> Context:
-        """The Hydra context of a launcher that Hydra has set up, this process's state with it."""
+        """The context of a launcher Hydra has set up, with this process's Hydra state."""
         from hydra.core.singleton import Singleton
         from hydra.core.utils import setup_globals
 
@@ -56,16 +52,15 @@ def _installed(path: Path) -> Context:
 
 
 def run_job(context_file: Path, number: int, overrides: list[str], plain: bool = False) -> Any:
-    """One Hydra job: its config loaded with its overrides, then `run_hydra_job`, as Hydra's
-    own launchers do with `run_job`. `plain`: the result's configs made plain, for a process
-    that cannot import the plugins' config classes."""
+    """One Hydra job; `plain`: its result's configs plain, for a process without the plugins."""
     from omegaconf import OmegaConf, open_dict
 
     context = _installed(Path(context_file))
     loader = context.hydra_context.config_loader
     config = loader.load_sweep_config(context.config, list(overrides))
     with open_dict(config.hydra.job):
-        config.hydra.job.id = batch_job_id() or f"{config.hydra.job.name}_{number}"
+        batch_job = os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID")
+        config.hydra.job.id = batch_job or f"{config.hydra.job.name}_{number}"
         config.hydra.job.num = number
     result = run_hydra_job(context, config)
     for name in ("cfg", "hydra_cfg") if plain else ():
@@ -74,9 +69,8 @@ def run_job(context_file: Path, number: int, overrides: list[str], plain: bool =
 
 
 def run_hydra_job(context: Context, config: Any) -> Any:
-    """What Hydra's `run_job` does for a sweep's job, in the same order and with the same
-    files, callbacks and JobReturn, but copying the Hydra part of the config once (the
-    result's), not four times: the config is this job's own, so nothing else holds it."""
+    """Hydra's `run_job` for a sweep's job (the same order, files, callbacks and JobReturn),
+    copying the Hydra config once, not four times: nothing else holds this job's config."""
     from hydra import version
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override
@@ -132,15 +126,9 @@ def run_hydra_job(context: Context, config: Any) -> Any:
             os.chdir(old_cwd)
 
 
-def batch_job_id() -> str:
-    """The batch job this process runs in, as the batch system names it ('' outside one)."""
-    return os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID") or ""
-
-
 def joblib_settings(launcher: dict[str, Any]) -> dict[str, Any]:
-    """joblib.Parallel's arguments for `hydra/launcher=joblib`'s settings, made as Hydra's
-    joblib launcher makes them (loky, the only backend that works with Hydra; numbers given as
-    text read as numbers): equal settings find loky's same reusable pool of workers."""
+    """joblib.Parallel's arguments, as Hydra's joblib launcher makes them (loky; numbers given
+    as text read as numbers): equal settings find loky's same reusable pool of workers."""
     settings = {k: v for k, v in launcher.items() if k != "_target_"}
     settings["backend"] = "loky"
     for key in ("pre_dispatch", "batch_size", "max_nbytes"):
