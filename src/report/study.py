@@ -22,6 +22,7 @@ from src.report.results import SweepError, collect, write_results
 from src.run.files import member_dir, read_metrics
 from src.run.schema import SEED_KEY, STACK_KEY
 from src.sweep.lock import holder
+from src.sweep.progress import override_key
 
 REPORT_DIR = "report"
 TOP = 10  # trials in the page's table
@@ -81,7 +82,7 @@ def retrain_command(sweep_dir: Path, trial: Any) -> str:
     seed_dir = member_dir(Path(sweep_dir) / f"trial={trial.number}", seeds[0])
     overrides = [str(o) for o in OmegaConf.load(seed_dir / ".hydra" / "overrides.yaml")]
     config = OmegaConf.load(seed_dir / ".hydra" / "config.yaml")
-    keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in (SEED_KEY, STACK_KEY)]
+    keep = [o for o in overrides if override_key(o) not in (SEED_KEY, STACK_KEY)]
     if not any(o.startswith("trainer.max_epochs=") for o in keep):
         keep.append(f"trainer.max_epochs={config.trainer.max_epochs}")
     keep.append(f"{STACK_KEY}=[{','.join(map(str, seeds))}]")
