@@ -274,11 +274,11 @@ def sweep_without_training() -> None:
 
 
 def job_without_training(cfg):
-    """src.sweep.jobs.sweep_job, its training replaced by instant_training."""
-    from src.sweep import jobs
+    """src.train.sweep_job, its training replaced by instant_training."""
+    import src.train
 
-    jobs.train_stack = instant_training
-    return jobs.sweep_job(cfg)
+    src.train.train_stack = instant_training
+    return src.train.sweep_job(cfg)
 
 
 def _wait_for_first_job(process: subprocess.Popen, sweep_dir: Path, start: float, log: Path):
