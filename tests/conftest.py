@@ -42,7 +42,7 @@ def start_sweep(config) -> None:
         sweeper.sweep(list(config.hydra.overrides.task))
 
 
-def planned(config) -> tuple[int | None, list[str]]:
+def planned(config) -> tuple[int, list[str]]:
     """How many runs the config's sweeper plans (`config.hydra.overrides.task`), and which
     keys it sweeps."""
     from hydra.utils import instantiate

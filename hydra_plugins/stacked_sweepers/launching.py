@@ -53,8 +53,7 @@ class LaunchingSweeper(Sweeper):
 
     def open(self, plan: Plan) -> Path:
         """The sweep's folder, made and locked, with its plan in .sweep.json (see open_sweep)."""
-        launcher = type(self.launcher).__name__ if self.launcher is not None else "no launcher"
-        return open_sweep(self.config, plan, launcher)
+        return open_sweep(self.config, plan, type(self.launcher).__name__)
 
     def close_launcher(self) -> None:
         """The sweep launches nothing more: a launcher that keeps workers (SLURM) lets them go."""

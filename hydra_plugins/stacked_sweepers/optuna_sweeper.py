@@ -94,8 +94,11 @@ class StackedSearchSweeper(LaunchingSweeper):
         return space, list(fixed.values()), seeds
 
     def plan(self, arguments: list[str]) -> Plan:
-        """Its runs (every trial's seeds) and the keys it searches; its trials are asked later."""
         space, _, seeds = self.space(arguments)
+        return self.plan_of(space, seeds)
+
+    def plan_of(self, space: dict[str, Any], seeds: list[str]) -> Plan:
+        """Its runs (every trial's seeds) and the keys it searches; its trials are asked later."""
         total = self.n_trials * len(seeds)
         return Plan(self.kind, self.seed_key, self.stack_key, total, sorted(space))
 
@@ -128,8 +131,8 @@ class StackedSearchSweeper(LaunchingSweeper):
 
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
         exit_on_config_error(self.check)()
-        sweep_dir = self.open(self.plan(arguments))
         space, fixed, seeds = self.space(arguments)
+        sweep_dir = self.open(self.plan_of(space, seeds))
         with stop_on_full_disk(sweep_dir, mark_unfinished):
             return self.search(sweep_dir, space, fixed, seeds)
 

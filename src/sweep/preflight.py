@@ -152,7 +152,7 @@ class Plan:
     kind: str  # grid | search
     seed_key: str  # the key whose values are a configuration's repetitions
     stack_key: str  # the key a stacked job gets its seeds in, as a list
-    total: int | None  # runs the sweep will write: every seed of every job
+    total: int  # runs the sweep will write: every seed of every job
     swept: list[str]  # the keys it varies
     jobs: list[list[str]] | None = None  # a grid's jobs' overrides, in launch order
 
@@ -174,8 +174,7 @@ def open_sweep(config: DictConfig, plan: Plan, launcher: str) -> Path:
         index_records(sweep_dir)  # what the jobs' progress lines count
         remove_seed_runs(sweep_dir, unrecorded_jobs(sweep_dir))  # a killed sweep's, cut short
     resumed = f"; {already} finished runs found there, skipped" if already else ""
-    total = plan.total
-    runs = f"{total} run{'s' if total != 1 else ''}" if total else "an unknown number of runs"
+    runs = f"{plan.total} run{'s' if plan.total != 1 else ''}"
     log.info(f"Sweep of {runs} into {sweep_dir} ({launcher}){resumed}")
     # If the sweep is cut short (a worker killed or crashed, a signal), the jobs in
     # flight must show up as failed rather than vanish: mark them on the way out.
