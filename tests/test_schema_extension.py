@@ -106,6 +106,12 @@ def test_a_registered_data_sets_setting_is_checked_and_listed(make_cfg, rings):
     )
     with pytest.raises(ConfigError, match="data.n_rings=3 is not allowed: a key of data"):
         validate(make_cfg("data=rings", "data.name=xor"))  # xor reads no n_rings
+    with pytest.raises(ConfigError) as error:
+        validate(make_cfg("data=xor", "data.name=rings"))  # xor's option has no n_rings
+    assert str(error.value) == (
+        "data.name='rings' is not allowed: chosen as data=rings, which brings its settings "
+        "(n_rings)"
+    )
 
 
 def test_the_yamls_give_the_schemas_defaults(make_cfg):

@@ -132,6 +132,15 @@ def test_resume_only_into_a_folder_of_the_same_sweep(tmp_path):
         assert error.value.key == "hydra.sweep.dir"
 
 
+def test_a_sweep_folder_from_before_sweepers_had_a_kind_resumes(tmp_path):
+    task = ["model.depth=0,1", "seed=range(2)"]
+    OmegaConf.save(master(task), tmp_path / "multirun.yaml")  # its sweeper has no kind
+    assert check_resume(tmp_path, master(task, kind="grid")) == 0
+    OmegaConf.save(master(task, kind="search"), tmp_path / "multirun.yaml")
+    with pytest.raises(ConfigError, match=r"differs in: hydra.sweeper.kind\)"):
+        check_resume(tmp_path, master(task, kind="grid"))
+
+
 def test_finished_jobs_are_kept_and_unfinished_attempts_cleared(tmp_path):
     assert finished_metrics(tmp_path) is None
     for status, finished in (("ok", True), ("diverged", True), ("failed", False)):

@@ -23,6 +23,7 @@ from src.errors import ConfigError, require_choice, require_seed
 from src.memory import format_bytes, memory_available
 from src.run.loggers import KINDS, LOGGER_SCHEMAS, wandb_mode
 from src.run.schema import (
+    GENERATORS,
     GROUPS,
     OPTIMIZERS,
     SEED_KEY,
@@ -71,6 +72,13 @@ def check_keys(cfg: DictConfig) -> None:
                 raise ConfigError(f"{prefix}{key}", node[key], f"{where}: {', '.join(known)}")
         for key in known:
             if key not in node:
+                generator = GENERATORS.get(data_set) if group == "data" else None
+                own = generator.settings if generator else {}
+                if key in own:  # data.name=<set> on another set's option: its settings lack
+                    allowed = (
+                        f"chosen as data={data_set}, which brings its settings ({', '.join(own)})"
+                    )
+                    raise ConfigError("data.name", data_set, allowed)
                 raise ConfigError(f"{prefix}{key}", None, "a value: the key cannot be removed")
 
 

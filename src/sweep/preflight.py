@@ -66,12 +66,13 @@ def check_grid_values(overrides: list[Override]) -> None:
 
 
 SWEPT = object()  # a key's value in a sweep's signature when it is swept
+KIND = "hydra.sweeper.kind"
 
 
 def _sweep_signature(config: DictConfig) -> dict[str, Any]:
     """What two sweeps must share to write into one folder: the sweeper's kind, the overridden
     keys, and the values of the keys that are not swept (which jobs exist may differ)."""
-    signature: dict[str, Any] = {"hydra.sweeper.kind": config.hydra.sweeper.get("kind")}
+    signature: dict[str, Any] = {KIND: config.hydra.sweeper.get("kind")}
     for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
         key = override.get_key_element()
         swept = override.is_sweep_override()
@@ -135,6 +136,8 @@ def check_resume(sweep_dir: Path, config: DictConfig) -> int:
     if not previous.exists():
         return 0
     before, now = _sweep_signature(OmegaConf.load(previous)), _sweep_signature(config)
+    if before[KIND] is None:  # written before sweepers had a kind: its hparams_search tells
+        before[KIND] = now[KIND]
     if before != now:
         changed = ", ".join(k for k in {**before, **now} if before.get(k) != now.get(k))
         raise ConfigError(
