@@ -3,7 +3,7 @@ dask-jobqueue submits as batch jobs (src/sweep/cluster.py)."""
 
 from __future__ import annotations
 
-import atexit
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,7 +60,7 @@ class JobqueueLauncher(Launcher):
             lost = get_method(lost) if lost else failed_return
             self.sweep = ClusterSweep(self.params, Context.of(self), ended, lost)
             lifetime.on_stop(self.sweep.cancel)
-            atexit.register(self.sweep.close)
+            weakref.finalize(self, self.sweep.close)  # at exit, or once Hydra drops this
         return self.sweep
 
     def close(self) -> None:
