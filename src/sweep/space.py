@@ -105,9 +105,6 @@ def check_search_space(config: DictConfig) -> None:
     require_int("hydra.sweeper.n_trials", sweeper.n_trials, 1, INT64_MAX)
     require_int("hydra.sweeper.n_jobs", sweeper.n_jobs, 1, INT64_MAX)
     require_choice("hydra.sweeper.direction", sweeper.direction, DIRECTIONS)
-    require_choice("hydra.sweeper.sampler.name", sweeper.sampler.name, SAMPLERS)
-    if sweeper.pruner is not None:
-        require_choice("hydra.sweeper.pruner", sweeper.pruner, PRUNERS)
     make_sampler(sweeper.sampler)
     make_pruner(sweeper.pruner, sweeper.pruner_args)
     seed_key = sweeper.get("seed_key", SEED_KEY)
