@@ -331,9 +331,12 @@ def planning(tmp: Path, sizes=BOOKKEPT) -> None:
         sweep_peak = _peak_mb()
         # The rate at which the jobs' records came in, first to last: the workers' start-up
         # (torch imported) and the sweep's end are fixed costs, not a job's.
-        finished = sorted(
-            p.stat().st_mtime for p in sweep_dir.glob(f"*/{SEED_KEY}=*/{METRICS_FILE}")
-        )
+        records = list(sweep_dir.glob(f"*/{SEED_KEY}=*/{METRICS_FILE}"))
+        failed = [p.parent for p in records if read_metrics(p.parent)["status"] != "ok"]
+        if len(records) < n or failed:
+            bad = n - len(records) + len(failed)
+            sys.exit(f"benchmark: {bad} of {n} no-op jobs did not end ok (see {sweep_dir})")
+        finished = sorted(p.stat().st_mtime for p in records)
         per_job = (finished[-1] - finished[0]) / (len(finished) - 1) * 1000
         start = time.perf_counter()
         write_results(sweep_dir, collect(sweep_dir))
