@@ -75,16 +75,12 @@ class Run:
     row: dict[str, Any]  # its results.csv row
     record: dict[str, Any] | None  # its metrics.json, when the sweep has it
 
-    @property
-    def epochs(self) -> int:
-        return int(self.row["epochs"])
-
     def at(self, epoch: int) -> dict[str, Any] | None:
         """Its metrics at the end of `epoch` (1-based); None if neither its history nor its final
         metrics (a run of exactly that many epochs) say."""
         if self.record is not None and len(self.record["history"]) >= epoch:
             return self.record["history"][epoch - 1]
-        if self.epochs == epoch:
+        if int(self.row["epochs"]) == epoch:
             return self.row
         return None
 
@@ -312,16 +308,12 @@ grid_claim = partial(claim, figure=GRID_FIGURE, sweep="experiment=depth_width")
 class Verdict:
     claim: Claim
     verdict: str  # holds, does not hold, not decided, not tested
-    finding: Finding | None = None
+    finding: Finding  # not tested: none found
     missing: str = ""  # not tested: a setting it lacks
-
-    @property
-    def found(self) -> Interval | None:
-        return self.finding.found if self.finding else None
 
     def row(self) -> dict[str, Any]:
         """Its row of claims.csv."""
-        f = self.found
+        f = self.finding.found
         return dict(
             claim=self.claim.number,
             quote=self.claim.quote,
@@ -331,9 +323,9 @@ class Verdict:
             ci_low=f.low if f else None,
             ci_high=f.high if f else None,
             seeds=f.seeds if f else None,
-            improvement_probability=self.finding.probability if self.finding else None,
+            improvement_probability=self.finding.probability,
             verdict=self.verdict,
-            detail=self.finding.detail if self.finding else "",
+            detail=self.finding.detail,
             figure=self.claim.figure,
             missing=self.missing,
         )
@@ -414,15 +406,17 @@ def _group_compare(runs, better, worse, reading, labels) -> Finding:
     return Finding(found, improvement_probability(b, w), detail)
 
 
-def _per_config(pairs: list[tuple[tuple, tuple]], what: str) -> Callable[[Readings], str]:
-    """A detail: each configuration's mean of both settings of its pair, `what` naming them."""
+def at_configs(runs, reading, what: str, better: dict, worse: dict) -> Finding:
+    """compare() at each of CONFIGS: settings `better` (optimizer=...) against `worse`; the
+    detail: each configuration's mean of both, `what` naming them."""
+    pairs = list(zip(specs(CONFIGS, **better), specs(CONFIGS, **worse)))
 
     def detail(r: Readings) -> str:
         return f"{what}: " + "; ".join(
             f"depth {a[0]} width {a[1]}: {_m(r[a])} / {_m(r[b])}" for a, b in pairs
         )
 
-    return detail
+    return compare(runs, pairs, reading, detail)
 
 
 @grid_claim(
@@ -534,8 +528,7 @@ def claim_region(runs):
     "val_loss at epoch 100, lr 0.01: sgd minus adam, mean over the 4 configurations",
 )
 def claim_adam(runs):
-    pairs = list(zip(specs(CONFIGS), specs(CONFIGS, optimizer="sgd")))
-    return compare(runs, pairs, loss_at(LONG_EPOCHS), _per_config(pairs, "adam / sgd"))
+    return at_configs(runs, loss_at(LONG_EPOCHS), "adam / sgd", {}, {"optimizer": "sgd"})
 
 
 @claim(
@@ -549,8 +542,8 @@ def claim_adam_tuned(runs):
     r = read(runs, [s for group in at.values() for s in group], reading)
     mean = lambda o, lr: float(np.mean([r[s] for s in at[o, lr]]))  # noqa: E731
     best = {o: min(LRS, key=lambda lr: mean(o, lr)) for o in OPTIMIZERS}
-    pairs = list(zip(at["adam", best["adam"]], at["sgd", best["sgd"]]))
-    finding = compare(runs, pairs, reading, _per_config(pairs, "adam / sgd"))
+    worse = {"optimizer": "sgd", "lr": best["sgd"]}
+    finding = at_configs(runs, reading, "adam / sgd", {"lr": best["adam"]}, worse)
     finding.detail += (
         f" (best lr: adam {best['adam']:g}, sgd {best['sgd']:g}, chosen on these runs)"
     )
@@ -564,9 +557,8 @@ def claim_adam_tuned(runs):
     unit="epochs",
 )
 def claim_lr_faster(runs):
-    pairs = list(zip(specs(CONFIGS, lr=0.1), specs(CONFIGS, lr=0.01)))
     what = "epochs, lr 0.1 / lr 0.01"
-    return compare(runs, pairs, epochs_to_converge, _per_config(pairs, what))
+    return at_configs(runs, epochs_to_converge, what, {"lr": 0.1}, {"lr": 0.01})
 
 
 @claim(
@@ -576,9 +568,8 @@ def claim_lr_faster(runs):
 )
 def claim_lr_overfits(runs):
     # The claim: lr 0.1 has the larger gap; compare() wants the setting with the lower value first.
-    pairs = list(zip(specs(CONFIGS, lr=0.01), specs(CONFIGS, lr=0.1)))
     what = "val_loss - train_loss, lr 0.01 / lr 0.1"
-    found = compare(runs, pairs, loss_at(LONG_EPOCHS, gap=True), _per_config(pairs, what))
+    found = at_configs(runs, loss_at(LONG_EPOCHS, gap=True), what, {"lr": 0.01}, {"lr": 0.1})
     found.probability = None  # a larger gap is no improvement
     return found
 
@@ -679,7 +670,7 @@ def evaluate(runs: list[Run]) -> list[Verdict]:
         try:
             finding = claim.measure(runs)
         except NotTested as missing:
-            verdicts.append(Verdict(claim, NOT_TESTED, missing=str(missing)))
+            verdicts.append(Verdict(claim, NOT_TESTED, Finding(None), str(missing)))
             continue
         found = finding.found
         verdict = decide(found, claim.side, claim.threshold)
@@ -742,30 +733,23 @@ SECTION_START, SECTION_END = "<!-- claims -->", "<!-- /claims -->"
 
 def _cell(v: Verdict, figures: list[str], sweep_dir: Path) -> list[str]:
     """A claim's cells in the Claims table (html)."""
-    f, finding = v.found, v.finding
+    f, finding = v.finding.found, v.finding
     effect = f"{_short(f.estimate)} [{_short(f.low)}, {_short(f.high)}] {v.claim.unit}" if f else ""
     verdict = (
         v.verdict if v.verdict != NOT_TESTED else f"{NOT_TESTED}: no {v.missing} ({v.claim.sweep})"
     )
-    links = ", ".join(
-        f'<a href="{html.escape(_link(name, sweep_dir))}">{html.escape(_label(name))}</a>'
-        for name in (n.strip() for n in v.claim.figure.split(","))
-        if name in figures or _exists(name, sweep_dir)
-    )
-    detail = (
-        f"<br><small>{html.escape(finding.detail)}</small>" if finding and finding.detail else ""
-    )
-    probability = finding.probability if finding else None
+    links = (_link(name.strip(), figures, sweep_dir) for name in v.claim.figure.split(","))
+    detail = f"<br><small>{html.escape(finding.detail)}</small>" if finding.detail else ""
     return [
         v.claim.number,
         f"“{html.escape(v.claim.quote)}”",
         html.escape(v.claim.test) + detail,
         html.escape(v.claim.rule),
         html.escape(effect),
-        "" if probability is None else f"{probability:.2f}",
+        "" if finding.probability is None else f"{finding.probability:.2f}",
         "" if f is None else str(f.seeds),
         html.escape(verdict),
-        links,
+        ", ".join(link for link in links if link),
     ]
 
 
@@ -795,27 +779,19 @@ Every number: <a href="../{CLAIMS_FILE}">{CLAIMS_FILE}</a>.</p>
 {SECTION_END}"""
 
 
-def _exists(name: str, sweep_dir: Path) -> bool:
-    """Whether a figure the claims name is there: a page of the repository, or a figure this
-    report drew (the claims' own are named in `figures`)."""
+def _link(name: str, figures: list[str], sweep_dir: Path) -> str:
+    """A figure a claim names, linked; "" if it is not there. A page of the repository (the
+    residual experiment's report) by its path from the report's folder, else a figure this
+    report drew by its file name (the claims' own are named in `figures`)."""
+    report = Path(sweep_dir) / "report"
     if name.startswith("multirun/"):
-        return (ROOT / name).exists()
-    return (
-        name not in (GRID_FIGURE, SETTINGS_FIGURE) and (Path(sweep_dir) / "report" / name).exists()
-    )
-
-
-def _label(name: str) -> str:
-    return "the residual experiment" if name == RESIDUAL_REPORT else name
-
-
-def _link(name: str, sweep_dir: Path) -> str:
-    """A figure of this report by its file name; a page of the repository (the residual
-    experiment's report) by its path from the report's folder."""
-    if not name.startswith("multirun/"):
-        return name
-    report = (Path(sweep_dir) / "report").resolve()
-    return Path(os.path.relpath(ROOT / name, report)).as_posix()
+        there = (ROOT / name).exists()
+        href = Path(os.path.relpath(ROOT / name, report.resolve())).as_posix()
+    else:
+        ours = name in (GRID_FIGURE, SETTINGS_FIGURE)
+        there, href = name in figures or (not ours and (report / name).exists()), name
+    label = "the residual experiment" if name == RESIDUAL_REPORT else name
+    return f'<a href="{html.escape(href)}">{html.escape(label)}</a>' if there else ""
 
 
 def insert_section(page: str, claims_html: str) -> str:
