@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from itertools import product
+from itertools import chain, product
 from pathlib import Path
 from typing import Any
 
@@ -348,7 +348,9 @@ def _means(group: list[np.ndarray], axis: int = -1) -> list[np.ndarray]:
     return [np.mean(s, axis=axis) for s in group]
 
 
-def _drops(better: list[np.ndarray], worse: list[np.ndarray], smallest: bool = False) -> Finding:
+def _drops(
+    better: list[np.ndarray], worse: list[np.ndarray], detail: str, smallest=False
+) -> Finding:
     """Paired settings, the claim being that each `better` reads lower than its `worse`. Effect:
     per seed, the mean over pairs (the smallest, `smallest`) of (worse - better);
     P(improvement) of `better`, averaged over pairs."""
@@ -358,16 +360,13 @@ def _drops(better: list[np.ndarray], worse: list[np.ndarray], smallest: bool = F
         return np.min(drops, axis=0) if smallest else sum(drops) / len(drops)
 
     probability = float(np.mean([improvement_probability(b, w) for b, w in zip(better, worse)]))
-    return Finding(interval([better, worse], statistic), probability)
+    return Finding(interval([better, worse], statistic), probability, detail)
 
 
-def compare(runs, pairs, reading, detail, smallest: bool = False) -> Finding:
-    """_drops of (better, worse) setting pairs; `detail(readings)`: the finding's detail."""
+def compare(r: Readings, pairs, detail: str, smallest: bool = False) -> Finding:
+    """_drops of (better, worse) setting pairs of the readings."""
     pairs = list(pairs)
-    r = read(runs, [s for p in pairs for s in p], reading)
-    finding = _drops([r[b] for b, _ in pairs], [r[w] for _, w in pairs], smallest)
-    finding.detail = detail(r)
-    return finding
+    return _drops([r[b] for b, _ in pairs], [r[w] for _, w in pairs], detail, smallest)
 
 
 def _best(r: Readings, settings) -> tuple:
@@ -410,13 +409,9 @@ def at_configs(runs, reading, what: str, better: dict, worse: dict) -> Finding:
     """compare() at each of CONFIGS: settings `better` (optimizer=...) against `worse`; the
     detail: each configuration's mean of both, `what` naming them."""
     pairs = list(zip(specs(CONFIGS, **better), specs(CONFIGS, **worse)))
-
-    def detail(r: Readings) -> str:
-        return f"{what}: " + "; ".join(
-            f"depth {a[0]} width {a[1]}: {_m(r[a])} / {_m(r[b])}" for a, b in pairs
-        )
-
-    return compare(runs, pairs, reading, detail)
+    r = read(runs, chain(*pairs), reading)
+    means = "; ".join(f"depth {a[0]} width {a[1]}: {_m(r[a])} / {_m(r[b])}" for a, b in pairs)
+    return compare(r, pairs, f"{what}: {means}")
 
 
 @grid_claim(
@@ -428,12 +423,8 @@ def at_configs(runs, reading, what: str, better: dict, worse: dict) -> Finding:
 )
 def claim_wide(runs):
     narrow, wide = spec(2, 1), spec(2, 20)
-    return compare(
-        runs,
-        [(wide, narrow)],
-        loss_at(),
-        lambda r: f"width 1: {_m(r[narrow])}, width 20: {_m(r[wide])}",
-    )
+    r = read(runs, [wide, narrow], loss_at())
+    return compare(r, [(wide, narrow)], f"width 1: {_m(r[narrow])}, width 20: {_m(r[wide])}")
 
 
 @grid_claim(
@@ -474,15 +465,9 @@ def claim_spread(runs):
 )
 def claim_depth_helps(runs):
     pairs = [(spec(d, w), spec(0, w)) for w in (5, 10, 20) for d in (1, 2, 3, 5)]
-    return compare(
-        runs,
-        pairs,
-        loss_at(),
-        lambda r: (
-            f"depth 0: {_m(r[spec(0, 10)])}; the smallest of 12 drops (depth 1-5 x width 5-20)"
-        ),
-        smallest=True,
-    )
+    r = read(runs, chain(*pairs), loss_at())
+    detail = f"depth 0: {_m(r[spec(0, 10)])}; the smallest of 12 drops (depth 1-5 x width 5-20)"
+    return compare(r, pairs, detail, smallest=True)
 
 
 @grid_claim(
@@ -586,13 +571,12 @@ def claim_25_epochs(runs):
     seeds = sorted(set(r.seeds) & set(r100.seeds))
     at25 = [r[s][[r.seeds.index(k) for k in seeds]] for s in configs]
     at100 = [r100[s][[r100.seeds.index(k) for k in seeds]] for s in configs]
-    finding = _drops(at100, at25)  # the loss at epoch 100 the lower
     ratio = float(np.mean([np.mean(a) / np.mean(b) for a, b in zip(at25, at100)]))
-    finding.detail = (
+    detail = (
         f"depth 2 width 10: {_m(at25[0])} at epoch 25, {_m(at100[0])} at 100; the loss at 25 is "
         f"{ratio:.3g}x the loss at 100 (mean over the configurations)"
     )
-    return finding
+    return _drops(at100, at25, detail)  # the loss at epoch 100 the lower
 
 
 @claim(
@@ -602,16 +586,11 @@ def claim_25_epochs(runs):
     figure=GRID_FIGURE,
 )
 def claim_tanh(runs):
-    tanh, relu = specs(HIDDEN), specs(HIDDEN, activation="relu")
-    return compare(
-        runs,
-        zip(tanh, relu),
-        loss_at(),
-        lambda r: (
-            f"mean val_loss over depth 1-20 x width 1-20: tanh {_m([r[s] for s in tanh])}, "
-            f"relu {_m([r[s] for s in relu])}"
-        ),
-    )
+    pairs = list(zip(specs(HIDDEN), specs(HIDDEN, activation="relu")))
+    r = read(runs, chain(*pairs), loss_at())
+    tanh, relu = _m([r[t] for t, _ in pairs]), _m([r[u] for _, u in pairs])
+    detail = f"mean val_loss over depth 1-20 x width 1-20: tanh {tanh}, relu {relu}"
+    return compare(r, pairs, detail)
 
 
 @claim(
