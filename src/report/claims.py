@@ -349,7 +349,7 @@ def _means(group: list[np.ndarray], axis: int = -1) -> list[np.ndarray]:
 
 
 def _drops(
-    better: list[np.ndarray], worse: list[np.ndarray], detail: str, smallest=False
+    better: list[np.ndarray], worse: list[np.ndarray], detail: str, smallest: bool = False
 ) -> Finding:
     """Paired settings, the claim being that each `better` reads lower than its `worse`. Effect:
     per seed, the mean over pairs (the smallest, `smallest`) of (worse - better);
