@@ -37,13 +37,10 @@ def grid_figure(panels: list[tuple[str, np.ndarray, bool]], depths, widths, path
         image = ax.imshow(shown, cmap="viridis_r" if log else "magma_r", aspect="auto")
         fig.colorbar(image, ax=ax, shrink=0.8, label="log10" if log else "share")
         low, high = np.nanmin(shown), np.nanmax(shown)
-        for i in range(grid.shape[0]):
-            for j in range(grid.shape[1]):
-                if np.isfinite(grid[i, j]):
-                    dark = (shown[i, j] - low) > 0.5 * (high - low)  # the colour map's dark end
-                    colour = "white" if dark else "black"
-                    text = f"{grid[i, j]:.2g}"
-                    ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+        for i, j in zip(*np.nonzero(np.isfinite(grid))):  # each cell with a value, row by row
+            dark = (shown[i, j] - low) > 0.5 * (high - low)  # the colour map's dark end
+            colour = "white" if dark else "black"
+            ax.text(j, i, f"{grid[i, j]:.2g}", ha="center", va="center", fontsize=7, color=colour)
         ax.set_xticks(range(len(widths)), widths)
         ax.set_yticks(range(len(depths)), depths)
         ax.set_xlabel("width")

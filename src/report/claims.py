@@ -20,7 +20,8 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import product
+from functools import partial
+from itertools import chain, product
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ CLAIMS_FILE = "claims.csv"
 REPORT_EPOCHS = 25  # the report's training length: claims read the runs at this epoch
 LONG_EPOCHS = 100  # where a claim is about training for longer
 DEPTHS, WIDTHS = (0, 1, 2, 3, 5, 10, 20), (1, 2, 3, 5, 10, 20)
-REGION = [(d, w) for d in (2, 3, 5) for w in (5, 10, 20)]  # the report's best region
+REGION = list(product((2, 3, 5), (5, 10, 20)))  # the report's best region (depth, width)
+DEEP, HIDDEN = list(product((10, 20), (5, 10, 20))), list(product(DEPTHS[1:], WIDTHS))
 # The report's chosen configuration and three of its best region (conf/experiment/claims.yaml).
 CONFIGS = [(2, 10), (2, 5), (3, 10), (5, 20)]
 OPTIMIZERS, ACTIVATIONS, LRS = ("adam", "sgd"), ("tanh", "relu"), (0.001, 0.01, 0.1)
@@ -73,16 +75,12 @@ class Run:
     row: dict[str, Any]  # its results.csv row
     record: dict[str, Any] | None  # its metrics.json, when the sweep has it
 
-    @property
-    def epochs(self) -> int:
-        return int(self.row["epochs"])
-
     def at(self, epoch: int) -> dict[str, Any] | None:
         """Its metrics at the end of `epoch` (1-based); None if neither its history nor its final
         metrics (a run of exactly that many epochs) say."""
         if self.record is not None and len(self.record["history"]) >= epoch:
             return self.record["history"][epoch - 1]
-        if self.epochs == epoch:
+        if int(self.row["epochs"]) == epoch:
             return self.row
         return None
 
@@ -159,22 +157,16 @@ def reading(epoch: int, needs_record: bool = False) -> Callable[[Reading], Readi
     return mark
 
 
-def loss_at(epoch: int = REPORT_EPOCHS, metric: str = "val_loss") -> Reading:
-    @reading(epoch)
-    def read(run: Run) -> float | None:
-        found = run.at(epoch)
-        return None if found is None else found.get(metric)
-
-    return read
-
-
-def gap_at(epoch: int) -> Reading:
-    """val_loss - train_loss at the end of the epoch: over-fitting when positive."""
+def loss_at(epoch: int = REPORT_EPOCHS, gap: bool = False) -> Reading:
+    """val_loss at the end of the epoch; `gap`: val_loss - train_loss, over-fitting when
+    positive."""
 
     @reading(epoch)
     def read(run: Run) -> float | None:
         found = run.at(epoch)
-        return None if found is None else found["val_loss"] - found["train_loss"]
+        if found is None:
+            return None
+        return found["val_loss"] - found["train_loss"] if gap else found.get("val_loss")
 
     return read
 
@@ -215,6 +207,11 @@ def spec(depth: int, width: int, **settings: Any) -> tuple:
     return (depth, width, chosen["model.activation"], chosen["model.optimizer"], chosen["model.lr"])
 
 
+def specs(cells: Iterable[tuple[int, int]], **settings: Any) -> list[tuple]:
+    """The spec of each (depth, width) cell."""
+    return [spec(depth, width, **settings) for depth, width in cells]
+
+
 class NotTested(Exception):
     """The sweep has no run of a setting the claim reads; its message: the overrides."""
 
@@ -228,6 +225,10 @@ class Readings:
 
     def __getitem__(self, setting: tuple) -> np.ndarray:
         return self.values[setting]
+
+    def interval(self, statistic: Callable[..., np.ndarray], *groups: list[tuple]):
+        """evidence.interval of the statistic of these groups of settings."""
+        return interval([[self.values[s] for s in group] for group in groups], statistic)
 
 
 def overrides(setting: tuple, reading: Reading) -> str:
@@ -272,11 +273,11 @@ class Claim:
     number: str
     quote: str
     test: str
-    unit: str
-    side: str  # ">" or "<": the effect the claim makes, against the threshold
-    threshold: float
-    figure: str
     measure: Callable[[list[Run]], Finding]
+    side: str = ">"  # or "<": the effect the claim makes, against the threshold
+    threshold: float = 0.0
+    unit: str = "nats"
+    figure: str = SETTINGS_FIGURE  # its figures, comma-separated
     sweep: str = EXPERIMENT  # the overrides that train its runs
 
     @property
@@ -284,20 +285,35 @@ class Claim:
         return f"{self.side} {self.threshold:g} {self.unit}".strip()
 
 
+CLAIMS: list[Claim] = []  # in the report's order: the order the claims below are declared
+
+
+def claim(number: str, quote: str, test: str, rule: str = "> 0", **more: Any):
+    """Declares the claim the function under it measures: `rule` its side and threshold
+    ("> 0.1"), `more` its unit, figure and sweep where not the usual."""
+
+    def declare(measure: Callable[[list[Run]], Finding]) -> Callable[[list[Run]], Finding]:
+        side, threshold = rule.split()
+        CLAIMS.append(Claim(number, quote, test, measure, side, float(threshold), **more))
+        return measure
+
+    return declare
+
+
+# A claim about the report's depth x width grid: the grid's experiment trains its runs.
+grid_claim = partial(claim, figure=GRID_FIGURE, sweep="experiment=depth_width")
+
+
 @dataclass
 class Verdict:
     claim: Claim
     verdict: str  # holds, does not hold, not decided, not tested
-    finding: Finding | None = None
+    finding: Finding  # not tested: none found
     missing: str = ""  # not tested: a setting it lacks
-
-    @property
-    def found(self) -> Interval | None:
-        return self.finding.found if self.finding else None
 
     def row(self) -> dict[str, Any]:
         """Its row of claims.csv."""
-        f = self.found
+        f = self.finding.found
         return dict(
             claim=self.claim.number,
             quote=self.claim.quote,
@@ -307,9 +323,9 @@ class Verdict:
             ci_low=f.low if f else None,
             ci_high=f.high if f else None,
             seeds=f.seeds if f else None,
-            improvement_probability=self.finding.probability if self.finding else None,
+            improvement_probability=self.finding.probability,
             verdict=self.verdict,
-            detail=self.finding.detail if self.finding else "",
+            detail=self.finding.detail,
             figure=self.claim.figure,
             missing=self.missing,
         )
@@ -327,88 +343,50 @@ def _m(values: Any) -> str:
     return _short(float(np.mean(values)))
 
 
-def compare(runs, pairs, reading, detail=None, smallest: bool = False) -> Finding:
-    """For (better, worse) setting pairs, the claim being that `better` reads lower. Effect:
+def _means(group: list[np.ndarray], axis: int = -1) -> list[np.ndarray]:
+    """Each setting's mean over seeds."""
+    return [np.mean(s, axis=axis) for s in group]
+
+
+def _drops(
+    better: list[np.ndarray], worse: list[np.ndarray], detail: str, smallest: bool = False
+) -> Finding:
+    """Paired settings, the claim being that each `better` reads lower than its `worse`. Effect:
     per seed, the mean over pairs (the smallest, `smallest`) of (worse - better);
-    P(improvement) of `better`, averaged over pairs. `detail(readings)`: the finding's detail."""
+    P(improvement) of `better`, averaged over pairs."""
+
+    def statistic(better, worse, axis=-1):
+        drops = [np.mean(w - b, axis=axis) for b, w in zip(better, worse)]
+        return np.min(drops, axis=0) if smallest else sum(drops) / len(drops)
+
+    probability = float(np.mean([improvement_probability(b, w) for b, w in zip(better, worse)]))
+    return Finding(interval([better, worse], statistic), probability, detail)
+
+
+def compare(r: Readings, pairs, detail: str, smallest: bool = False) -> Finding:
+    """_drops of (better, worse) setting pairs of the readings."""
     pairs = list(pairs)
-    r = read(runs, [s for p in pairs for s in p], reading)
-    n = len(pairs)
-
-    def statistic(*samples, axis=-1):
-        drops = [np.mean(samples[2 * i + 1] - samples[2 * i], axis=axis) for i in range(n)]
-        return np.min(drops, axis=0) if smallest else sum(drops) / n
-
-    found = interval([r[s] for p in pairs for s in p], statistic)
-    probability = float(np.mean([improvement_probability(r[b], r[w]) for b, w in pairs]))
-    return Finding(found, probability, detail(r) if detail else "")
-
-
-def claim_wide(runs):
-    narrow, wide = spec(2, 1), spec(2, 20)
-    return compare(
-        runs,
-        [(wide, narrow)],
-        loss_at(),
-        lambda r: f"width 1: {_m(r[narrow])}, width 20: {_m(r[wide])}",
-    )
+    return _drops([r[b] for b, _ in pairs], [r[w] for _, w in pairs], detail, smallest)
 
 
 def _best(r: Readings, settings) -> tuple:
     return min(settings, key=lambda s: float(np.mean(r[s])))
 
 
-def best_gap(runs, claimed_worse, claimed_better, reading=None) -> Finding:
+def best_gap(runs, claimed_worse, claimed_better) -> Finding:
     """Effect: the lowest mean of `claimed_worse` minus the lowest mean of `claimed_better`;
     P(improvement) between those two best settings."""
-    reading = reading or loss_at()
     worse, better = list(claimed_worse), list(claimed_better)
-    r = read(runs, worse + better, reading)
-    k = len(worse)
+    r = read(runs, worse + better, loss_at())
 
-    def statistic(*samples, axis=-1):
-        means = [np.mean(s, axis=axis) for s in samples]
-        return np.min(means[:k], axis=0) - np.min(means[k:], axis=0)
+    def statistic(worse, better, axis=-1):
+        return np.min(_means(worse, axis), axis=0) - np.min(_means(better, axis), axis=0)
 
-    found = interval([r[s] for s in worse + better], statistic)
+    found = r.interval(statistic, worse, better)
     bw, bb = _best(r, worse), _best(r, better)
     label = lambda s: f"depth {s[0]} width {s[1]}"  # noqa: E731
     detail = f"best claimed worse: {label(bw)} {_m(r[bw])}; claimed better: {label(bb)} {_m(r[bb])}"
     return Finding(found, improvement_probability(r[bb], r[bw]), detail)
-
-
-def claim_narrow(runs):
-    narrow = [spec(d, w) for d in DEPTHS[1:] for w in (1, 2)]
-    wide = [spec(d, w) for d in DEPTHS[1:] for w in (5, 10, 20)]
-    return best_gap(runs, narrow, wide)
-
-
-def claim_spread(runs):
-    narrow = [spec(d, w) for d in DEPTHS[1:] for w in (1, 2)]
-    wide = [spec(d, w) for d in DEPTHS[1:] for w in (10, 20)]
-    r = read(runs, narrow + wide, loss_at())
-    k = len(narrow)
-
-    def statistic(*samples, axis=-1):
-        spreads = [np.std(s, axis=axis, ddof=1) for s in samples]
-        return np.mean(spreads[:k], axis=0) - np.mean(spreads[k:], axis=0)
-
-    found = interval([r[s] for s in narrow + wide], statistic)
-    sd = lambda group: _short(float(np.mean([np.std(r[s], ddof=1) for s in group])))  # noqa: E731
-    return Finding(found, None, f"mean std, width 1-2: {sd(narrow)}, width 10-20: {sd(wide)}")
-
-
-def claim_depth_helps(runs):
-    pairs = [(spec(d, w), spec(0, w)) for w in (5, 10, 20) for d in (1, 2, 3, 5)]
-    return compare(
-        runs,
-        pairs,
-        loss_at(),
-        lambda r: (
-            f"depth 0: {_m(r[spec(0, 10)])}; the smallest of 12 drops (depth 1-5 x width 5-20)"
-        ),
-        smallest=True,
-    )
 
 
 def _group_compare(runs, better, worse, reading, labels) -> Finding:
@@ -416,348 +394,252 @@ def _group_compare(runs, better, worse, reading, labels) -> Finding:
     P(improvement) between the per-seed means of the two groups."""
     better, worse = list(better), list(worse)
     r = read(runs, better + worse, reading)
-    k = len(better)
 
-    def statistic(*samples, axis=-1):
-        return np.mean(samples[k:], axis=0).mean(axis=axis) - np.mean(samples[:k], axis=0).mean(
-            axis=axis
-        )
+    def statistic(better, worse, axis=-1):
+        return np.mean(worse, axis=0).mean(axis=axis) - np.mean(better, axis=0).mean(axis=axis)
 
-    found = interval([r[s] for s in better + worse], statistic)
+    found = r.interval(statistic, better, worse)
     b = np.mean([r[s] for s in better], axis=0)
     w = np.mean([r[s] for s in worse], axis=0)
     detail = f"{labels[0]}: {_short(float(b.mean()))}, {labels[1]}: {_short(float(w.mean()))}"
     return Finding(found, improvement_probability(b, w), detail)
 
 
+def at_configs(runs, reading, what: str, better: dict, worse: dict) -> Finding:
+    """compare() at each of CONFIGS: settings `better` (optimizer=...) against `worse`; the
+    detail: each configuration's mean of both, `what` naming them."""
+    pairs = list(zip(specs(CONFIGS, **better), specs(CONFIGS, **worse)))
+    r = read(runs, chain(*pairs), reading)
+    means = "; ".join(f"depth {a[0]} width {a[1]}: {_m(r[a])} / {_m(r[b])}" for a, b in pairs)
+    return compare(r, pairs, f"{what}: {means}")
+
+
+@grid_claim(
+    "1",
+    "it is generally better to have wide networks ... the loss drops dramatically "
+    "(e.g., at Depth 2, it goes from 0.48 to 0.0001)",
+    "val_loss at depth 2: width 1 minus width 20",
+    "> 0.1",
+)
+def claim_wide(runs):
+    narrow, wide = spec(2, 1), spec(2, 20)
+    r = read(runs, [wide, narrow], loss_at())
+    return compare(r, [(wide, narrow)], f"width 1: {_m(r[narrow])}, width 20: {_m(r[wide])}")
+
+
+@grid_claim(
+    "2",
+    "networks with a width of only 1 to 2 neurons perform relatively poorly regardless of "
+    "how deep they are",
+    "lowest mean val_loss of width 1-2 (depth 1-20) minus lowest of width 5-20",
+    "> 0.01",
+)
+def claim_narrow(runs):
+    narrow, wide = specs(product(DEPTHS[1:], (1, 2))), specs(product(DEPTHS[1:], (5, 10, 20)))
+    return best_gap(runs, narrow, wide)
+
+
+@grid_claim(
+    "3",
+    "the standard deviation of the loss also decreases as we use wider hidden layers",
+    "std of val_loss over seeds, mean over depth 1-20: width 1-2 minus width 10-20",
+)
+def claim_spread(runs):
+    narrow, wide = specs(product(DEPTHS[1:], (1, 2))), specs(product(DEPTHS[1:], (10, 20)))
+    r = read(runs, narrow + wide, loss_at())
+
+    def spread(group, axis=-1):  # the mean over settings of the std over seeds
+        return np.mean([np.std(s, axis=axis, ddof=1) for s in group], axis=0)
+
+    found = r.interval(lambda n, w, axis=-1: spread(n, axis) - spread(w, axis), narrow, wide)
+    sd = lambda group: _short(float(spread([r[s] for s in group])))  # noqa: E731
+    return Finding(found, None, f"mean std, width 1-2: {sd(narrow)}, width 10-20: {sd(wide)}")
+
+
+@grid_claim(
+    "4",
+    "adding hidden layers helps initially. Going from 0 layers to 1, 2, 3 or 5 layers "
+    "results in a massive drop in loss, provided the network is wide enough",
+    "smallest drop of val_loss from depth 0 to depth 1, 2, 3, 5, each at width 5, 10, 20",
+    "> 0.1",
+)
+def claim_depth_helps(runs):
+    pairs = [(spec(d, w), spec(0, w)) for w in (5, 10, 20) for d in (1, 2, 3, 5)]
+    r = read(runs, chain(*pairs), loss_at())
+    detail = f"depth 0: {_m(r[spec(0, 10)])}; the smallest of 12 drops (depth 1-5 x width 5-20)"
+    return compare(r, pairs, detail, smallest=True)
+
+
+@grid_claim(
+    "5",
+    "Performance degrades significantly as the network becomes very deep (10 or 20 layers)",
+    "mean val_loss at depth 10-20 minus depth 2-5, width 5-20",
+    "> 0.1",
+)
 def claim_too_deep(runs):
-    shallow = [spec(d, w) for d in (2, 3, 5) for w in (5, 10, 20)]
-    deep = [spec(d, w) for d in (10, 20) for w in (5, 10, 20)]
-    return _group_compare(runs, shallow, deep, loss_at(), ("depth 2-5", "depth 10-20"))
+    labels = ("depth 2-5", "depth 10-20")
+    return _group_compare(runs, specs(REGION), specs(DEEP), loss_at(), labels)
 
 
+@claim(
+    "5b",
+    "likely due to optimization issues like vanishing gradients",
+    "decades the gradient norm shrinks from the output to the input layer (epoch 25): "
+    "depth 10-20 minus depth 2-5, width 5-20; the cure: the residual experiment",
+    "> 1",
+    unit="decades",
+    figure=f"gradient_norms.png, {RESIDUAL_REPORT}",
+)
 def claim_vanishing(runs):
-    shallow = [spec(d, w) for d in (2, 3, 5) for w in (5, 10, 20)]
-    deep = [spec(d, w) for d in (10, 20) for w in (5, 10, 20)]
-    found = _group_compare(
-        runs,
-        deep,
-        shallow,
-        gradient_decades,
-        ("log10 input/output gradient norm, depth 10-20", "depth 2-5"),
-    )
+    labels = ("log10 input/output gradient norm, depth 10-20", "depth 2-5")
+    found = _group_compare(runs, specs(DEEP), specs(REGION), gradient_decades, labels)
     found.probability = None  # a mechanism, not a setting that wins
     return found
 
 
+@grid_claim(
+    "6",
+    "The best performance ... is found in the depth of 2-5 layers and larger width of 5-20 neurons",
+    "lowest mean val_loss outside depth 2-5 x width 5-20 minus lowest inside",
+)
 def claim_region(runs):
-    region = [spec(d, w) for d, w in REGION]
-    outside = [spec(d, w) for d in DEPTHS for w in WIDTHS if (d, w) not in REGION]
-    return best_gap(runs, outside, region)
+    outside = specs(cell for cell in product(DEPTHS, WIDTHS) if cell not in REGION)
+    return best_gap(runs, outside, specs(REGION))
 
 
-def _at_configs(**settings) -> list[tuple]:
-    return [spec(d, w, **settings) for d, w in CONFIGS]
-
-
-def _per_config(pairs: list[tuple[tuple, tuple]], what: str) -> Callable[[Readings], str]:
-    """A detail: each configuration's mean of both settings of its pair, `what` naming them."""
-
-    def detail(r: Readings) -> str:
-        return f"{what}: " + "; ".join(
-            f"depth {a[0]} width {a[1]}: {_m(r[a])} / {_m(r[b])}" for a, b in pairs
-        )
-
-    return detail
-
-
+@claim(
+    "7",
+    "[Adam is] probably better at finding the global minima in our problem than using sgd",
+    "val_loss at epoch 100, lr 0.01: sgd minus adam, mean over the 4 configurations",
+)
 def claim_adam(runs):
-    pairs = list(zip(_at_configs(), _at_configs(optimizer="sgd")))
-    return compare(runs, pairs, loss_at(LONG_EPOCHS), _per_config(pairs, "adam / sgd"))
+    return at_configs(runs, loss_at(LONG_EPOCHS), "adam / sgd", {}, {"optimizer": "sgd"})
 
 
+@claim(
+    "7b",
+    "(the same, each optimizer at its best learning rate)",
+    "as 7, each optimizer at the lr of 0.001, 0.01, 0.1 with its lowest mean",
+)
 def claim_adam_tuned(runs):
     reading = loss_at(LONG_EPOCHS)
-    every = [s for lr in LRS for o in OPTIMIZERS for s in _at_configs(optimizer=o, lr=lr)]
-    r = read(runs, every, reading)
-    best = {
-        o: min(LRS, key=lambda lr: float(np.mean([r[s] for s in _at_configs(optimizer=o, lr=lr)])))
-        for o in OPTIMIZERS
-    }
-    pairs = list(zip(_at_configs(lr=best["adam"]), _at_configs(optimizer="sgd", lr=best["sgd"])))
-    finding = compare(runs, pairs, reading, _per_config(pairs, "adam / sgd"))
+    at = {(o, lr): specs(CONFIGS, optimizer=o, lr=lr) for lr in LRS for o in OPTIMIZERS}
+    r = read(runs, [s for group in at.values() for s in group], reading)
+    mean = lambda o, lr: float(np.mean([r[s] for s in at[o, lr]]))  # noqa: E731
+    best = {o: min(LRS, key=lambda lr: mean(o, lr)) for o in OPTIMIZERS}
+    worse = {"optimizer": "sgd", "lr": best["sgd"]}
+    finding = at_configs(runs, reading, "adam / sgd", {"lr": best["adam"]}, worse)
     finding.detail += (
         f" (best lr: adam {best['adam']:g}, sgd {best['sgd']:g}, chosen on these runs)"
     )
     return finding
 
 
+@claim(
+    "8",
+    "A higher learning rate might make us converge faster",
+    f"epochs to val_loss <= {CONVERGED:g}: lr 0.01 minus lr 0.1 (Adam, tanh; never: 101)",
+    unit="epochs",
+)
 def claim_lr_faster(runs):
-    pairs = list(zip(_at_configs(lr=0.1), _at_configs(lr=0.01)))
     what = "epochs, lr 0.1 / lr 0.01"
-    return compare(runs, pairs, epochs_to_converge, _per_config(pairs, what))
+    return at_configs(runs, epochs_to_converge, what, {"lr": 0.1}, {"lr": 0.01})
 
 
+@claim(
+    "8b",
+    "but also risks overfitting",
+    "val_loss - train_loss at epoch 100: lr 0.1 minus lr 0.01",
+)
 def claim_lr_overfits(runs):
     # The claim: lr 0.1 has the larger gap; compare() wants the setting with the lower value first.
-    pairs = list(zip(_at_configs(lr=0.01), _at_configs(lr=0.1)))
     what = "val_loss - train_loss, lr 0.01 / lr 0.1"
-    found = compare(runs, pairs, gap_at(LONG_EPOCHS), _per_config(pairs, what))
+    found = at_configs(runs, loss_at(LONG_EPOCHS, gap=True), what, {"lr": 0.01}, {"lr": 0.1})
     found.probability = None  # a larger gap is no improvement
     return found
 
 
+@claim(
+    "9",
+    "the loss does not reduce much more after 25 epochs",
+    "val_loss at epoch 25 minus at epoch 100 of the same runs (the report's settings)",
+    "< 0.01",
+)
 def claim_25_epochs(runs):
-    configs = _at_configs()
-    r = read(runs, configs, loss_at(REPORT_EPOCHS))
-    r100 = read(runs, configs, loss_at(LONG_EPOCHS))
+    configs = specs(CONFIGS)
+    r, r100 = read(runs, configs, loss_at()), read(runs, configs, loss_at(LONG_EPOCHS))
     seeds = sorted(set(r.seeds) & set(r100.seeds))
     at25 = [r[s][[r.seeds.index(k) for k in seeds]] for s in configs]
     at100 = [r100[s][[r100.seeds.index(k) for k in seeds]] for s in configs]
-    n = len(configs)
-
-    def statistic(*samples, axis=-1):
-        return sum(np.mean(samples[i] - samples[n + i], axis=axis) for i in range(n)) / n
-
-    found = interval(at25 + at100, statistic)
-    probability = float(np.mean([improvement_probability(b, a) for a, b in zip(at25, at100)]))
     ratio = float(np.mean([np.mean(a) / np.mean(b) for a, b in zip(at25, at100)]))
     detail = (
         f"depth 2 width 10: {_m(at25[0])} at epoch 25, {_m(at100[0])} at 100; the loss at 25 is "
         f"{ratio:.3g}x the loss at 100 (mean over the configurations)"
     )
-    return Finding(found, probability, detail)
+    return _drops(at100, at25, detail)  # the loss at epoch 100 the lower
 
 
+@claim(
+    "10",
+    "We use the tanh activation function for hidden layers",
+    "val_loss, relu minus tanh, mean over depth 1-20 x width 1-20",
+    figure=GRID_FIGURE,
+)
 def claim_tanh(runs):
-    pairs = [(spec(d, w), spec(d, w, activation="relu")) for d in DEPTHS[1:] for w in WIDTHS]
-    return compare(
-        runs,
-        pairs,
-        loss_at(),
-        lambda r: (
-            f"mean val_loss over depth 1-20 x width 1-20: tanh {_m([r[b] for b, _ in pairs])}, "
-            f"relu {_m([r[w] for _, w in pairs])}"
-        ),
-    )
+    pairs = list(zip(specs(HIDDEN), specs(HIDDEN, activation="relu")))
+    r = read(runs, chain(*pairs), loss_at())
+    tanh, relu = _m([r[t] for t, _ in pairs]), _m([r[u] for _, u in pairs])
+    detail = f"mean val_loss over depth 1-20 x width 1-20: tanh {tanh}, relu {relu}"
+    return compare(r, pairs, detail)
 
 
+@claim(
+    "10b",
+    "Using relu might make us waste information if it does not activate the neuron",
+    "share of relu units that never activate on the validation set, mean over depth 1-20 "
+    "x width 1-20",
+    "> 0.05",
+    unit="of units",
+    figure=GRID_FIGURE,
+)
 def claim_dead(runs):
-    cells = [spec(d, w, activation="relu") for d in DEPTHS[1:] for w in WIDTHS]
+    cells = specs(HIDDEN, activation="relu")
     r = read(runs, cells, dead_units)
-
-    def statistic(*samples, axis=-1):
-        return np.mean([np.mean(s, axis=axis) for s in samples], axis=0)
-
-    found = interval([r[s] for s in cells], statistic)
+    found = r.interval(lambda cells, axis=-1: np.mean(_means(cells, axis), axis=0), cells)
     share = lambda group: _short(float(np.mean([r[s] for s in group])))  # noqa: E731
-    region = [spec(d, w, activation="relu") for d, w in REGION]
+    region = specs(REGION, activation="relu")
     narrow = [s for s in cells if s[1] <= 2]
     deep = [s for s in cells if s[0] >= 10]
     detail = f"best region: {share(region)}, width 1-2: {share(narrow)}, depth 10-20: {share(deep)}"
     return Finding(found, None, detail)
 
 
+@claim(
+    "11",
+    "We think that the parameters we have chosen are the best for the problem",
+    "val_loss at epoch 25: the best other optimizer x activation x lr minus the report's "
+    "(Adam, tanh, 0.01), mean over the 4 configurations",
+)
 def claim_best_settings(runs):
-    reading = loss_at()
-    alternatives = [
-        (o, a, lr)
-        for o in OPTIMIZERS
-        for a in ACTIVATIONS
-        for lr in LRS
-        if (o, a, lr) != ("adam", "tanh", 0.01)
-    ]
-    chosen = _at_configs()
+    chosen = specs(CONFIGS)
     others = {
-        alt: _at_configs(optimizer=alt[0], activation=alt[1], lr=alt[2]) for alt in alternatives
+        (o, a, lr): specs(CONFIGS, optimizer=o, activation=a, lr=lr)
+        for o, a, lr in product(OPTIMIZERS, ACTIVATIONS, LRS)
+        if (o, a, lr) != ("adam", "tanh", 0.01)
     }
-    r = read(runs, chosen + [s for group in others.values() for s in group], reading)
-    n, groups = len(chosen), list(others.values())
+    r = read(runs, chosen + [s for group in others.values() for s in group], loss_at())
 
-    def statistic(*samples, axis=-1):
-        mine = np.mean([np.mean(s, axis=axis) for s in samples[:n]], axis=0)
-        rest = [
-            np.mean([np.mean(s, axis=axis) for s in samples[n * (i + 1) : n * (i + 2)]], axis=0)
-            for i in range(len(groups))
-        ]
-        return np.min(rest, axis=0) - mine
+    def statistic(mine, *theirs, axis=-1):
+        mean = lambda group: np.mean(_means(group, axis), axis=0)  # noqa: E731
+        return np.min([mean(group) for group in theirs], axis=0) - mean(mine)
 
-    found = interval([r[s] for s in chosen] + [r[s] for g in groups for s in g], statistic)
+    found = r.interval(statistic, chosen, *others.values())
     best_alt = min(others, key=lambda a: float(np.mean([r[s] for s in others[a]])))
     mine = np.mean([r[s] for s in chosen], axis=0)
     theirs = np.mean([r[s] for s in others[best_alt]], axis=0)
     alt = f"{best_alt[0]}, {best_alt[1]}, lr {best_alt[2]:g}"
     detail = f"best alternative: {alt}: {_m(theirs)}; the report's: {_m(mine)}"
     return Finding(found, improvement_probability(mine, theirs), detail)
-
-
-GRID_SWEEP = "experiment=depth_width"
-GRAD = "gradient_norms.png"
-CLAIMS = [
-    Claim(
-        "1",
-        "it is generally better to have wide networks ... the loss drops dramatically "
-        "(e.g., at Depth 2, it goes from 0.48 to 0.0001)",
-        "val_loss at depth 2: width 1 minus width 20",
-        "nats",
-        ">",
-        0.1,
-        GRID_FIGURE,
-        claim_wide,
-        GRID_SWEEP,
-    ),
-    Claim(
-        "2",
-        "networks with a width of only 1 to 2 neurons perform relatively poorly regardless of "
-        "how deep they are",
-        "lowest mean val_loss of width 1-2 (depth 1-20) minus lowest of width 5-20",
-        "nats",
-        ">",
-        0.01,
-        GRID_FIGURE,
-        claim_narrow,
-        GRID_SWEEP,
-    ),
-    Claim(
-        "3",
-        "the standard deviation of the loss also decreases as we use wider hidden layers",
-        "std of val_loss over seeds, mean over depth 1-20: width 1-2 minus width 10-20",
-        "nats",
-        ">",
-        0.0,
-        GRID_FIGURE,
-        claim_spread,
-        GRID_SWEEP,
-    ),
-    Claim(
-        "4",
-        "adding hidden layers helps initially. Going from 0 layers to 1, 2, 3 or 5 layers "
-        "results in a massive drop in loss, provided the network is wide enough",
-        "smallest drop of val_loss from depth 0 to depth 1, 2, 3, 5, each at width 5, 10, 20",
-        "nats",
-        ">",
-        0.1,
-        GRID_FIGURE,
-        claim_depth_helps,
-        GRID_SWEEP,
-    ),
-    Claim(
-        "5",
-        "Performance degrades significantly as the network becomes very deep (10 or 20 layers)",
-        "mean val_loss at depth 10-20 minus depth 2-5, width 5-20",
-        "nats",
-        ">",
-        0.1,
-        GRID_FIGURE,
-        claim_too_deep,
-        GRID_SWEEP,
-    ),
-    Claim(
-        "5b",
-        "likely due to optimization issues like vanishing gradients",
-        "decades the gradient norm shrinks from the output to the input layer (epoch 25): "
-        "depth 10-20 minus depth 2-5, width 5-20; the cure: the residual experiment",
-        "decades",
-        ">",
-        1.0,
-        f"{GRAD}, {RESIDUAL_REPORT}",
-        claim_vanishing,
-    ),
-    Claim(
-        "6",
-        "The best performance ... is found in the depth of 2-5 layers and larger width of "
-        "5-20 neurons",
-        "lowest mean val_loss outside depth 2-5 x width 5-20 minus lowest inside",
-        "nats",
-        ">",
-        0.0,
-        GRID_FIGURE,
-        claim_region,
-        GRID_SWEEP,
-    ),
-    Claim(
-        "7",
-        "[Adam is] probably better at finding the global minima in our problem than using sgd",
-        "val_loss at epoch 100, lr 0.01: sgd minus adam, mean over the 4 configurations",
-        "nats",
-        ">",
-        0.0,
-        SETTINGS_FIGURE,
-        claim_adam,
-    ),
-    Claim(
-        "7b",
-        "(the same, each optimizer at its best learning rate)",
-        "as 7, each optimizer at the lr of 0.001, 0.01, 0.1 with its lowest mean",
-        "nats",
-        ">",
-        0.0,
-        SETTINGS_FIGURE,
-        claim_adam_tuned,
-    ),
-    Claim(
-        "8",
-        "A higher learning rate might make us converge faster",
-        f"epochs to val_loss <= {CONVERGED:g}: lr 0.01 minus lr 0.1 (Adam, tanh; never: 101)",
-        "epochs",
-        ">",
-        0.0,
-        SETTINGS_FIGURE,
-        claim_lr_faster,
-    ),
-    Claim(
-        "8b",
-        "but also risks overfitting",
-        "val_loss - train_loss at epoch 100: lr 0.1 minus lr 0.01",
-        "nats",
-        ">",
-        0.0,
-        SETTINGS_FIGURE,
-        claim_lr_overfits,
-    ),
-    Claim(
-        "9",
-        "the loss does not reduce much more after 25 epochs",
-        "val_loss at epoch 25 minus at epoch 100 of the same runs (the report's settings)",
-        "nats",
-        "<",
-        0.01,
-        SETTINGS_FIGURE,
-        claim_25_epochs,
-    ),
-    Claim(
-        "10",
-        "We use the tanh activation function for hidden layers",
-        "val_loss, relu minus tanh, mean over depth 1-20 x width 1-20",
-        "nats",
-        ">",
-        0.0,
-        GRID_FIGURE,
-        claim_tanh,
-    ),
-    Claim(
-        "10b",
-        "Using relu might make us waste information if it does not activate the neuron",
-        "share of relu units that never activate on the validation set, mean over depth 1-20 "
-        "x width 1-20",
-        "of units",
-        ">",
-        0.05,
-        GRID_FIGURE,
-        claim_dead,
-    ),
-    Claim(
-        "11",
-        "We think that the parameters we have chosen are the best for the problem",
-        "val_loss at epoch 25: the best other optimizer x activation x lr minus the report's "
-        "(Adam, tanh, 0.01), mean over the 4 configurations",
-        "nats",
-        ">",
-        0.0,
-        SETTINGS_FIGURE,
-        claim_best_settings,
-    ),
-]
 
 
 def evaluate(runs: list[Run]) -> list[Verdict]:
@@ -767,7 +649,7 @@ def evaluate(runs: list[Run]) -> list[Verdict]:
         try:
             finding = claim.measure(runs)
         except NotTested as missing:
-            verdicts.append(Verdict(claim, NOT_TESTED, missing=str(missing)))
+            verdicts.append(Verdict(claim, NOT_TESTED, Finding(None), str(missing)))
             continue
         found = finding.found
         verdict = decide(found, claim.side, claim.threshold)
@@ -830,30 +712,23 @@ SECTION_START, SECTION_END = "<!-- claims -->", "<!-- /claims -->"
 
 def _cell(v: Verdict, figures: list[str], sweep_dir: Path) -> list[str]:
     """A claim's cells in the Claims table (html)."""
-    f, finding = v.found, v.finding
+    f, finding = v.finding.found, v.finding
     effect = f"{_short(f.estimate)} [{_short(f.low)}, {_short(f.high)}] {v.claim.unit}" if f else ""
     verdict = (
         v.verdict if v.verdict != NOT_TESTED else f"{NOT_TESTED}: no {v.missing} ({v.claim.sweep})"
     )
-    links = ", ".join(
-        f'<a href="{html.escape(_link(name, sweep_dir))}">{html.escape(_label(name))}</a>'
-        for name in (n.strip() for n in v.claim.figure.split(","))
-        if name in figures or _exists(name, sweep_dir)
-    )
-    detail = (
-        f"<br><small>{html.escape(finding.detail)}</small>" if finding and finding.detail else ""
-    )
-    probability = finding.probability if finding else None
+    links = (_link(name.strip(), figures, sweep_dir) for name in v.claim.figure.split(","))
+    detail = f"<br><small>{html.escape(finding.detail)}</small>" if finding.detail else ""
     return [
         v.claim.number,
         f"“{html.escape(v.claim.quote)}”",
         html.escape(v.claim.test) + detail,
         html.escape(v.claim.rule),
         html.escape(effect),
-        "" if probability is None else f"{probability:.2f}",
+        "" if finding.probability is None else f"{finding.probability:.2f}",
         "" if f is None else str(f.seeds),
         html.escape(verdict),
-        links,
+        ", ".join(link for link in links if link),
     ]
 
 
@@ -883,27 +758,19 @@ Every number: <a href="../{CLAIMS_FILE}">{CLAIMS_FILE}</a>.</p>
 {SECTION_END}"""
 
 
-def _exists(name: str, sweep_dir: Path) -> bool:
-    """Whether a figure the claims name is there: a page of the repository, or a figure this
-    report drew (the claims' own are named in `figures`)."""
+def _link(name: str, figures: list[str], sweep_dir: Path) -> str:
+    """A figure a claim names, linked; "" if it is not there. A page of the repository (the
+    residual experiment's report) by its path from the report's folder, else a figure this
+    report drew by its file name (the claims' own are named in `figures`)."""
+    report = Path(sweep_dir) / "report"
     if name.startswith("multirun/"):
-        return (ROOT / name).exists()
-    return (
-        name not in (GRID_FIGURE, SETTINGS_FIGURE) and (Path(sweep_dir) / "report" / name).exists()
-    )
-
-
-def _label(name: str) -> str:
-    return "the residual experiment" if name == RESIDUAL_REPORT else name
-
-
-def _link(name: str, sweep_dir: Path) -> str:
-    """A figure of this report by its file name; a page of the repository (the residual
-    experiment's report) by its path from the report's folder."""
-    if not name.startswith("multirun/"):
-        return name
-    report = (Path(sweep_dir) / "report").resolve()
-    return Path(os.path.relpath(ROOT / name, report)).as_posix()
+        there = (ROOT / name).exists()
+        href = Path(os.path.relpath(ROOT / name, report.resolve())).as_posix()
+    else:
+        ours = name in (GRID_FIGURE, SETTINGS_FIGURE)
+        there, href = name in figures or (not ours and (report / name).exists()), name
+    label = "the residual experiment" if name == RESIDUAL_REPORT else name
+    return f'<a href="{html.escape(href)}">{html.escape(label)}</a>' if there else ""
 
 
 def insert_section(page: str, claims_html: str) -> str:

@@ -33,18 +33,24 @@ class Interval:
 
 
 def interval(
-    samples: Sequence[np.ndarray], statistic: Callable[..., np.ndarray]
+    groups: Sequence[Sequence[np.ndarray]], statistic: Callable[..., np.ndarray]
 ) -> Interval | None:
-    """The statistic of the samples (one array per setting, one value per seed, the seeds in
-    the same order in each) and its 95% percentile bootstrap interval, the seeds resampled
-    together; None with fewer than 2 seeds. `statistic(*samples, axis=-1)` is vectorized."""
-    samples = [np.asarray(s, dtype=float) for s in samples]
+    """The statistic of groups of samples (one array per setting, one value per seed, the seeds
+    in the same order in each) and its 95% percentile bootstrap interval, the seeds resampled
+    together; None with fewer than 2 seeds. `statistic(*groups, axis=-1)`, each group a list of
+    arrays, is vectorized."""
+    bounds = np.cumsum([0, *(len(g) for g in groups)])
+    samples = [np.asarray(s, dtype=float) for g in groups for s in g]
+
+    def of_samples(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        return statistic(*(list(samples[a:b]) for a, b in zip(bounds, bounds[1:])), axis=axis)
+
     n = len(samples[0])
     if n < 2:
         return None
     result = stats.bootstrap(
         samples,
-        statistic,
+        of_samples,
         n_resamples=RESAMPLES,
         vectorized=True,
         paired=True,
@@ -53,7 +59,7 @@ def interval(
         rng=np.random.default_rng(RNG_SEED),
     )
     low, high = result.confidence_interval
-    return Interval(float(statistic(*samples, axis=-1)), float(low), float(high), n)
+    return Interval(float(of_samples(*samples, axis=-1)), float(low), float(high), n)
 
 
 def improvement_probability(better: np.ndarray, worse: np.ndarray) -> float:
