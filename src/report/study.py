@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from src.errors import ArgumentParser
 from src.report import page
-from src.report.results import SweepError, collect, write_results
+from src.report.results import SweepError, collect, tally, write_results
 from src.run.files import member_dir, read_metrics
 from src.run.schema import SEED_KEY, STACK_KEY
 from src.sweep.lock import holder
@@ -222,13 +222,10 @@ def curves_figure(sweep_dir: Path, study: Any) -> Any:
 
 def trial_table(study: Any) -> str:
     """The best TOP trials, then how many trials ended in each state."""
-    from collections import Counter
-
     trials = sorted(completed(study), key=lambda t: t.value)[:TOP]
     names = list(study.best_trial.params) if trials else []
     rows = [[t.number, seed_spread(t), *(_short(t.params.get(n)) for n in names)] for t in trials]
-    states = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
-    count = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    count = tally(t.state.name.lower() for t in study.get_trials(deepcopy=False))
     return f"<p>{count}.</p>\n" + page.table(["trial", "mean val_loss", *names], rows)
 
 
