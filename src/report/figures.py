@@ -67,9 +67,7 @@ def plot_data(splits: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path
     for ax, (name, (x, y)) in zip(axes[0], splits.items()):
         _scatter(ax, x, y, size=8)
         ax.set_title(f"{name}: {len(y)} points ({int(y.sum())} of class 1)")
-        ax.set_xlabel("x0")
-        ax.set_ylabel("x1")
-        ax.set_aspect("equal")
+        ax.set(xlabel="x0", ylabel="x1", aspect="equal")
     handles = [
         plt.Line2D([], [], marker="o", ls="", color=c, label=f"class {i}")
         for i, c in enumerate(CLASS_COLOURS)
@@ -128,8 +126,7 @@ def _heatmap(ax, values, row: Axis, col: Axis, cmap: str, notes, limits, cell) -
     ys = _ticks(n_rows, cell[1] * n_rows, TICK[1])
     ax.set_xticks(xs, [str(col.values[j]) if col.key else "" for j in xs])
     ax.set_yticks(ys, [str(row.values[i]) if row.key else "" for i in ys])
-    ax.set_xlabel(col.key)
-    ax.set_ylabel(row.key)
+    ax.set(xlabel=col.key, ylabel=row.key)
 
 
 def plot_heatmaps(
@@ -174,21 +171,12 @@ def plot_heatmaps(
 
 
 def _boundary(ax: plt.Axes, b: Boundary, size: float):
-    image = ax.imshow(
-        b.probs,
-        extent=b.extent,
-        origin="lower",
-        cmap="RdBu_r",
-        vmin=0,
-        vmax=1,
-        alpha=0.55,
-        aspect="auto",
-        interpolation="bilinear",
-    )
-    ax.contour(b.probs, levels=[0.5], extent=b.extent, origin="lower", colors="k", linewidths=0.8)
+    mesh = {"extent": b.extent, "origin": "lower"}  # the image's and the 0.5 line's
+    style = {"cmap": "RdBu_r", "vmin": 0, "vmax": 1, "alpha": 0.55, "aspect": "auto"}
+    image = ax.imshow(b.probs, interpolation="bilinear", **mesh, **style)
+    ax.contour(b.probs, levels=[0.5], colors="k", linewidths=0.8, **mesh)
     _scatter(ax, b.x, b.y, size)
-    ax.set_xlim(b.extent[:2])
-    ax.set_ylim(b.extent[2:])
+    ax.set(xlim=b.extent[:2], ylim=b.extent[2:])
     return image
 
 
@@ -261,8 +249,7 @@ def plot_boundaries(boundaries: dict[str, Boundary], title: str, path: Path) -> 
         image = _boundary(ax, b, size=8)
         plt.colorbar(image, ax=ax, fraction=0.046, pad=0.03, label="sigmoid output")
         ax.set_title("\n".join(textwrap.wrap(f"{name}: {b.label}", 60)), fontsize=10)
-        ax.set_xlabel("x0")
-        ax.set_ylabel("x1")
+        ax.set(xlabel="x0", ylabel="x1")
     _title(fig, title)
     fig.tight_layout()
     return _save(fig, path)
@@ -339,18 +326,12 @@ def plot_curves(
     fig, axes, colours = _line_panels(panels, ncols)
     for ax, (name, curves) in zip(axes.flat, panels.items()):
         for label, c in curves.items():
-            for mean, lo, hi, style, alpha in (
-                (c.val_mean, c.val_lo, c.val_hi, "-", 0.15),
-                (c.train_mean, c.train_lo, c.train_hi, "--", 0.07),
+            marker = "o" if len(c.epochs) == 1 else None  # one epoch: a point, no line
+            for mean, lo, hi, style, width, alpha in (
+                (c.val_mean, c.val_lo, c.val_hi, "-", 1.5, 0.15),
+                (c.train_mean, c.train_lo, c.train_hi, "--", 1, 0.07),
             ):
-                ax.plot(
-                    c.epochs,
-                    mean,
-                    color=colours[label],
-                    ls=style,
-                    lw=1.5 if style == "-" else 1,
-                    marker="o" if len(c.epochs) == 1 else None,  # one epoch: a point, no line
-                )
+                ax.plot(c.epochs, mean, color=colours[label], ls=style, lw=width, marker=marker)
                 ax.fill_between(c.epochs, lo, hi, color=colours[label], alpha=alpha, linewidth=0)
         _line_panel(ax, name, "epoch")
         ax.yaxis.set_major_formatter("{x:g}")  # 0.7 rather than 7 x 10^-1
@@ -436,16 +417,8 @@ def plot_params(
     for ax, (name, lines) in zip(axes.flat, panels.items()):
         for label, s in lines.items():
             bars = np.array([s.mean - s.lo, s.hi - s.mean])
-            ax.errorbar(
-                s.x,
-                s.mean,
-                yerr=bars,
-                color=colours[label],
-                marker="o",
-                ms=4 if len(s.x) <= MARKED else 1.5,  # a long line's points stay apart
-                lw=1.3,
-                capsize=2 if len(s.x) <= MARKED else 0,
-            )
+            marks = {"ms": 4, "capsize": 2} if len(s.x) <= MARKED else {"ms": 1.5, "capsize": 0}
+            ax.errorbar(s.x, s.mean, yerr=bars, color=colours[label], marker="o", lw=1.3, **marks)
         ax.set_xscale("log")
         _line_panel(ax, name, xlabel)
         ax.yaxis.set_major_formatter("{x:g}")
