@@ -100,10 +100,8 @@ def choose_facet(
         allowed = "none, or a swept key on neither axis: " + (", ".join(extra) or "none")
         raise ConfigError("--facet", facet, allowed)
     if len(values(results, facet)) > MAX_FACETS:
-        few = [k for k in extra if len(values(results, k)) <= MAX_FACETS]
-        allowed = f"none, or a swept key with at most {MAX_FACETS} values: " + (
-            ", ".join(few) or "none"
-        )
+        few = ", ".join(k for k in extra if len(values(results, k)) <= MAX_FACETS) or "none"
+        allowed = f"none, or a swept key with at most {MAX_FACETS} values: {few}"
         raise ConfigError("--facet", facet, allowed)
     return facet
 

@@ -127,14 +127,12 @@ def correlations(trials: list[Any], study: Any) -> dict[str, float]:
     values = np.array([t.value for t in trials])
     for name in study.best_trial.params:
         dist = next(t.distributions[name] for t in trials if name in t.distributions)
-        column = []
-        for t in trials:
-            v = t.params.get(name)
-            if hasattr(dist, "choices"):
-                column.append(float(dist.choices.index(v)))
-            else:
-                column.append(math.log10(v) if getattr(dist, "log", False) else float(v))
-        column = np.array(column)
+        params = [t.params.get(name) for t in trials]
+        if hasattr(dist, "choices"):
+            column = np.array([float(dist.choices.index(v)) for v in params])
+        else:
+            log = getattr(dist, "log", False)
+            column = np.array([math.log10(v) if log else float(v) for v in params])
         ok = np.ptp(column) > 0 and np.ptp(values) > 0
         result[name] = float(np.corrcoef(column, values)[0, 1]) if ok else 0.0
     return result

@@ -295,12 +295,9 @@ def params_figures(r: Report, metric: str = "val_loss") -> list[Path]:
             groups = sorted((g for g in line if g), key=lambda g: g.ok[0]["n_params"])
             if groups:
                 runs = [[x[metric] for x in g.ok] for g in groups]
-                lines[s.row.name(value)] = figures.Series(
-                    np.array([g.ok[0]["n_params"] for g in groups]),
-                    np.array([np.mean(x) for x in runs]),
-                    np.array([np.min(x) for x in runs]),
-                    np.array([np.max(x) for x in runs]),
-                )
+                stats = [np.array([stat(x) for x in runs]) for stat in (np.mean, np.min, np.max)]
+                n_params = np.array([g.ok[0]["n_params"] for g in groups])
+                lines[s.row.name(value)] = figures.Series(n_params, *stats)  # mean, lo, hi
         panels[facet] = lines
     title = (
         f"{metric} against the number of parameters of one net: a line per {r.row.key or 'grid'}"
