@@ -19,8 +19,9 @@ from omegaconf import OmegaConf
 from src.errors import ConfigError
 from src.report import figures
 from src.report.callback import GridReport
-from src.report.grid import REPORT_DIR, log_to_wandb, main, sweep_name, write_report
+from src.report.grid import REPORT_DIR, log_to_wandb, main, write_report
 from src.report.layout import build, choose_axes
+from src.report.page import sweep_name
 from src.report.results import RESULTS_FILE, collect
 from src.sweep.runs import report_run
 

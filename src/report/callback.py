@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,16 @@ def write_search_report(sweep_dir: Path) -> Path:
     return write(sweep_dir)
 
 
+def by_worker(workers: Any, task: Callable, *args: Any) -> Any:
+    """`task(*args)`, by one of the sweep's idle `workers` if it has some, else here."""
+    if workers is None:
+        return task(*args)
+    from joblib import delayed
+
+    (result,) = workers([delayed(task)(*args)])
+    return result
+
+
 class GridReport(Callback):
     """Writes results.csv and the report (a grid's, src/report/grid.py, or a search's,
     src/report/study.py) into the sweep folder at the end; logs them as one wandb run when
@@ -34,14 +45,10 @@ class GridReport(Callback):
         search = is_search(sweep_state(sweep_dir))
         try:  # the figures are drawn by the sweep's idle workers, if it has some
             workers = pool(OmegaConf.select(config, "hydra.launcher"))
-            if not search:
-                report_dir = write_report(sweep_dir, workers=workers)
-            elif workers is None:
-                report_dir = write_search_report(sweep_dir)
+            if search:
+                report_dir = by_worker(workers, write_search_report, sweep_dir)
             else:
-                from joblib import delayed
-
-                (report_dir,) = workers([delayed(write_search_report)(sweep_dir)])
+                report_dir = write_report(sweep_dir, workers=workers)
         except Exception as error:  # results.csv is written first, so it survives this
             log.error(f"report not written: {type(error).__name__}: {error}")
             return
@@ -51,11 +58,6 @@ class GridReport(Callback):
                 print(text)
         if config.get("logger") and config.logger.get("kind") == "wandb":
             try:  # by a worker, if there is one: it has wandb and its service running already
-                if workers is None:
-                    log_to_wandb(sweep_dir, config.logger)
-                else:
-                    from joblib import delayed
-
-                    workers([delayed(log_to_wandb)(sweep_dir, config.logger)])
+                by_worker(workers, log_to_wandb, sweep_dir, config.logger)
             except Exception as error:
                 log.error(f"report not logged to wandb: {type(error).__name__}: {error}")

@@ -67,9 +67,7 @@ def plot_data(splits: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path
     for ax, (name, (x, y)) in zip(axes[0], splits.items()):
         _scatter(ax, x, y, size=8)
         ax.set_title(f"{name}: {len(y)} points ({int(y.sum())} of class 1)")
-        ax.set_xlabel("x0")
-        ax.set_ylabel("x1")
-        ax.set_aspect("equal")
+        ax.set(xlabel="x0", ylabel="x1", aspect="equal")
     handles = [
         plt.Line2D([], [], marker="o", ls="", color=c, label=f"class {i}")
         for i, c in enumerate(CLASS_COLOURS)
@@ -128,8 +126,7 @@ def _heatmap(ax, values, row: Axis, col: Axis, cmap: str, notes, limits, cell) -
     ys = _ticks(n_rows, cell[1] * n_rows, TICK[1])
     ax.set_xticks(xs, [str(col.values[j]) if col.key else "" for j in xs])
     ax.set_yticks(ys, [str(row.values[i]) if row.key else "" for i in ys])
-    ax.set_xlabel(col.key)
-    ax.set_ylabel(row.key)
+    ax.set(xlabel=col.key, ylabel=row.key)
 
 
 def plot_heatmaps(
@@ -174,21 +171,12 @@ def plot_heatmaps(
 
 
 def _boundary(ax: plt.Axes, b: Boundary, size: float):
-    image = ax.imshow(
-        b.probs,
-        extent=b.extent,
-        origin="lower",
-        cmap="RdBu_r",
-        vmin=0,
-        vmax=1,
-        alpha=0.55,
-        aspect="auto",
-        interpolation="bilinear",
-    )
-    ax.contour(b.probs, levels=[0.5], extent=b.extent, origin="lower", colors="k", linewidths=0.8)
+    mesh = {"extent": b.extent, "origin": "lower"}  # the image's and the 0.5 line's
+    style = {"cmap": "RdBu_r", "vmin": 0, "vmax": 1, "alpha": 0.55, "aspect": "auto"}
+    image = ax.imshow(b.probs, interpolation="bilinear", **mesh, **style)
+    ax.contour(b.probs, levels=[0.5], colors="k", linewidths=0.8, **mesh)
     _scatter(ax, b.x, b.y, size)
-    ax.set_xlim(b.extent[:2])
-    ax.set_ylim(b.extent[2:])
+    ax.set(xlim=b.extent[:2], ylim=b.extent[2:])
     return image
 
 
@@ -261,8 +249,7 @@ def plot_boundaries(boundaries: dict[str, Boundary], title: str, path: Path) -> 
         image = _boundary(ax, b, size=8)
         plt.colorbar(image, ax=ax, fraction=0.046, pad=0.03, label="sigmoid output")
         ax.set_title("\n".join(textwrap.wrap(f"{name}: {b.label}", 60)), fontsize=10)
-        ax.set_xlabel("x0")
-        ax.set_ylabel("x1")
+        ax.set(xlabel="x0", ylabel="x1")
     _title(fig, title)
     fig.tight_layout()
     return _save(fig, path)
@@ -282,9 +269,11 @@ class Curve:
     val_hi: np.ndarray
 
 
-def _panels(n: int, ncols: int | None, sharex: bool = False, size=(4.2, 3.4)):
-    """A figure with n panels in rows of ncols (default up to 4) and its axes, (rows, cols);
-    the axes past the n-th are off."""
+def _line_panels(panels: dict[str, dict], ncols: int | None, sharex=False, size=(4.2, 3.4)):
+    """A figure with a panel per key of `panels`, in rows of ncols (default up to 4): the figure,
+    its axes, (rows, cols), those past the last panel off, and a colour per line label (an inner
+    key), in the order the labels first appear."""
+    n = len(panels)
     ncols = min(n, ncols or 4)
     nrows = -(-n // ncols)
     figsize = (max(8.0, size[0] * ncols), size[1] * nrows + 1.2)
@@ -293,18 +282,26 @@ def _panels(n: int, ncols: int | None, sharex: bool = False, size=(4.2, 3.4)):
     )
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    return fig, axes
-
-
-def _colours(panels: dict[str, dict[str, object]]) -> dict[str, np.ndarray]:
-    """A colour per line label of the panels, in the order they first appear."""
     labels = list(dict.fromkeys(k for lines in panels.values() for k in lines))
-    return dict(zip(labels, plt.cm.viridis(np.linspace(0, 0.9, max(len(labels), 1)))))
+    colours = dict(zip(labels, plt.cm.viridis(np.linspace(0, 0.9, max(len(labels), 1)))))
+    return fig, axes, colours
 
 
-def _legend_and_layout(fig, handles, legend_title: str, title: str, ncol: int = 8) -> None:
-    """The figure's title above its panels and its legend below them, in as many rows as the
-    figure's width needs (an entry takes about 1.5 inches), then the panels in between."""
+def _line_panel(ax: plt.Axes, name: str, xlabel: str) -> None:
+    """What every panel of lines shows: its name as its title, a log y axis, a grid."""
+    if name:
+        ax.set_title(name, fontsize=10)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, which="both")
+
+
+def _legend_and_save(fig, colours, key, legend_title, title, path, ncol=8, marker=None) -> Path:
+    """The figure's title above its panels and its legend below them: a line per colour, then
+    the `key`'s handles, in as many rows as the figure's width needs (an entry takes about 1.5
+    inches); then the panels laid out in between, and the figure saved to `path`."""
+    handles = [plt.Line2D([], [], color=c, marker=marker, label=str(k)) for k, c in colours.items()]
+    handles += key
     ncol = max(1, min(len(handles), ncol, int(fig.get_figwidth() / 1.5)))
     rows = -(-len(handles) // ncol)
     ncol = -(-len(handles) // rows)  # rows filled evenly
@@ -314,6 +311,7 @@ def _legend_and_layout(fig, handles, legend_title: str, title: str, ncol: int = 
     # Inches: tight_layout leaves the suptitle room, though not from the panels' own titles.
     bottom, top = 0.3 + 0.2 * rows, 0.1 + 0.17 * lines
     fig.tight_layout(rect=(0, bottom / height, 1, 1 - top / height))
+    return _save(fig, path)
 
 
 def plot_curves(
@@ -325,45 +323,32 @@ def plot_curves(
 ) -> Path:
     """A panel per key of `panels`, a colour per inner key: validation loss solid, train loss
     dashed, each the mean across seeds with the seeds' range (min to max) shaded."""
-    n = len(panels)
-    fig, axes = _panels(n, ncols)
-    colours = _colours(panels)
+    fig, axes, colours = _line_panels(panels, ncols)
     for ax, (name, curves) in zip(axes.flat, panels.items()):
         for label, c in curves.items():
-            for mean, lo, hi, style, alpha in (
-                (c.val_mean, c.val_lo, c.val_hi, "-", 0.15),
-                (c.train_mean, c.train_lo, c.train_hi, "--", 0.07),
+            marker = "o" if len(c.epochs) == 1 else None  # one epoch: a point, no line
+            for mean, lo, hi, style, width, alpha in (
+                (c.val_mean, c.val_lo, c.val_hi, "-", 1.5, 0.15),
+                (c.train_mean, c.train_lo, c.train_hi, "--", 1, 0.07),
             ):
-                ax.plot(
-                    c.epochs,
-                    mean,
-                    color=colours[label],
-                    ls=style,
-                    lw=1.5 if style == "-" else 1,
-                    marker="o" if len(c.epochs) == 1 else None,  # one epoch: a point, no line
-                )
+                ax.plot(c.epochs, mean, color=colours[label], ls=style, lw=width, marker=marker)
                 ax.fill_between(c.epochs, lo, hi, color=colours[label], alpha=alpha, linewidth=0)
-        ax.set_title(name, fontsize=10)
-        ax.set_yscale("log")
+        _line_panel(ax, name, "epoch")
         ax.yaxis.set_major_formatter("{x:g}")  # 0.7 rather than 7 x 10^-1
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if max(len(c.epochs) for c in curves.values()) == 1:
             ax.set_xlim(-1, 1)  # one epoch: its tick alone, not a range of fractions
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3, which="both")
     lo, hi = axes[0, 0].get_ylim()
     for ax in axes[:, 0]:
         ax.set_ylabel("loss (log scale)")
         if hi < 10 * lo:  # less than a decade: label the minor ticks too
             ax.yaxis.set_minor_formatter("{x:g}")
-    handles = [plt.Line2D([], [], color=colours[k], label=str(k)) for k in colours]
-    handles += [
+    key = [
         plt.Line2D([], [], color="grey", label="validation (mean)"),
         plt.Line2D([], [], color="grey", ls="--", label="train (mean)"),
         Patch(color="grey", alpha=0.25, label="shaded: lowest to highest seed"),
     ]
-    _legend_and_layout(fig, handles, legend_title, title)
-    return _save(fig, path)
+    return _legend_and_save(fig, colours, key, legend_title, title, path)
 
 
 @dataclass
@@ -384,30 +369,23 @@ def plot_gradient_norms(
 ) -> Path:
     """A panel per key of `panels`, a colour per inner key: the gradient norm by layer on a
     shared log axis (depths compare by orders of magnitude), first epoch dashed, last solid."""
-    n = len(panels)
-    fig, axes = _panels(n, ncols)
-    colours = _colours(panels)
+    fig, axes, colours = _line_panels(panels, ncols)
     for ax, (name, lines) in zip(axes.flat, panels.items()):
         for label, g in lines.items():
             layers = np.arange(len(g.last))
             style = {"color": colours[label], "marker": "o", "markersize": 3}
             ax.plot(layers, g.first, ls="--", lw=1, alpha=0.8, **style)
             ax.plot(layers, g.last, ls="-", lw=1.5, **style)
-        ax.set_title(name, fontsize=10)
-        ax.set_yscale("log")
+        _line_panel(ax, name, "layer (0: input ... depth: output)")
         ax.set_xlim(-0.5, max(len(g.last) for g in lines.values()) - 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("layer (0: input ... depth: output)")
-        ax.grid(alpha=0.3, which="both")
     for ax in axes[:, 0]:
         ax.set_ylabel("weight gradient norm (log)")
-    handles = [plt.Line2D([], [], color=colours[k], label=str(k)) for k in colours]
-    handles += [
+    key = [
         plt.Line2D([], [], color="grey", ls="--", label="first epoch"),
         plt.Line2D([], [], color="grey", label="last epoch"),
     ]
-    _legend_and_layout(fig, handles, legend_title, title)
-    return _save(fig, path)
+    return _legend_and_save(fig, colours, key, legend_title, title, path)
 
 
 MARKED = 30  # points of a line drawn with full-size markers and caps
@@ -435,29 +413,14 @@ def plot_params(
     """A panel per key of `panels` on shared log axes, a colour per inner key: its points, each
     the mean across seeds with a bar from the lowest to the highest seed (stays on a log axis)."""
     n = len(panels)
-    fig, axes = _panels(n, n, sharex=True, size=(10.0 if n == 1 else 6.0, 5.0))
-    colours = _colours(panels)
+    fig, axes, colours = _line_panels(panels, n, sharex=True, size=(10.0 if n == 1 else 6.0, 5.0))
     for ax, (name, lines) in zip(axes.flat, panels.items()):
         for label, s in lines.items():
             bars = np.array([s.mean - s.lo, s.hi - s.mean])
-            ax.errorbar(
-                s.x,
-                s.mean,
-                yerr=bars,
-                color=colours[label],
-                marker="o",
-                ms=4 if len(s.x) <= MARKED else 1.5,  # a long line's points stay apart
-                lw=1.3,
-                capsize=2 if len(s.x) <= MARKED else 0,
-            )
-        if name:
-            ax.set_title(name, fontsize=10)
+            marks = {"ms": 4, "capsize": 2} if len(s.x) <= MARKED else {"ms": 1.5, "capsize": 0}
+            ax.errorbar(s.x, s.mean, yerr=bars, color=colours[label], marker="o", lw=1.3, **marks)
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        _line_panel(ax, name, xlabel)
         ax.yaxis.set_major_formatter("{x:g}")
-        ax.set_xlabel(xlabel)
-        ax.grid(alpha=0.3, which="both")
     axes[0, 0].set_ylabel(ylabel)
-    handles = [plt.Line2D([], [], color=colours[k], marker="o", label=str(k)) for k in colours]
-    _legend_and_layout(fig, handles, legend_title, title, ncol=4)
-    return _save(fig, path)
+    return _legend_and_save(fig, colours, [], legend_title, title, path, ncol=4, marker="o")

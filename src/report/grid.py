@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from src.errors import ArgumentParser
+from src.report import page
 from src.report.claims import claim_lines, claims_section, draw_claim_figures, read_claims
 from src.report.layout import (
     AUTO,
@@ -33,7 +34,7 @@ from src.report.layout import (
     build,
     left_out,
 )
-from src.report.results import RESULTS_FILE, SweepError, collect, read_results, writing
+from src.report.results import RESULTS_FILE, SweepError, collect, read_results
 from src.sweep.lock import ConfigError, holder
 from src.sweep.runs import remove_report_run, report_run
 
@@ -48,18 +49,6 @@ CAPTIONS = {  # figure file stem: its heading on the page
     "learning_curves": "Learning curves",
     "gradient_norms": "Gradient norm by layer, first and last epoch",
 }
-
-
-def sweep_name(sweep_dir: Path) -> str:
-    """How the report names its sweep: relative to the folder the command ran in when it lies
-    under it, else by the sweep folder's own name; never by an absolute path (a report is
-    moved, shared and committed)."""
-    path = Path(sweep_dir).resolve()
-    try:
-        relative = path.relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path.name
-    return relative.as_posix() if relative.parts else path.name
 
 
 # The views of src/report/views.py, in the order the page shows them.
@@ -144,36 +133,15 @@ def write_page(r: Report, paths: list[Path], claims: str = "") -> Path:
         ]
         for g in ranked[:TOP]
     ]
-    table = "\n".join(
-        "<tr>" + "".join(f"<{tag}>{html.escape(str(x))}</{tag}>" for x in line) + "</tr>"
-        for tag, line in [("th", head)] + [("td", line) for line in cells]
-    )
-    images = "\n".join(
-        f'<h2>{CAPTIONS.get(p.stem, p.stem)}</h2>\n<img src="{p.name}" alt="{p.stem}">'
-        for p in paths
-    )
-    best, name = ranked[0], html.escape(sweep_name(r.sweep_dir))
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Report: {name}</title>
-<style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto}}
-table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px}}
-img{{max-width:100%}}</style></head><body>
-<h1>Grid report: {name}</h1>
-{claims}
+    best, name = ranked[0], html.escape(page.sweep_name(r.sweep_dir))
+    body = f"""{claims}
 <p>Best configuration: <b>{html.escape(best.describe(r.swept))}</b>,
 val_loss {pm(best, "val_loss")} (mean ± std across seeds).</p>
 <p>{html.escape(r.context)}. Every job: <a href="../{RESULTS_FILE}">{RESULTS_FILE}</a>.</p>
 <h2>The best configurations by mean val_loss</h2>
-<table>
-{table}
-</table>
-{images}
-</body></html>
-"""
-    path = r.out / "index.html"
-    with writing(path):
-        path.write_text(page)
-    return path
+{page.table(head, cells)}
+{page.images(paths, CAPTIONS)}"""
+    return page.write(r.out / "index.html", f"Report: {name}", f"Grid report: {name}", body, 1400)
 
 
 def log_to_wandb(sweep_dir: Path, logger_cfg: Any) -> None:

@@ -7,7 +7,6 @@ without torch or matplotlib, so a sweep's main process can lay it out and leave 
 from __future__ import annotations
 
 import statistics
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from src.report.results import (
     override_keys,
     placed,
     swept_keys,
+    tally,
     values,
     write_results,
 )
@@ -100,10 +100,8 @@ def choose_facet(
         allowed = "none, or a swept key on neither axis: " + (", ".join(extra) or "none")
         raise ConfigError("--facet", facet, allowed)
     if len(values(results, facet)) > MAX_FACETS:
-        few = [k for k in extra if len(values(results, k)) <= MAX_FACETS]
-        allowed = f"none, or a swept key with at most {MAX_FACETS} values: " + (
-            ", ".join(few) or "none"
-        )
+        few = ", ".join(k for k in extra if len(values(results, k)) <= MAX_FACETS) or "none"
+        allowed = f"none, or a swept key with at most {MAX_FACETS} values: {few}"
         raise ConfigError("--facet", facet, allowed)
     return facet
 
@@ -122,7 +120,6 @@ class Report:
 
     sweep_dir: Path
     out: Path
-    results: list[dict[str, Any]]  # every job folder's row, as in results.csv
     row: Axis
     col: Axis
     facet: Axis  # key "" and values [None]: no facet, one grid
@@ -158,11 +155,10 @@ class Report:
 
 
 def left_out(results: list[dict[str, Any]]) -> str:
-    counts = Counter(r["status"] for r in results if r["status"] != "ok")
-    if not counts:
+    out = [r["status"] for r in results if r["status"] != "ok"]
+    if not out:
         return f"all {len(results)} jobs finished ok"
-    what = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    return f"{sum(counts.values())} of {len(results)} jobs left out of the means ({what})"
+    return f"{len(out)} of {len(results)} jobs left out of the means ({tally(out)})"
 
 
 def build(
@@ -179,8 +175,7 @@ def build(
     write_results(sweep_dir, results)  # first: whatever fails below, the results are kept
     finished = [r for r in results if r["status"] == "ok"]
     if not finished:
-        counts = Counter(r["status"] for r in results)
-        what = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no job folders"
+        what = tally(r["status"] for r in results) or "no job folders"
         raise SweepError(f"{sweep_dir}: no job finished ok, nothing to draw ({what})")
     on_grid = placed(results)  # a job whose overrides are unknown is counted, not placed
     row_key, col_key = choose_axes(on_grid, rows, cols)
@@ -214,7 +209,6 @@ def build(
     return Report(
         sweep_dir=sweep_dir,
         out=sweep_dir / REPORT_DIR,
-        results=results,
         row=row,
         col=col,
         facet=facets,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import functools
 import os
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,18 +109,14 @@ def _row(sweep_dir: Path, job_dir: Path) -> dict[str, Any]:
         record = {"status": "failed", "error": unknown}
     row["status"] = record["status"]
     row.update({key: record.get(key) for key in METRIC_KEYS})
-    row["job_dir"] = job_dir.relative_to(sweep_dir).as_posix()
-    row.update(_wandb_run(row["job_dir"], record))
+    job = job_dir.relative_to(sweep_dir)
+    row["job_dir"] = job.as_posix()
+    folder = record.get("wandb_dir")  # its wandb run's, made relative to the sweep
+    if isinstance(folder, str):
+        folder = Path(os.path.normpath(job / folder)).as_posix()
+    row["wandb_id"], row["wandb_dir"] = record.get("wandb_id"), folder
     row["error"] = record.get("error")
     return row
-
-
-def _wandb_run(job_dir: str, record: dict[str, Any]) -> dict[str, str | None]:
-    """The job's wandb run as its record names it, its folder made relative to the sweep."""
-    run_id, folder = record.get("wandb_id"), record.get("wandb_dir")
-    if isinstance(folder, str):
-        folder = Path(os.path.normpath(Path(job_dir) / folder)).as_posix()
-    return {"wandb_id": run_id, "wandb_dir": folder}
 
 
 def sort_key(value: Any) -> tuple[int, Any]:
@@ -157,6 +154,11 @@ def override_keys(rows: list[dict[str, Any]]) -> list[str]:
 def values(rows: list[dict[str, Any]], key: str) -> list[Any]:
     """The distinct values `key` takes in `rows`, in their natural order."""
     return sorted({row.get(key) for row in rows}, key=sort_key)
+
+
+def tally(statuses: Iterable[str]) -> str:
+    """How many of each: '2 failed, 1 missing' ("" for none)."""
+    return ", ".join(f"{n} {s}" for s, n in sorted(Counter(statuses).items()))
 
 
 def swept_keys(rows: list[dict[str, Any]]) -> list[str]:

@@ -18,7 +18,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from src.errors import ArgumentParser
-from src.report.results import SweepError, collect, write_results
+from src.report import page
+from src.report.results import SweepError, collect, tally, write_results
 from src.run.files import member_dir, read_metrics
 from src.run.schema import SEED_KEY, STACK_KEY
 from src.sweep.lock import holder
@@ -34,6 +35,7 @@ CAPTIONS = {  # figure file stem: its heading on the page
     "trial_curves": "Learning curves of the trials",
     "intermediate_values": "Each trial's value by epoch (what pruning compares)",
 }
+PRE = " pre{background:#f4f4f4;padding:1em;white-space:pre-wrap}"  # the best trial's command
 
 
 def load_study(sweep_dir: Path) -> Any:
@@ -125,14 +127,12 @@ def correlations(trials: list[Any], study: Any) -> dict[str, float]:
     values = np.array([t.value for t in trials])
     for name in study.best_trial.params:
         dist = next(t.distributions[name] for t in trials if name in t.distributions)
-        column = []
-        for t in trials:
-            v = t.params.get(name)
-            if hasattr(dist, "choices"):
-                column.append(float(dist.choices.index(v)))
-            else:
-                column.append(math.log10(v) if getattr(dist, "log", False) else float(v))
-        column = np.array(column)
+        params = [t.params.get(name) for t in trials]
+        if hasattr(dist, "choices"):
+            column = np.array([float(dist.choices.index(v)) for v in params])
+        else:
+            log = getattr(dist, "log", False)
+            column = np.array([math.log10(v) if log else float(v) for v in params])
         ok = np.ptp(column) > 0 and np.ptp(values) > 0
         result[name] = float(np.corrcoef(column, values)[0, 1]) if ok else 0.0
     return result
@@ -220,19 +220,11 @@ def curves_figure(sweep_dir: Path, study: Any) -> Any:
 
 def trial_table(study: Any) -> str:
     """The best TOP trials, then how many trials ended in each state."""
-    from collections import Counter
-
     trials = sorted(completed(study), key=lambda t: t.value)[:TOP]
     names = list(study.best_trial.params) if trials else []
-    head = ["trial", "mean val_loss", *names]
     rows = [[t.number, seed_spread(t), *(_short(t.params.get(n)) for n in names)] for t in trials]
-    lines = ["<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in head) + "</tr>"]
-    lines += [
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
-    ]
-    states = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
-    count = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-    return f"<p>{count}.</p>\n<table>\n" + "\n".join(lines) + "\n</table>"
+    count = tally(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    return f"<p>{count}.</p>\n" + page.table(["trial", "mean val_loss", *names], rows)
 
 
 def _short(value: Any) -> str:
@@ -271,31 +263,16 @@ def write_search_report(sweep_dir: Path) -> Path:
 
 
 def write_page(sweep_dir: Path, study: Any, best: str, figures: list[Path]) -> Path:
-    from src.report.grid import sweep_name
-
-    name = html.escape(sweep_name(sweep_dir))
-    images = "\n".join(
-        f'<h2>{CAPTIONS[p.stem]}</h2>\n<img src="{p.name}" alt="{p.stem}">' for p in figures
-    )
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Search: {name}</title>
-<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}}
-table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px}}
-img{{max-width:100%}} pre{{background:#f4f4f4;padding:1em;white-space:pre-wrap}}</style>
-</head><body>
-<h1>Search report: {name}</h1>
-<p>Study <b>{html.escape(study.study_name)}</b>: each trial trains its seeds as one stack
+    name, study_name = html.escape(page.sweep_name(sweep_dir)), html.escape(study.study_name)
+    body = f"""<p>Study <b>{study_name}</b>: each trial trains its seeds as one stack
 and is scored by their mean val_loss. Every run: <a href="../results.csv">results.csv</a>.</p>
 <h2>The best trial</h2>
 <pre>{html.escape(best)}</pre>
 <h2>The best trials</h2>
 {trial_table(study)}
-{images}
-</body></html>
-"""
-    path = sweep_dir / REPORT_DIR / "index.html"
-    path.write_text(page)
-    return path
+{page.images(figures, CAPTIONS)}"""
+    path, title = sweep_dir / REPORT_DIR / "index.html", f"Search report: {name}"
+    return page.write(path, f"Search: {name}", title, body, 1200, PRE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -156,9 +156,9 @@ def heatmap_figures(r: Report) -> list[Path]:
 
 @contextmanager
 def one_thread():
-    """Torch on one thread meanwhile: the nets are tiny, and on a busy machine two threads
-    made the decision boundaries of the 252-job grid ten times slower (the sweep's workers
-    have one thread already)."""
+    """Torch on one thread meanwhile (here: while the boundaries are drawn): the nets are tiny,
+    and on a busy machine two threads made the decision boundaries of the 252-job grid ten
+    times slower (the sweep's workers have one thread already)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -167,29 +167,19 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
+@one_thread()
 def boundary_figures(r: Report) -> list[Path]:
     """A panel per cell, laid out as the grid (a long grid: evenly spaced rows and columns of
     it, see Shown), and the best and the worst configuration large."""
     facets = len(r.facet.values)
     s = shown(r, BOUNDARY_ROWS, BOUNDARY_COLS if facets == 1 else BOUNDARY_FACET_COLS // facets)
-    with one_thread():
-        grids = [
-            [
-                [
-                    boundary(r, g, f"val_loss {r.run_of(g)['val_loss']:.3f}") if g else None
-                    for g in line
-                ]
-                for line in cells
-            ]
-            for _, cells in s.panels
-        ]
-    drawn = [
-        (g, b)
-        for (_, cells), panel in zip(s.panels, grids)
-        for line, boundaries in zip(cells, panel)
-        for g, b in zip(line, boundaries)
-    ]
-    unreadable = sum(g is not None and b is None for g, b in drawn)
+
+    def small(g: Group | None) -> figures.Boundary | None:
+        return boundary(r, g, f"val_loss {r.run_of(g)['val_loss']:.3f}") if g else None
+
+    grids = [[[small(g) for g in line] for line in cells] for _, cells in s.panels]
+    models = sum(g is not None for _, cells in s.panels for line in cells for g in line)
+    unreadable = models - sum(b is not None for grid in grids for line in grid for b in line)
     blank = f"; {unreadable} unreadable model.pt (missing or corrupt), blank" if unreadable else ""
     title = (
         f"decision boundaries (colour: sigmoid output, blue 0 to red 1; line: 0.5), "
@@ -202,11 +192,10 @@ def boundary_figures(r: Report) -> list[Path]:
     else:
         paths = [figures.plot_boundary_grid(grids[0], s.row, s.col, title, path)]
     ranked = r.ranked
-    with one_thread():
-        big = {
-            name: boundary(r, g, f"{g.describe(r.swept)}, mean val_loss {g.mean('val_loss'):.3f},")
-            for name, g in (("best", ranked[0]), ("worst", ranked[-1]))
-        }
+    big = {
+        name: boundary(r, g, f"{g.describe(r.swept)}, mean val_loss {g.mean('val_loss'):.3f},")
+        for name, g in (("best", ranked[0]), ("worst", ranked[-1]))
+    }
     readable = {name: b for name, b in big.items() if b is not None}
     if readable:
         lost = "".join(
@@ -306,12 +295,9 @@ def params_figures(r: Report, metric: str = "val_loss") -> list[Path]:
             groups = sorted((g for g in line if g), key=lambda g: g.ok[0]["n_params"])
             if groups:
                 runs = [[x[metric] for x in g.ok] for g in groups]
-                lines[s.row.name(value)] = figures.Series(
-                    np.array([g.ok[0]["n_params"] for g in groups]),
-                    np.array([np.mean(x) for x in runs]),
-                    np.array([np.min(x) for x in runs]),
-                    np.array([np.max(x) for x in runs]),
-                )
+                stats = [np.array([stat(x) for x in runs]) for stat in (np.mean, np.min, np.max)]
+                n_params = np.array([g.ok[0]["n_params"] for g in groups])
+                lines[s.row.name(value)] = figures.Series(n_params, *stats)  # mean, lo, hi
         panels[facet] = lines
     title = (
         f"{metric} against the number of parameters of one net: a line per {r.row.key or 'grid'}"
