@@ -30,7 +30,14 @@ import numpy as np
 from src.errors import ArgumentParser
 from src.report.evidence import RULE, UNDECIDED, Interval, improvement_probability, interval
 from src.report.evidence import verdict as decide
-from src.report.results import RESULT_KEYS, RESULTS_FILE, SweepError, parse_value, writing
+from src.report.results import (
+    REPORT_DIR,
+    RESULT_KEYS,
+    RESULTS_FILE,
+    SweepError,
+    parse_value,
+    writing,
+)
 from src.run.files import read_metrics
 from src.run.schema import SEED_KEY
 
@@ -762,7 +769,7 @@ def _link(name: str, figures: list[str], sweep_dir: Path) -> str:
     """A figure a claim names, linked; "" if it is not there. A page of the repository (the
     residual experiment's report) by its path from the report's folder, else a figure this
     report drew by its file name (the claims' own are named in `figures`)."""
-    report = Path(sweep_dir) / "report"
+    report = Path(sweep_dir) / REPORT_DIR
     if name.startswith("multirun/"):
         there = (ROOT / name).exists()
         href = Path(os.path.relpath(ROOT / name, report.resolve())).as_posix()
@@ -879,7 +886,7 @@ def main(argv: list[str] | None = None) -> int:
             f"error: {error.filename or args.sweep_dir}: {error.strerror or error}", file=sys.stderr
         )
         return 2
-    page = args.sweep_dir / "report" / "index.html"
+    page = args.sweep_dir / REPORT_DIR / "index.html"
     if page.is_file():
         figures = [p.name for p in draw_claim_figures(args.sweep_dir, page.parent)]
         page.write_text(

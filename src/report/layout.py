@@ -13,6 +13,7 @@ from typing import Any
 
 from src.errors import ConfigError
 from src.report.results import (
+    REPORT_DIR,
     Axis,
     SweepError,
     collect,
@@ -26,7 +27,6 @@ from src.report.results import (
 from src.run.files import read_metrics
 from src.run.schema import SEED_KEY
 
-REPORT_DIR = "report"
 DEFAULT_ROWS, DEFAULT_COLS = "model.depth", "model.width"
 AUTO = "auto"  # --facet's default: the only swept key on neither axis, if it has few values
 MAX_AUTO_FACET = 4  # values of a key faceted by default; more are tuned away

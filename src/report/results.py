@@ -24,6 +24,7 @@ from src.run.files import METRIC_KEYS, METRICS_FILE, read_metrics, sweep_files
 from src.run.schema import SEED_KEY
 
 RESULTS_FILE = "results.csv"
+REPORT_DIR = "report"  # the report's folder in the sweep's
 # every column not an override
 RESULT_KEYS = ("status", *METRIC_KEYS, "job_dir", "wandb_id", "wandb_dir", "error")
 # libyaml's loader where PyYAML has it: a large sweep's overrides files read 10x faster

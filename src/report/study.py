@@ -19,13 +19,12 @@ from omegaconf import OmegaConf
 
 from src.errors import ArgumentParser
 from src.report import page
-from src.report.results import SweepError, collect, tally, write_results
+from src.report.results import REPORT_DIR, SweepError, collect, tally, write_results
 from src.run.files import member_dir, read_metrics
 from src.run.schema import SEED_KEY, STACK_KEY
 from src.sweep.lock import holder
 from src.sweep.progress import override_key
 
-REPORT_DIR = "report"
 TOP = 10  # trials in the page's table
 TARGET = "mean val_loss"  # a trial's value: the mean of its seeds' final val_loss
 CAPTIONS = {  # figure file stem: its heading on the page
